@@ -1,0 +1,26 @@
+# The README's two commands are `make demo` and `make test`; both set the machine up first.
+PY := .venv/bin/python
+PYTEST := .venv/bin/pytest
+
+.PHONY: setup test test-unit demo bench bench-quick clean
+
+setup:
+	@scripts/setup.sh
+
+test: setup
+	$(PYTEST) -q tests
+
+test-unit: setup
+	$(PYTEST) -q tests/unit
+
+demo: setup
+	$(PY) -m lb.demo
+
+bench: setup
+	$(PY) -m lb.bench
+
+bench-quick: setup
+	$(PY) -m lb.bench --quick
+
+clean:
+	rm -rf .venv .pytest_cache .hypothesis

@@ -1,0 +1,64 @@
+"""The one small interface every scheduler implements, and the live view of a real it schedules over.
+
+Schedulers are pure: they never see a socket, a map or a clock. The daemon (and the experiments)
+keep `Destination` counters current and call `update()` whenever the set of reals or their weights
+change, then `schedule()` once per new flow. Semantics follow IPVS (net/netfilter/ipvs/ip_vs_*.c).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from lb.model import FlowKey, RealKey
+
+
+@dataclass(eq=False)
+class Destination:
+    """A real server as a scheduler sees it: identity, weight and live connection counts.
+
+    Mutable on purpose: the daemon bumps `active`/`inactive` as flows open and close, and flips
+    `healthy` from health checks, without rebuilding schedulers. `overloaded` mirrors IPVS's
+    IP_VS_DEST_F_OVERLOAD, set from the upper/lower thresholds (ip_vs_ctl.c, ip_vs_dest_totalconns).
+    """
+
+    key: RealKey
+    weight: int = 1
+    active: int = 0
+    inactive: int = 0
+    healthy: bool = True
+    overloaded: bool = False
+
+    @property
+    def available(self) -> bool:
+        """May take a new flow: up, not overloaded, and not quiescent (weight 0)."""
+        return self.healthy and not self.overloaded and self.weight > 0
+
+
+class Scheduler(ABC):
+    """Picks a real for each new flow.
+
+    Subclasses set `name` (the `-s` value) and may accept flags (`-b`, e.g. `sh-port`). `update()` is
+    called with the service's destinations in the order they were added, before the first
+    `schedule()` and after every change to the set or its weights; stateful schedulers (rr's cursor,
+    wrr's walk, mh's table) rebuild there. `schedule()` returns None when no destination is available
+    (IPVS logs "no destination available" and drops the packet).
+    """
+
+    name: ClassVar[str]
+    flags_allowed: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, flags: frozenset[str] = frozenset()) -> None:
+        unknown = set(flags) - self.flags_allowed
+        if unknown:
+            raise ValueError(f"scheduler {self.name} does not take flag(s): {', '.join(sorted(unknown))}")
+        self.flags = frozenset(flags)
+
+    def update(self, dests: Sequence[Destination]) -> None:  # noqa: B027 - optional hook
+        """The set of destinations or their weights changed."""
+
+    @abstractmethod
+    def schedule(self, flow: FlowKey, dests: Sequence[Destination]) -> Destination | None:
+        """The destination for a new flow, or None when none is available."""

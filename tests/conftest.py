@@ -1,0 +1,14 @@
+"""Test split (pyroute2's habit): tests/unit needs nothing; tests/bpf and tests/e2e need root."""
+
+import os
+
+import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root (BPF, namespaces, iptables)")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
