@@ -1,0 +1,220 @@
+"""The daemon's judgement, without its I/O: which real a new flow gets, and the numbering the maps use.
+
+`Balancer` holds one scheduler per service and one `Destination` per real, keeps them in step with
+the configuration (`sync`), hands out the small integer ids the BPF maps index by (stable for as
+long as a service or real exists, so flows keep pointing at the right entry across edits), and
+places new flows, honouring persistence. Connection counts and health arrive from outside; this
+module never touches a socket, a map or a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from lb.daemon.persistence import PersistenceTable
+from lb.model import FlowKey, RealKey, RealServer, Service, ServiceKey, VirtualService
+from lb.sched import get_scheduler
+from lb.sched.base import Destination, Scheduler
+
+
+@dataclass
+class RealState:
+    real: RealServer
+    real_id: int
+    dest: Destination
+
+
+@dataclass
+class ServiceState:
+    service: Service
+    service_id: int
+    scheduler: Scheduler
+    reals: dict[RealKey, RealState] = field(default_factory=dict)
+
+    @property
+    def dests(self) -> list[Destination]:
+        return [r.dest for r in self.reals.values()]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a new flow goes."""
+
+    service: Service
+    service_id: int
+    real: RealServer
+    real_id: int
+
+
+class NoDestination(LookupError):
+    """No real of the service can take a new flow (all quiescent, overloaded or down)."""
+
+
+class IdPool:
+    """Small integers from 1 up, reused after release (0 means "none" in the maps)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._free: list[int] = []
+        self._next = 1
+
+    def take(self) -> int:
+        if self._free:
+            return self._free.pop()
+        if self._next > self._limit:
+            raise OverflowError(f"more than {self._limit} entries; raise the datapath's table size")
+        self._next += 1
+        return self._next - 1
+
+    def give_back(self, value: int) -> None:
+        self._free.append(value)
+
+
+def update_overload(dest: Destination, real: RealServer) -> None:
+    """IPVS's threshold hysteresis (ip_vs_ctl.c): overloaded at the upper threshold, cleared at
+    the lower one, or at three quarters of the upper one when no lower threshold is set."""
+    total = dest.active + dest.inactive
+    if not real.upper_threshold:
+        dest.overloaded = False
+    elif total >= real.upper_threshold:
+        dest.overloaded = True
+    elif dest.overloaded:
+        limit = real.lower_threshold or (real.upper_threshold * 3) // 4
+        if total <= limit:
+            dest.overloaded = False
+
+
+class Balancer:
+    def __init__(self, max_services: int = 1024, max_reals: int = 4096) -> None:
+        self.services: dict[ServiceKey, ServiceState] = {}
+        self.persistence = PersistenceTable()
+        self._service_ids = IdPool(max_services)
+        self._real_ids = IdPool(max_reals)
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def sync(self, configured: Iterable[VirtualService]) -> list[int]:
+        """Make the runtime state match the configuration; returns the real ids that went away.
+
+        Destinations of reals that stay keep their counters and health, so an edit never resets
+        what lc/wlc know; a scheduler is rebuilt only when its name or flags changed.
+        """
+        wanted = {vs.service.key: vs for vs in configured}
+        gone_real_ids: list[int] = []
+        for key in [k for k in self.services if k not in wanted]:
+            state = self.services.pop(key)
+            gone_real_ids += [r.real_id for r in state.reals.values()]
+            self._service_ids.give_back(state.service_id)
+            self.persistence.forget_service(key)
+        for key, vs in wanted.items():
+            state = self.services.get(key)
+            if state is None:
+                state = ServiceState(vs.service, self._service_ids.take(), self._make_scheduler(vs.service))
+                self.services[key] = state
+            elif (state.service.scheduler, state.service.sched_flags) != (
+                vs.service.scheduler,
+                vs.service.sched_flags,
+            ):
+                state.scheduler = self._make_scheduler(vs.service)
+            state.service = vs.service
+            gone_real_ids += self._sync_reals(state, vs)
+            state.scheduler.update(state.dests)
+        for real_id in gone_real_ids:
+            self._real_ids.give_back(real_id)
+        return gone_real_ids
+
+    def _sync_reals(self, state: ServiceState, vs: VirtualService) -> list[int]:
+        gone = []
+        for rkey in [k for k in state.reals if k not in vs.reals]:
+            gone.append(state.reals.pop(rkey).real_id)
+            self.persistence.forget_real(state.service.key, rkey)
+        reordered: dict[RealKey, RealState] = {}
+        for rkey, real in vs.reals.items():
+            current = state.reals.get(rkey)
+            if current is None:
+                current = RealState(real, self._real_ids.take(), Destination(rkey, real.weight))
+            current.real = real
+            current.dest.weight = real.weight
+            update_overload(current.dest, real)
+            reordered[rkey] = current
+        state.reals = reordered
+        return gone
+
+    @staticmethod
+    def _make_scheduler(service: Service) -> Scheduler:
+        return get_scheduler(service.scheduler, service.sched_flags)
+
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def service_for(self, flow: FlowKey) -> ServiceState | None:
+        state = self.services.get(flow.service_key)
+        if state is None:
+            # A port-0 service (persistent, "all ports") matches any port of its VIP.
+            state = self.services.get(ServiceKey(flow.proto, flow.daddr, 0))
+        return state
+
+    def place(self, flow: FlowKey, now: float) -> Placement:
+        """Choose the real for a new flow; raises NoDestination when none can take it."""
+        state = self.service_for(flow)
+        if state is None:
+            raise LookupError(f"no virtual service for {flow.proto.name} {flow.daddr}:{flow.dport}")
+        service = state.service
+        chosen: RealState | None = None
+        if service.persistence is not None:
+            pinned = self.persistence.lookup(service, flow.saddr, now)
+            candidate = state.reals.get(pinned) if pinned else None
+            # A template never sends a client to a real that cannot take flows now.
+            if candidate is not None and candidate.dest.available:
+                chosen = candidate
+        if chosen is None:
+            dest = state.scheduler.schedule(flow, state.dests)
+            if dest is None:
+                raise NoDestination(f"no destination available for {service.key}")
+            chosen = state.reals[dest.key]
+        if service.persistence is not None:
+            self.persistence.record(service, flow.saddr, chosen.real.key, now)
+        return Placement(service, state.service_id, chosen.real, chosen.real_id)
+
+    # -- live numbers --------------------------------------------------------------------------
+
+    def real_by_id(self, real_id: int) -> tuple[ServiceState, RealState] | None:
+        for state in self.services.values():
+            for real in state.reals.values():
+                if real.real_id == real_id:
+                    return state, real
+        return None
+
+    def set_counts(self, counts: dict[int, tuple[int, int]]) -> None:
+        """Active/inactive connections per real id, as the daemon counted them from the flow table."""
+        for state in self.services.values():
+            for real in state.reals.values():
+                real.dest.active, real.dest.inactive = counts.get(real.real_id, (0, 0))
+                update_overload(real.dest, real.real)
+
+    def set_health(self, service: ServiceKey, real: RealKey, healthy: bool) -> bool:
+        """Returns True when this changed the real's state."""
+        state = self.services.get(service)
+        if state is None or real not in state.reals:
+            return False
+        dest = state.reals[real].dest
+        if dest.healthy == healthy:
+            return False
+        dest.healthy = healthy
+        state.scheduler.update(state.dests)
+        if not healthy:
+            self.persistence.forget_real(service, real)
+        return True
+
+    def note_open_flow(self, flow: FlowKey, now: float) -> None:
+        """A flow is still open: its persistence template must outlive it."""
+        state = self.service_for(flow)
+        if state is not None and state.service.persistence is not None:
+            self.persistence.touch(state.service, flow.saddr, now)
+
+    def client_template(self, service: ServiceKey, client: IPv4Address, now: float) -> RealKey | None:
+        state = self.services.get(service)
+        if state is None or state.service.persistence is None:
+            return None
+        return self.persistence.lookup(state.service, client, now)

@@ -1,0 +1,76 @@
+"""The netfilter rules that hand a VIP's flow misses to the daemon over NFQUEUE.
+
+XDP passes every packet it cannot place (first packet of a flow, a miss) up the stack; these rules,
+in mangle PREROUTING, queue those addressed to a virtual service to the daemon. They live in a chain
+of their own (`LBXDP`) so lbxdp never edits rules it did not write, and are applied as one
+`iptables-restore --noflush` batch so the set changes atomically.
+
+No `--queue-bypass`: while no daemon listens, the kernel drops queued packets (fail-closed). A new
+TCP client retries its SYN and gets through once the daemon is back; established flows never get
+here, XDP carries them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable
+
+from lb.model import ServiceKey
+
+CHAIN = "LBXDP"
+TABLE = "mangle"
+
+
+class IptablesError(RuntimeError):
+    """iptables refused a change; the message is iptables' own line."""
+
+
+def _run(argv: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    try:
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
+    except FileNotFoundError as exc:
+        raise IptablesError(f"{argv[0]} is not installed (apt-get install iptables)") from exc
+    if check and done.returncode != 0:
+        message = (done.stderr or done.stdout).strip().splitlines()
+        raise IptablesError(f"{' '.join(argv[:3])}: {message[-1] if message else 'failed'}")
+    return done
+
+
+def service_rule(key: ServiceKey, queue: int) -> str:
+    """The rule (without -A CHAIN) that queues one service's packets."""
+    match = f"-d {key.vip}/32 -p {key.proto.name.lower()}"
+    if key.port:
+        match += f" --dport {key.port}"
+    return f"{match} -j NFQUEUE --queue-num {queue}"
+
+
+def restore_script(services: Iterable[ServiceKey], queue: int) -> str:
+    """An iptables-restore batch that (re)creates the LBXDP chain with one rule per service."""
+    lines = [f"*{TABLE}", f":{CHAIN} - [0:0]", f"-F {CHAIN}"]
+    lines += [f"-A {CHAIN} {service_rule(key, queue)}" for key in sorted(services)]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def install(services: Iterable[ServiceKey], queue: int) -> None:
+    """Make the LBXDP chain hold exactly these services' rules, hooked from PREROUTING once."""
+    _run(["iptables-restore", "-w", "--noflush"], stdin=restore_script(services, queue))
+    jump = ["-t", TABLE, "PREROUTING", "-j", CHAIN]
+    if _run(["iptables", "-w", "-C", *jump[:2], *jump[2:]], check=False).returncode != 0:
+        _run(["iptables", "-w", "-t", TABLE, "-I", "PREROUTING", "-j", CHAIN])
+
+
+def remove() -> None:
+    """Unhook and delete the LBXDP chain; a no-op when it is not there."""
+    while _run(["iptables", "-w", "-t", TABLE, "-D", "PREROUTING", "-j", CHAIN], check=False).returncode == 0:
+        pass
+    _run(["iptables", "-w", "-t", TABLE, "-F", CHAIN], check=False)
+    _run(["iptables", "-w", "-t", TABLE, "-X", CHAIN], check=False)
+
+
+def installed_rules() -> list[str]:
+    """The rules in the LBXDP chain as iptables prints them (-S), for status and tests."""
+    done = _run(["iptables", "-w", "-t", TABLE, "-S", CHAIN], check=False)
+    if done.returncode != 0:
+        return []
+    return [line for line in done.stdout.splitlines() if line.startswith(f"-A {CHAIN}")]
