@@ -1,0 +1,1 @@
+"""Example lbxdp scheduler plugin (see docs/schedulers.md)."""

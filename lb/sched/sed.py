@@ -1,0 +1,27 @@
+"""Shortest expected delay: the real that would finish a new connection soonest.
+
+Follows net/netfilter/ipvs/ip_vs_sed.c: expected delay is (active + 1) / weight, inactive
+connections ignored, compared by cross-multiplication as in wlc; ties go to the earliest real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lb.model import FlowKey
+from lb.sched import register
+from lb.sched.base import Destination, Scheduler
+from lb.sched.wlc import least_weighted
+
+
+def sed_overhead(dest: Destination) -> int:
+    """ip_vs_sed_dest_overhead(): activeconns + 1."""
+    return dest.active + 1
+
+
+@register
+class ShortestExpectedDelay(Scheduler):
+    name = "sed"
+
+    def schedule(self, flow: FlowKey, dests: Sequence[Destination]) -> Destination | None:
+        return least_weighted(dests, sed_overhead)
