@@ -1,0 +1,126 @@
+"""Netlink steps that build a topology, with pyroute2 (no `ip` output is parsed anywhere).
+
+Links are created inside the namespaces, never in the root namespace: a veth is made in one
+namespace with its peer placed directly in the other (IFLA_NET_NS_FD in the peer's message), so
+the root namespace never holds even a transient interface of ours.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pyroute2 import IPRoute, netns
+
+from .nsenter import write_sysctls
+
+# XDP attach flags (include/uapi/linux/if_link.h).
+XDP_FLAGS_SKB_MODE = 1 << 1
+XDP_FLAGS_DRV_MODE = 1 << 2
+
+
+def create_netns(name: str) -> None:
+    netns.create(name)
+
+
+def remove_netns(name: str) -> None:
+    netns.remove(name)
+
+
+def base_sysctls(name: str, extra: dict[str, str | int]) -> None:
+    """Quiet, predictable defaults, applied before any interface exists so new ones inherit them.
+
+    IPv6 is off: router solicitations, DAD and MLD reports would otherwise appear on every veth
+    and pollute captures and counters. Redirects are off both ways: in one-arm the balancer
+    forwards out of the interface a packet came in on, which is exactly when Linux sends ICMP
+    redirects (net/ipv4/route.c, ip_rt_send_redirect), and a host that obeyed one would bypass
+    the balancer.
+    """
+    settings: dict[str, str | int] = {
+        "net.ipv6.conf.all.disable_ipv6": 1,
+        "net.ipv6.conf.default.disable_ipv6": 1,
+        "net.ipv4.conf.all.accept_redirects": 0,
+        "net.ipv4.conf.default.accept_redirects": 0,
+        "net.ipv4.conf.all.send_redirects": 0,
+        "net.ipv4.conf.default.send_redirects": 0,
+    }
+    settings.update(extra)
+    write_sysctls(name, settings)
+
+
+class NsLinks:
+    """One open rtnetlink socket per namespace for the duration of a build."""
+
+    def __init__(self) -> None:
+        self._ipr: dict[str, IPRoute] = {}
+
+    def ipr(self, ns: str) -> IPRoute:
+        if ns not in self._ipr:
+            self._ipr[ns] = IPRoute(netns=ns, flags=0)
+        return self._ipr[ns]
+
+    def close(self) -> None:
+        for ipr in self._ipr.values():
+            try:
+                ipr.close()
+            except Exception:
+                pass
+        self._ipr.clear()
+
+    def index(self, ns: str, ifname: str) -> int:
+        found = self.ipr(ns).link_lookup(ifname=ifname)
+        if not found:
+            raise LookupError(f"no interface {ifname} in {ns}")
+        return int(found[0])
+
+    def veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str,
+             mac_a: str | None = None, mac_b: str | None = None) -> None:
+        peer: dict[str, object] = {"ifname": if_b, "net_ns_fd": ns_b}
+        if mac_b:
+            peer["address"] = mac_b
+        args: dict[str, object] = {"ifname": if_a, "kind": "veth", "peer": peer}
+        if mac_a:
+            args["address"] = mac_a
+        self.ipr(ns_a).link("add", **args)
+
+    def bridge(self, ns: str, name: str) -> None:
+        # STP off and no forwarding delay: ports forward the moment they come up.
+        self.ipr(ns).link("add", ifname=name, kind="bridge", br_stp_state=0, br_forward_delay=0)
+
+    def enslave(self, ns: str, ifname: str, bridge: str) -> None:
+        self.ipr(ns).link("set", index=self.index(ns, ifname), master=self.index(ns, bridge))
+
+    def up(self, ns: str, ifname: str) -> None:
+        self.ipr(ns).link("set", index=self.index(ns, ifname), state="up")
+
+    def address(self, ns: str, ifname: str, cidr: str) -> None:
+        iface = ipaddress.IPv4Interface(cidr)
+        self.ipr(ns).addr("add", index=self.index(ns, ifname), address=str(iface.ip),
+                          prefixlen=iface.network.prefixlen)
+
+    def route(self, ns: str, dst: str, gateway: str) -> None:
+        self.ipr(ns).route("add", dst=dst, gateway=gateway)
+
+    def info(self, ns: str, ifname: str) -> tuple[int, str]:
+        """(ifindex, MAC) of an interface."""
+        link = self.ipr(ns).get_links(self.index(ns, ifname))[0]
+        return int(link["index"]), str(link.get_attr("IFLA_ADDRESS"))
+
+    def attach_xdp(self, ns: str, ifname: str, prog_fd: int, native: bool = True) -> str:
+        """Attach a loaded XDP program by fd; native (driver) mode, else generic. Returns the mode.
+
+        Attached over netlink, the program outlives this process's fd and goes away with the
+        interface, i.e. when the namespace is deleted.
+        """
+        index = self.index(ns, ifname)
+        modes = [("native", XDP_FLAGS_DRV_MODE), ("generic", XDP_FLAGS_SKB_MODE)]
+        if not native:
+            modes = modes[1:]
+        last: Exception | None = None
+        for label, flags in modes:
+            try:
+                self.ipr(ns).link("set", index=index, xdp={
+                    "attrs": [("IFLA_XDP_FD", prog_fd), ("IFLA_XDP_FLAGS", flags)]})
+                return label
+            except Exception as exc:  # pyroute2 raises NetlinkError; try the next mode
+                last = exc
+        raise RuntimeError(f"cannot attach XDP to {ifname} in {ns}: {last}")
