@@ -1,0 +1,88 @@
+from ipaddress import IPv4Address as A
+
+import pytest
+
+from lb.daemon.engine import Balancer, NoDestination
+from lb.model import FlowKey, Forwarding, Protocol, RealServer, Service, ServiceKey, VirtualService
+
+KEY = ServiceKey(Protocol.TCP, A("10.0.0.100"), 80)
+
+
+def vs(scheduler="rr", weights=(1, 1, 1), persistence=None):
+    reals = {}
+    for i, w in enumerate(weights, start=1):
+        real = RealServer(A(f"10.0.2.{i}"), 8080, Forwarding.MASQ, weight=w)
+        reals[real.key] = real
+    return VirtualService(Service(KEY, scheduler=scheduler, persistence=persistence), reals)
+
+
+def flow(n, client="10.0.1.2"):
+    return FlowKey(Protocol.TCP, A(client), 10000 + n, A("10.0.0.100"), 80)
+
+
+def test_rr_places_new_flows_in_turn():
+    b = Balancer()
+    b.sync([vs()])
+    chosen = [str(b.place(flow(i), now=0).real.address) for i in range(6)]
+    assert chosen == ["10.0.2.1", "10.0.2.2", "10.0.2.3"] * 2
+
+
+def test_ids_and_counters_survive_an_edit():
+    b = Balancer()
+    b.sync([vs(weights=(1, 1, 1))])
+    before = {r.real.key: r.real_id for r in b.services[KEY].reals.values()}
+    b.set_counts({before[next(iter(before))]: (5, 2)})
+    gone = b.sync([vs(scheduler="wlc", weights=(2, 1))])
+    after = {r.real.key: r.real_id for r in b.services[KEY].reals.values()}
+    assert all(after[k] == before[k] for k in after)
+    assert gone == [before[max(before)]]
+    first = next(iter(b.services[KEY].reals.values())).dest
+    assert (first.active, first.inactive, first.weight) == (5, 2, 2)
+
+
+def test_no_destination_when_all_quiescent():
+    b = Balancer()
+    b.sync([vs(weights=(0, 0))])
+    with pytest.raises(NoDestination, match="no destination available"):
+        b.place(flow(1), now=0)
+
+
+def test_unhealthy_real_is_skipped():
+    b = Balancer()
+    b.sync([vs(weights=(1, 1))])
+    real1 = next(iter(b.services[KEY].reals))
+    assert b.set_health(KEY, real1, healthy=False)
+    assert {str(b.place(flow(i), 0).real.address) for i in range(4)} == {"10.0.2.2"}
+
+
+def test_persistence_keeps_a_client_on_its_real_until_timeout():
+    b = Balancer()
+    b.sync([vs(persistence=60)])
+    first = b.place(flow(1, "10.0.1.7"), now=0).real
+    assert all(b.place(flow(i, "10.0.1.7"), now=10).real == first for i in range(2, 6))
+    other = b.place(flow(9, "10.0.1.8"), now=10).real
+    assert other != first  # rr moved on for a different client
+    assert b.client_template(KEY, A("10.0.1.7"), now=71) is None  # 60 s after its last connection
+
+
+def test_thresholds_mark_overload_with_hysteresis():
+    b = Balancer()
+    svc = vs(weights=(1,))
+    rkey, real = next(iter(svc.reals.items()))
+    svc.reals[rkey] = real.edited(upper_threshold=4)
+    b.sync([svc])
+    rid = b.services[KEY].reals[rkey].real_id
+    b.set_counts({rid: (4, 0)})
+    with pytest.raises(NoDestination):
+        b.place(flow(1), 0)
+    b.set_counts({rid: (3, 0)})  # 3 = 3/4 of 4: clears
+    assert b.place(flow(2), 0).real_id == rid
+
+
+def test_service_removal_frees_ids_for_reuse():
+    b = Balancer()
+    b.sync([vs()])
+    ids = sorted(r.real_id for r in b.services[KEY].reals.values())
+    b.sync([])
+    b.sync([vs()])
+    assert sorted(r.real_id for r in b.services[KEY].reals.values()) == ids
