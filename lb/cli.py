@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from lb import __version__
+from lb.config import lbxdp_version
 from lb.config.ipvsadm import Command, Verb, parse_command
 from lb.config.savefmt import RulesError, load_rules, parse_rules, restore_command, save
 from lb.model import ConfigError
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"lbxdp {__version__}")
+    parser.add_argument("--version", action="version", version=f"lbxdp {lbxdp_version()}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name, (_, summary) in SUBCOMMANDS.items():
         sub.add_parser(name, help=summary, add_help=False)
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return 0
     if words[0] == "--version":
-        print(f"lbxdp {__version__}")
+        print(f"lbxdp {lbxdp_version()}")
         return 0
     if words[0].startswith("-"):
         if "-h" in words or "--help" in words:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from lb import __version__
+from lb.config import lbxdp_version
 from lb.config.ipvsadm import Command, Verb, format_sched_flags
 from lb.config.savefmt import save, sorted_reals, sorted_services
 from lb.config.table import ServiceTable, Timeouts
@@ -34,9 +34,9 @@ _PLAIN_TITLE = (
 )
 
 
-def header(size: int, version: str = __version__) -> str:
+def header(size: int, version: str | None = None) -> str:
     """ipvsadm's first line of `-L`, naming lbxdp; `size` is the flow table's capacity."""
-    return f"IP Virtual Server version lbxdp-{version} (size={size})\n"
+    return f"IP Virtual Server version lbxdp-{version or lbxdp_version()} (size={size})\n"
 
 
 def largenum(value: int, *, exact: bool = False) -> str:
@@ -76,7 +76,7 @@ def render_list(
     nosort: bool = False,
     service: ServiceKey | None = None,
     size: int = 0,
-    version: str = __version__,
+    version: str | None = None,
 ) -> str:
     """`-L -n` (and `--stats` / `--rate`; stats wins when both are given, as in ipvsadm).
 

@@ -9,6 +9,18 @@ from lb.config.ipvsadm import Command, Verb, parse_command
 from lb.config.savefmt import RulesError, load_rules, parse_rules, save
 from lb.config.table import Change, ServiceTable, Timeouts
 
+
+
+def lbxdp_version() -> str:
+    """The installed version (read from package metadata, so it works however lb was installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lbxdp")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
 __all__ = [
     "Change",
     "Command",
@@ -16,6 +28,7 @@ __all__ = [
     "ServiceTable",
     "Timeouts",
     "Verb",
+    "lbxdp_version",
     "load_rules",
     "parse_command",
     "parse_rules",
