@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 IDENTITY_HEADER = "X-Real-Server"
 CLIENT_HEADER = "X-Client-Address"
 MAX_LINE = 65536
+# Linux's IP_PKTINFO (include/uapi/linux/in.h); Python 3.11's socket module does not export it.
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 
 
 def _ready(kind: str, port: int) -> None:
@@ -124,16 +126,16 @@ def serve_udp(port: int, name: str, bind: str) -> None:
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_PKTINFO, 1)
+    sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
     sock.bind((bind, port))
     _ready("udp", port)
     prefix = f"{name} ".encode()
     while True:
         data, ancdata, _flags, peer = sock.recvmsg(MAX_LINE, socket.CMSG_SPACE(12))
         reply_anc = [
-            (socket.IPPROTO_IP, socket.IP_PKTINFO, _reply_pktinfo(payload))
+            (socket.IPPROTO_IP, IP_PKTINFO, _reply_pktinfo(payload))
             for level, kind, payload in ancdata
-            if level == socket.IPPROTO_IP and kind == socket.IP_PKTINFO
+            if level == socket.IPPROTO_IP and kind == IP_PKTINFO
         ]
         try:
             sock.sendmsg([prefix + data], reply_anc, 0, peer)

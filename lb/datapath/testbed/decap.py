@@ -31,7 +31,7 @@ def _loaded() -> Any:
         if _bpf is None:
             from bcc import BPF  # only the datapath imports bcc, and only when a test needs it
 
-            _bpf = BPF(src_file=str(SOURCE))
+            _bpf = BPF(src_file=str(SOURCE).encode())
         return _bpf
 
 
@@ -44,17 +44,17 @@ def _addr_key(address: str) -> ctypes.c_uint32:
 def decap_prog_fd() -> int:
     from bcc import BPF
 
-    return int(_loaded().load_func("xdp_ipip_decap", BPF.XDP).fd)
+    return int(_loaded().load_func(b"xdp_ipip_decap", BPF.XDP).fd)
 
 
 def pass_prog_fd() -> int:
     from bcc import BPF
 
-    return int(_loaded().load_func("xdp_pass", BPF.XDP).fd)
+    return int(_loaded().load_func(b"xdp_pass", BPF.XDP).fd)
 
 
 def add_local(address: str) -> None:
-    table = _loaded()["local_addrs"]
+    table = _loaded()[b"local_addrs"]
     table[_addr_key(address)] = ctypes.c_uint8(1)
 
 
@@ -62,14 +62,14 @@ def remove_local(address: str) -> None:
     if _bpf is None:
         return
     try:
-        del _bpf["local_addrs"][_addr_key(address)]
+        del _bpf[b"local_addrs"][_addr_key(address)]
     except KeyError:
         pass
 
 
 def stats() -> dict[str, int]:
     """Totals over all CPUs and all reals: {"decapped": n, "skipped": m}."""
-    table = _loaded()["decap_stats"]
+    table = _loaded()[b"decap_stats"]
     return {
         "decapped": int(table[ctypes.c_int(STAT_DECAPPED)].value),
         "skipped": int(table[ctypes.c_int(STAT_SKIPPED)].value),

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -127,22 +128,38 @@ def run(
 ) -> subprocess.CompletedProcess[str]:
     """Run argv in `netns` to completion (bounded by `timeout`), capturing text output.
 
-    On a non-zero exit with `check`, raises CalledProcessError whose message includes stderr, so a
-    failing test says why rather than just "exit status 1".
+    Output goes through temporary files, not pipes: a command that leaves a daemon behind (the
+    daemon inherits the descriptors) still returns when the command itself exits. On timeout the
+    whole process group is killed. On a non-zero exit with `check`, raises CommandFailed whose
+    message includes stderr, so a failing test says why rather than just "exit status 1".
     """
-    try:
-        done = subprocess.run(
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
             ns_argv(netns, argv),
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
             env=child_env(env),
             cwd=cwd,
             start_new_session=True,
         )
-    except subprocess.TimeoutExpired as exc:
-        raise TimeoutError(f"{' '.join(argv)} in {netns} took longer than {timeout:.1f}s") from exc
+        try:
+            if input is not None:
+                assert proc.stdin is not None
+                try:
+                    proc.stdin.write(input.encode())
+                finally:
+                    proc.stdin.close()
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired as exc:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise TimeoutError(f"{' '.join(argv)} in {netns} took longer than {timeout:.1f}s") from exc
+        out.seek(0)
+        err.seek(0)
+        done = subprocess.CompletedProcess(list(argv), proc.returncode,
+                                           out.read().decode(errors="replace"),
+                                           err.read().decode(errors="replace"))
     if check and done.returncode != 0:
         raise CommandFailed(netns, list(argv), done.returncode, done.stdout, done.stderr)
     return done
