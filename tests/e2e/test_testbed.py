@@ -70,9 +70,11 @@ def test_topology_description(testbed, kind: str) -> None:
     assert conn.exchange(2) == "r1" and conn.local[0] == topo.client_aliases[1]
 
 
-def test_gro_is_off_on_veths_by_default(two_arm_topo: Topology) -> None:
-    out = two_arm_topo.run("lb", ["ethtool", "-k", "eth0"]).stdout
-    assert "generic-receive-offload: off" in out
+def test_gro_and_tx_checksum_offload_are_off_by_default(two_arm_topo: Topology) -> None:
+    for host in ("client", "lb", "r1"):
+        out = two_arm_topo.run(host, ["ethtool", "-k", "eth0"]).stdout
+        assert "generic-receive-offload: off" in out
+        assert "tx-checksumming: off" in out
 
 
 def _xdp_prog_id(netns_name: str, ifname: str) -> int:

@@ -76,6 +76,7 @@ class _Plan:
     aliases: tuple[str, ...]
     xdp_peers: XdpPeers
     static_neighbours: bool
+    tx_checksum: bool
 
     def a(self, subnet: int, host: int) -> str:
         return f"10.{self.net}.{subnet}.{host}"
@@ -98,7 +99,7 @@ class _Plan:
 
 def _plan(kind: str, reals: int | Sequence[RealSpec | str], vip: str | None, net: int | None,
           prefix: str | None, xdp_peers: str, client_aliases: int,
-          static_neighbours: bool) -> _Plan:
+          static_neighbours: bool, tx_checksum: bool) -> _Plan:
     prefix = check_prefix(prefix) if prefix else make_prefix()
     x = subnet_index(prefix) if net is None else net
     if not 1 <= x <= 254:
@@ -116,26 +117,28 @@ def _plan(kind: str, reals: int | Sequence[RealSpec | str], vip: str | None, net
             raise ValueError(f"the VIP {the_vip} must not be inside {subnet}")
     aliases = tuple(f"10.{x}.1.{100 + j}" for j in range(1, client_aliases + 1))
     return _Plan(kind, prefix, x, the_vip, _real_specs(reals), aliases,
-                 xdp_peers, static_neighbours)  # type: ignore[arg-type]
+                 xdp_peers, static_neighbours, tx_checksum)  # type: ignore[arg-type]
 
 
 def two_arm(reals: int | Sequence[RealSpec | str] = 3, *, vip: str | None = None,
             net: int | None = None, prefix: str | None = None, xdp_peers: XdpPeers = "off",
-            client_aliases: int = 0, static_neighbours: bool = True) -> Topology:
+            client_aliases: int = 0, static_neighbours: bool = True,
+            tx_checksum: bool = False) -> Topology:
     """client —veth— lb(eth0) ; lb(eth1) —veth— bridge in sw —veths— reals.
 
     Use as a context manager: `with two_arm(3) as topo: ...`.
     """
     return _build(_plan("two_arm", reals, vip, net, prefix, xdp_peers, client_aliases,
-                        static_neighbours))
+                        static_neighbours, tx_checksum))
 
 
 def one_arm(reals: int | Sequence[RealSpec | str] = 3, *, vip: str | None = None,
             net: int | None = None, prefix: str | None = None, xdp_peers: XdpPeers = "off",
-            client_aliases: int = 0, static_neighbours: bool = True) -> Topology:
+            client_aliases: int = 0, static_neighbours: bool = True,
+            tx_checksum: bool = False) -> Topology:
     """client, lb(eth0, addresses in both subnets) and reals on one bridge in sw."""
     return _build(_plan("one_arm", reals, vip, net, prefix, xdp_peers, client_aliases,
-                        static_neighbours))
+                        static_neighbours, tx_checksum))
 
 
 def _build(plan: _Plan) -> Topology:
@@ -233,15 +236,18 @@ def _build_in(plan: _Plan, workdir: Path, created: list[str], links: NsLinks) ->
             links.address(ns[spec.name], "lo", f"{p.vip}/32")
 
     # Veth GRO is off by default on this kernel; say so explicitly so a kernel that differs does
-    # not silently change what tests measure. Peers of the balancer may get GRO or an XDP_PASS
-    # program: native XDP_TX/XDP_REDIRECT into a veth only delivers when the peer runs NAPI.
-    for (host, ifname) in peers:
-        _gro(ns[host], ifname, on=False)
+    # not silently change what tests measure. TX checksum offload goes off too (unless asked
+    # for): a veth otherwise hands on packets whose L4 checksum holds only the pseudo-header sum
+    # (CHECKSUM_PARTIAL), a native-mode XDP program that forwards them (XDP_TX/REDIRECT turns the
+    # skb into a bare frame) sends them out with that checksum, and the receiver drops them.
+    # Peers of the balancer may get GRO or an XDP_PASS program: native XDP_TX/XDP_REDIRECT into a
+    # veth only delivers when the peer runs NAPI (docs/testbed.md has what was measured).
     lb_peers = [peers[("lb", name)] for name in lb_ifnames]
-    for host, ifname in lb_peers:
-        if p.xdp_peers == "gro":
-            _gro(ns[host], ifname, on=True)
-        elif p.xdp_peers == "pass":
+    for (host, ifname) in peers:
+        gro = p.xdp_peers == "gro" and (host, ifname) in lb_peers
+        _offloads(ns[host], ifname, gro=gro, tx_csum=p.tx_checksum)
+    if p.xdp_peers == "pass":
+        for host, ifname in lb_peers:
             links.attach_xdp(ns[host], ifname, decap.pass_prog_fd(), native=True)
 
     decap_addrs: list[str] = []
@@ -276,14 +282,18 @@ def _build_in(plan: _Plan, workdir: Path, created: list[str], links: NsLinks) ->
         prefix=p.prefix, net=p.net, vip=p.vip,
         client_subnet=f"10.{p.net}.1.0/24", real_subnet=f"10.{p.net}.2.0/24",
         hosts=hosts, lb_ifaces=hosts["lb"].ifaces, xdp_peers=p.xdp_peers, workdir=workdir,
-        client_aliases=p.aliases,
+        client_aliases=p.aliases, tx_checksum=p.tx_checksum,
     )
     topo._decap_addrs.extend(decap_addrs)
     return topo
 
 
-def _gro(netns: str, ifname: str, on: bool) -> None:
-    run_in_ns(netns, ["ethtool", "-K", ifname, "gro", "on" if on else "off"], timeout=5.0)
+def _offloads(netns: str, ifname: str, gro: bool, tx_csum: bool) -> None:
+    def onoff(flag: bool) -> str:
+        return "on" if flag else "off"
+
+    run_in_ns(netns, ["ethtool", "-K", ifname, "gro", onoff(gro), "tx", onoff(tx_csum)],
+              timeout=5.0)
 
 
 def _neighbours(p: _Plan, ns: dict[str, str], links: NsLinks, lb_ifnames: list[str],

@@ -104,6 +104,7 @@ class Topology:
     xdp_peers: XdpPeers
     workdir: Path
     client_aliases: tuple[str, ...] = ()  # extra client source addresses (for sh/mh tests)
+    tx_checksum: bool = False  # TX checksum offload on veths (off: frames carry full checksums)
     procs: ProcessSet = field(default_factory=ProcessSet, repr=False)
     _held: list[clients.HeldConnection] = field(default_factory=list, repr=False)
     _decap_addrs: list[str] = field(default_factory=list, repr=False)
