@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 
-DPI = 90
+DPI = 80
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def grouped_bars(path: Path, title: str, categories: Sequence[str], panels: Sequ
 
 def line_panels(path: Path, title: str, panels: Sequence[LinePanel]) -> Path:
     """Side-by-side line plots."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(8.0, 6.0 * len(panels)), 4.2), squeeze=False)
     for ax, panel in zip(axes.flat, panels, strict=True):
         for s in panel.series:
             ax.plot(s.xs, s.ys, s.style, label=s.label, markersize=4, linewidth=1.2)

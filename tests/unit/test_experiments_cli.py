@@ -64,4 +64,4 @@ def test_disruption_quick_writes_csv_png_and_summary(tmp_path: Path) -> None:
     assert len(_rows(tmp_path / "maglev_table.csv")) > 0
     for name in ("disruption.png", "maglev_table.png"):
         assert (tmp_path / name).stat().st_size > 1000
-    assert "Figure 13" in (tmp_path / "summary.md").read_text()
+    assert "Figure 12" in (tmp_path / "summary.md").read_text()
