@@ -1,0 +1,71 @@
+/* lbxdp: tunables (override any of them with bcc cflags, e.g. -DMAX_FLOWS=65536) and the named
+ * reasons a verdict is counted under. The reason enum is mirrored in lb/rewrite/verdicts.py. */
+#ifndef LB_CONSTS_H
+#define LB_CONSTS_H
+
+#ifndef MAX_FLOWS
+#define MAX_FLOWS 262144 /* entries in each of `flows` and `reverse` (LRU: the oldest go first) */
+#endif
+
+#ifndef MAX_SERVICES
+#define MAX_SERVICES 4096 /* entries in `services`; service ids are below this too */
+#endif
+
+#ifndef MAX_REALS
+#define MAX_REALS 4096 /* slots in `reals`; real ids index it directly */
+#endif
+
+#ifndef MAX_TX_PORTS
+#define MAX_TX_PORTS 4096 /* slots in `tx_ports`: a devmap is indexed by ifindex, so this bounds it */
+#endif
+
+#define LB_AF_INET 2 /* bcc's include set has no linux/socket.h */
+#define LB_IP_DF 0x4000
+#define LB_IP_MF 0x2000
+#define LB_IP_OFFSET 0x1fff
+#define IPIP_TTL 64 /* outer TTL of an IPIP-encapsulated packet, as the kernel's ipip default */
+#define NO_ID 0xffffffff /* "nothing to count" in the per-service / per-real counters */
+
+/* forwarding method of a real (ipvsadm's -m / -g / -i); 0 marks an empty `reals` slot */
+enum lb_forwarding {
+	FWD_NONE = 0,
+	FWD_MASQ = 1,
+	FWD_ROUTE = 2,
+	FWD_TUNNEL = 3,
+};
+
+/* bits of flow_state.tcp_seen / reverse_state.tcp_seen: what the flow's TCP segments carried */
+enum lb_tcp_seen {
+	SEEN_ESTABLISHED = 1, /* an ACK without SYN: the handshake got past its first segment */
+	SEEN_FIN = 2,
+	SEEN_RST = 4,
+};
+
+/* Why a packet got its verdict; `reason_counts` is indexed by these. Order is ABI: append only. */
+enum lb_reason {
+	REASON_PASS_NOT_IPV4 = 0,      /* ARP, IPv6, VLAN-tagged, anything not plain Ethernet IPv4 */
+	REASON_DROP_BAD_IPV4 = 1,      /* IPv4 header truncated or lying (ihl, tot_len) */
+	REASON_PASS_IP_OPTIONS = 2,    /* ihl > 5: left to the kernel */
+	REASON_PASS_FRAGMENT = 3,      /* MF or a fragment offset: left to the kernel */
+	REASON_PASS_ICMP = 4,
+	REASON_PASS_OTHER_L4 = 5,      /* IPIP, GRE, SCTP, … */
+	REASON_PASS_BAD_L4 = 6,        /* TCP/UDP header truncated, doff < 5, doff*4 past the packet */
+	REASON_PASS_NOT_VIP = 7,       /* no service and no reverse (masquerading) entry */
+	REASON_PASS_FLOW_MISS = 8,     /* a service, but no flow yet: first packet path */
+	REASON_PASS_NO_REAL = 9,       /* the flow names an empty real slot */
+	REASON_PASS_TTL_EXCEEDED = 10, /* masquerading with TTL <= 1: the kernel sends time-exceeded */
+	REASON_PASS_NO_ROUTE = 11,     /* fib lookup: no route, unreachable, local, forwarding off */
+	REASON_PASS_FRAG_NEEDED = 12,  /* fib lookup: the packet exceeds the egress MTU */
+	REASON_PASS_NO_NEIGH = 13,     /* next hop unresolved: the kernel resolves and forwards */
+	REASON_PASS_NOT_TX_PORT = 14,  /* egress is neither the ingress nor in tx_ports */
+	REASON_PASS_NO_TUNNEL_SRC = 15,/* IPIP real but no tunnel source configured */
+	REASON_PASS_NO_HEADROOM = 16,  /* bpf_xdp_adjust_head refused to grow the head: unchanged */
+	REASON_ABORTED_ENCAP = 17,     /* the head grew but the new headers do not fit: cannot happen */
+	REASON_TX_FORWARD = 18,        /* client → real, out of the ingress interface */
+	REASON_REDIRECT_FORWARD = 19,  /* client → real, out of another interface */
+	REASON_TX_REVERSE = 20,        /* real → client (masquerading), out of the ingress interface */
+	REASON_REDIRECT_REVERSE = 21,  /* real → client (masquerading), out of another interface */
+	REASON_MAX = 22,
+};
+
+#endif /* LB_CONSTS_H */

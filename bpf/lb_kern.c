@@ -1,0 +1,240 @@
+/* lbxdp: the XDP entry point. Parse → service lookup → flow lookup → rewrite → verdict; every verdict
+ * leaves through `out:`, which counts it under its reason (docs/datapath.md states the policy). */
+#include <uapi/linux/bpf.h>
+#include <linux/in.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+
+#include "lb_consts.h"
+#include "lb_structs.h"
+#include "lb_maps.h"
+#include "lb_parse.h"
+#include "lb_csum.h"
+#include "lb_rewrite.h"
+
+enum hop {
+	HOP_NONE,     /* no usable route: leave the packet alone */
+	HOP_KERNEL,   /* routable, but not by XDP (neighbour unresolved, egress not in tx_ports) */
+	HOP_TX,       /* out of the interface it came in on */
+	HOP_REDIRECT, /* out of another interface, through tx_ports */
+};
+
+/* bcc rewrites map calls only in this file, so the step that consults tx_ports lives here. Asking
+ * bpf_redirect_map() early both tests that the egress is in tx_ports (XDP_ABORTED, the fallback of
+ * flags 0, if not) and sets the redirect target, so the verdict later is a constant XDP_REDIRECT. */
+static __always_inline int next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, int rc, __u32 *reason,
+				    int outbound)
+{
+	int port;
+
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		if (fib->ifindex == ctx->ingress_ifindex) {
+			*reason = outbound ? REASON_TX_REVERSE : REASON_TX_FORWARD;
+			return HOP_TX;
+		}
+		port = fib->ifindex;
+		if (tx_ports.redirect_map(port, 0) == XDP_REDIRECT) {
+			*reason = outbound ? REASON_REDIRECT_REVERSE : REASON_REDIRECT_FORWARD;
+			return HOP_REDIRECT;
+		}
+		*reason = REASON_PASS_NOT_TX_PORT;
+		return HOP_KERNEL;
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		*reason = REASON_PASS_NO_NEIGH;
+		return HOP_KERNEL;
+	}
+	*reason = rc == BPF_FIB_LKUP_RET_FRAG_NEEDED ? REASON_PASS_FRAG_NEEDED : REASON_PASS_NO_ROUTE;
+	return HOP_NONE;
+}
+
+int xdp_lb(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct hdr_cursor nh = { .pos = data };
+	struct flow_key key = {};
+	struct service_key skey = {};
+	struct bpf_fib_lookup fib;
+	struct ethhdr *eth;
+	struct iphdr *iph;
+	struct tcphdr *tcp;
+	struct udphdr *udp;
+	struct service_info *svc;
+	struct flow_state *flow;
+	struct reverse_state *rev;
+	struct real_info *real;
+	struct lb_config *cfg;
+	__be16 *sport, *dport;
+	__sum16 *l4check;
+	void *l4_end;
+	__u32 reason, seen = 0, zero = 0, real_id = NO_ID, service_id = NO_ID;
+	__u64 ip_bytes = 0;
+	int action = XDP_PASS, proto, rc, hop, outbound = 0;
+
+	/* 1. parse: only plain Ethernet + option-less, unfragmented IPv4 + TCP/UDP is ours */
+	if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP)) {
+		reason = REASON_PASS_NOT_IPV4;
+		goto out;
+	}
+	proto = parse_iphdr(&nh, data_end, &iph);
+	if (proto < 0) {
+		action = XDP_DROP;
+		reason = REASON_DROP_BAD_IPV4;
+		goto out;
+	}
+	if (iph->ihl != 5) {
+		reason = REASON_PASS_IP_OPTIONS;
+		goto out;
+	}
+	if (iph->frag_off & bpf_htons(LB_IP_MF | LB_IP_OFFSET)) {
+		reason = REASON_PASS_FRAGMENT;
+		goto out;
+	}
+	l4_end = (void *)iph + bpf_ntohs(iph->tot_len);
+	if (proto == IPPROTO_TCP) {
+		if (parse_tcphdr(&nh, data_end, l4_end, &tcp) < 0) {
+			reason = REASON_PASS_BAD_L4;
+			goto out;
+		}
+		sport = &tcp->source;
+		dport = &tcp->dest;
+		l4check = &tcp->check;
+		seen = tcp_seen_bits(tcp);
+	} else if (proto == IPPROTO_UDP) {
+		if (parse_udphdr(&nh, data_end, l4_end, &udp) < 0) {
+			reason = REASON_PASS_BAD_L4;
+			goto out;
+		}
+		sport = &udp->source;
+		dport = &udp->dest;
+		l4check = &udp->check;
+	} else {
+		reason = proto == IPPROTO_ICMP ? REASON_PASS_ICMP : REASON_PASS_OTHER_L4;
+		goto out;
+	}
+	key.saddr = iph->saddr;
+	key.daddr = iph->daddr;
+	key.sport = *sport;
+	key.dport = *dport;
+	key.proto = proto;
+	ip_bytes = bpf_ntohs(iph->tot_len);
+
+	/* 2. service lookup: a VIP packet goes forward; anything else may be a masqueraded reply */
+	skey.vip = key.daddr;
+	skey.port = key.dport;
+	skey.proto = proto;
+	svc = services.lookup(&skey);
+	if (!svc) {
+		rev = reverse.lookup(&key);
+		if (!rev) {
+			reason = REASON_PASS_NOT_VIP;
+			goto out;
+		}
+		touch_flow(&rev->last_seen_ns, &rev->tcp_seen, seen);
+		if (iph->ttl <= 1) {
+			reason = REASON_PASS_TTL_EXCEEDED;
+			goto out;
+		}
+		rc = fib_lookup_v4(ctx, &fib, proto, iph->tos, rev->vip, key.daddr, rev->vport, key.dport,
+				   ip_bytes);
+		hop = next_hop(ctx, &fib, rc, &reason, 1);
+		if (hop == HOP_NONE)
+			goto out;
+		nat_rewrite(iph, &iph->saddr, sport, l4check, proto == IPPROTO_UDP, rev->vip, rev->vport,
+			    hop != HOP_KERNEL);
+		service_id = rev->service_id;
+		real_id = rev->real_id;
+		outbound = 1;
+		if (hop == HOP_KERNEL)
+			goto out;
+		set_macs(eth, &fib);
+		goto transmit;
+	}
+
+	/* 3. flow lookup: a miss goes up to the first-packet path (NFQUEUE) */
+	flow = flows.lookup(&key);
+	if (!flow) {
+		reason = REASON_PASS_FLOW_MISS;
+		goto out;
+	}
+	touch_flow(&flow->last_seen_ns, &flow->tcp_seen, seen);
+	real_id = flow->real_id;
+	real = reals.lookup(&real_id);
+	if (!real || real->forwarding == FWD_NONE) {
+		real_id = NO_ID;
+		reason = REASON_PASS_NO_REAL;
+		goto out;
+	}
+
+	/* 4. rewrite by forwarding method */
+	if (real->forwarding == FWD_MASQ) {
+		if (iph->ttl <= 1) {
+			real_id = NO_ID;
+			reason = REASON_PASS_TTL_EXCEEDED;
+			goto out;
+		}
+		rc = fib_lookup_v4(ctx, &fib, proto, iph->tos, key.saddr, real->addr, key.sport, real->port,
+				   ip_bytes);
+		hop = next_hop(ctx, &fib, rc, &reason, 0);
+		if (hop == HOP_NONE) {
+			real_id = NO_ID;
+			goto out;
+		}
+		nat_rewrite(iph, &iph->daddr, dport, l4check, proto == IPPROTO_UDP, real->addr, real->port,
+			    hop != HOP_KERNEL);
+		if (hop != HOP_KERNEL)
+			set_macs(eth, &fib);
+	} else if (real->forwarding == FWD_ROUTE) {
+		rc = fib_lookup_v4(ctx, &fib, proto, iph->tos, key.saddr, real->addr, key.sport, key.dport,
+				   ip_bytes);
+		hop = next_hop(ctx, &fib, rc, &reason, 0);
+		if (hop == HOP_NONE || hop == HOP_KERNEL) {
+			real_id = NO_ID; /* unmodified: the first-packet path forwards it and counts it */
+			goto out;
+		}
+		set_macs(eth, &fib);
+	} else {
+		cfg = config.lookup(&zero);
+		if (!cfg || !cfg->tunnel_saddr) {
+			real_id = NO_ID;
+			reason = REASON_PASS_NO_TUNNEL_SRC;
+			goto out;
+		}
+		rc = fib_lookup_v4(ctx, &fib, IPPROTO_IPIP, iph->tos, cfg->tunnel_saddr, real->addr, 0, 0,
+				   ip_bytes + sizeof(struct iphdr));
+		hop = next_hop(ctx, &fib, rc, &reason, 0);
+		if (hop == HOP_NONE) {
+			real_id = NO_ID;
+			goto out;
+		}
+		rc = ipip_encap(ctx, cfg->tunnel_saddr, real->addr, hop == HOP_KERNEL ? NULL : &fib);
+		if (rc) {
+			real_id = NO_ID;
+			action = rc == -1 ? XDP_PASS : XDP_ABORTED;
+			reason = rc == -1 ? REASON_PASS_NO_HEADROOM : REASON_ABORTED_ENCAP;
+			goto out;
+		}
+	}
+	service_id = flow->service_id;
+	if (hop == HOP_KERNEL)
+		goto out;
+
+transmit:
+	/* 5. verdict */
+	action = hop == HOP_TX ? XDP_TX : XDP_REDIRECT;
+out:
+	{
+		__u64 *n = reason_counts.lookup(&reason);
+
+		if (n)
+			*n += 1;
+	}
+	if (real_id != NO_ID) {
+		count_traffic(real_counts.lookup(&real_id), outbound, ip_bytes);
+		count_traffic(service_counts.lookup(&service_id), outbound, ip_bytes);
+	}
+	return action;
+}

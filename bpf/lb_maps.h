@@ -1,0 +1,46 @@
+/* lbxdp: every map of the datapath, one line each. With LB_PIN_DIR defined (a string, passed as
+ * -DLB_PIN_DIR="/sys/fs/bpf/lbxdp/<instance>") bcc adopts the map pinned there or creates and pins it. */
+#ifndef LB_MAPS_H
+#define LB_MAPS_H
+
+/* bcc reads "type:path" in a map's section as "adopt the map pinned at path, or create and pin it". */
+#ifdef LB_PIN_DIR
+#define LB_MAP_TYPE(_type, _name) _type ":" LB_PIN_DIR "/" #_name
+#else
+#define LB_MAP_TYPE(_type, _name) _type
+#endif
+
+BPF_TABLE(LB_MAP_TYPE("hash", services), struct service_key, struct service_info, services, MAX_SERVICES); /* VIP:port/proto → service */
+BPF_TABLE(LB_MAP_TYPE("array", reals), __u32, struct real_info, reals, MAX_REALS);                   /* real id → address, port, method */
+BPF_TABLE(LB_MAP_TYPE("lru_hash", flows), struct flow_key, struct flow_state, flows, MAX_FLOWS);      /* client 5-tuple → real */
+BPF_TABLE(LB_MAP_TYPE("lru_hash", reverse), struct flow_key, struct reverse_state, reverse, MAX_FLOWS); /* real→client 5-tuple → VIP:port */
+BPF_TABLE(LB_MAP_TYPE("array", config), __u32, struct lb_config, config, 1);                         /* datapath settings, slot 0 */
+BPF_XDP_REDIRECT_MAP(LB_MAP_TYPE("devmap", tx_ports), int, tx_ports, MAX_TX_PORTS);                  /* ifindex → ifindex, for XDP_REDIRECT */
+BPF_TABLE(LB_MAP_TYPE("percpu_array", reason_counts), __u32, __u64, reason_counts, REASON_MAX);       /* verdict reason → packets */
+BPF_TABLE(LB_MAP_TYPE("percpu_array", service_counts), __u32, struct traffic_counter, service_counts, MAX_SERVICES); /* service id → traffic */
+BPF_TABLE(LB_MAP_TYPE("percpu_array", real_counts), __u32, struct traffic_counter, real_counts, MAX_REALS); /* real id → traffic */
+
+/* Per-CPU counters need no atomics: each CPU owns its slot. */
+static __always_inline void count_traffic(struct traffic_counter *c, int outbound, __u64 bytes)
+{
+	if (!c)
+		return;
+	if (outbound) {
+		c->out_packets += 1;
+		c->out_bytes += bytes;
+	} else {
+		c->in_packets += 1;
+		c->in_bytes += bytes;
+	}
+}
+
+/* Stamp a flow entry; written only when something changed, so that an established flow's cache line
+ * is not dirtied for the flags on every packet. */
+static __always_inline void touch_flow(__u64 *last_seen_ns, __u32 *tcp_seen, __u32 seen)
+{
+	*last_seen_ns = bpf_ktime_get_ns();
+	if ((*tcp_seen | seen) != *tcp_seen)
+		*tcp_seen |= seen;
+}
+
+#endif /* LB_MAPS_H */

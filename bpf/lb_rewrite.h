@@ -1,0 +1,99 @@
+/* lbxdp: the rewrites of each forwarding method (masquerading NAT, MAC rewrite, IPIP encapsulation) and
+ * the next-hop lookup they share. lb/rewrite/ holds the same steps in Python, the tests' oracle. */
+#ifndef LB_REWRITE_H
+#define LB_REWRITE_H
+
+/* bpf_fib_lookup() as the kernel's forwarding path would do it for the rewritten packet: from the
+ * ingress interface (not BPF_FIB_LOOKUP_DIRECT, so policy routing applies), with tot_len so that a
+ * packet too large for the egress MTU comes back as FRAG_NEEDED instead of being dropped by a driver. */
+static __always_inline int fib_lookup_v4(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u8 proto,
+					 __u8 tos, __be32 saddr, __be32 daddr, __be16 sport, __be16 dport,
+					 __u32 tot_len)
+{
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->family = LB_AF_INET;
+	fib->l4_protocol = proto;
+	fib->tos = tos;
+	fib->sport = sport;
+	fib->dport = dport;
+	fib->tot_len = tot_len; /* an XDP frame fits a page, so this never exceeds 16 bits */
+	fib->ipv4_src = saddr;
+	fib->ipv4_dst = daddr;
+	fib->ifindex = ctx->ingress_ifindex;
+	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
+}
+
+static __always_inline void set_macs(struct ethhdr *eth, const struct bpf_fib_lookup *fib)
+{
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+}
+
+/* Masquerading: replace one address and its port (the destination on the way in, the source on the
+ * way out) and fix both checksums incrementally. The TTL drops by one only when XDP forwards the
+ * packet itself; a packet handed to the kernel gets its decrement there (one hop, one decrement).
+ * UDP: a zero checksum means "none" and stays zero; a computed zero is sent as 0xffff (RFC 768). */
+static __always_inline void nat_rewrite(struct iphdr *iph, __be32 *addr, __be16 *port, __sum16 *l4check,
+					int is_udp, __be32 new_addr, __be16 new_port, int dec_ttl)
+{
+	__be32 old_addr = *addr;
+	__be16 old_port = *port;
+	__u16 old_ttl_word = *(__u16 *)&iph->ttl; /* TTL and protocol share one checksum word */
+	__u16 check;
+
+	iph->ttl -= dec_ttl;
+	*addr = new_addr;
+	*port = new_port;
+	iph->check = csum_replace_4_2(iph->check, old_addr, new_addr, old_ttl_word, *(__u16 *)&iph->ttl);
+	if (is_udp && !*l4check)
+		return;
+	check = csum_replace_4_2(*l4check, old_addr, new_addr, old_port, new_port);
+	if (is_udp && !check)
+		check = 0xffff;
+	*l4check = check;
+}
+
+/* IPIP (RFC 2003): grow the head by an outer IPv4 header to the real. TOS and DF are copied from the
+ * inner header (RFC 2003 §3.1), the id is 0, the TTL IPIP_TTL. The Ethernet header moves to the front;
+ * its MACs come from `fib`, or stay as they were (addressed to us) when fib is NULL, for the kernel to
+ * route. Returns 0; -1 when the head could not grow (packet unchanged); -2 if, after growing, the
+ * headers do not fit (impossible, but the verifier wants the check and the packet is no longer whole). */
+static __always_inline int ipip_encap(struct xdp_md *ctx, __be32 saddr, __be32 daddr,
+				      const struct bpf_fib_lookup *fib)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *inner = data + sizeof(*eth);
+	struct ethhdr l2;
+	struct iphdr outer = {};
+
+	if ((void *)(inner + 1) > data_end)
+		return -1;
+	l2 = *eth;
+	outer.version = 4;
+	outer.ihl = 5;
+	outer.tos = inner->tos;
+	outer.tot_len = bpf_htons(bpf_ntohs(inner->tot_len) + sizeof(outer));
+	outer.frag_off = inner->frag_off & bpf_htons(LB_IP_DF);
+	outer.ttl = IPIP_TTL;
+	outer.protocol = IPPROTO_IPIP;
+	outer.saddr = saddr;
+	outer.daddr = daddr;
+	outer.check = ipv4_header_csum(&outer);
+
+	if (bpf_xdp_adjust_head(ctx, 0 - (int)sizeof(struct iphdr)))
+		return -1;
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if ((void *)eth + sizeof(*eth) + sizeof(outer) > data_end)
+		return -2;
+	if (fib)
+		set_macs(&l2, fib);
+	*eth = l2;
+	__builtin_memcpy((void *)eth + sizeof(*eth), &outer, sizeof(outer));
+	return 0;
+}
+
+#endif /* LB_REWRITE_H */

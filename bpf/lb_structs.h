@@ -1,0 +1,73 @@
+/* lbxdp: the structs shared between the XDP program and user space (keys and values of the maps).
+ * Mirrored field by field in lb/datapath/structs.py; tests/bpf/test_structs.py checks they agree. */
+#ifndef LB_STRUCTS_H
+#define LB_STRUCTS_H
+
+/* services key: what a client addresses. Addresses and ports in network byte order. */
+struct service_key {
+	__be32 vip;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct service_info {
+	__u32 service_id; /* index of service_counts */
+	__u32 flags;      /* reserved for per-service behaviour; 0 today */
+};
+
+/* reals value: where a real lives and how packets reach it */
+struct real_info {
+	__be32 addr;
+	__be16 port;      /* used by masquerading only (the other methods keep the port) */
+	__u8 forwarding;  /* enum lb_forwarding; FWD_NONE marks an empty slot */
+	__u8 pad;
+};
+
+/* flows and reverse key: a 5-tuple exactly as it appears in the packet */
+struct flow_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* flows value: the decision for client → VIP packets, and what the sweeper needs to age it */
+struct flow_state {
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last packet (CLOCK_MONOTONIC) */
+	__u32 real_id;
+	__u32 service_id;
+	__u32 tcp_seen;     /* enum lb_tcp_seen bits */
+	__u32 pad;
+};
+
+/* reverse value: what a masqueraded reply's source becomes again */
+struct reverse_state {
+	__u64 last_seen_ns;
+	__be32 vip;
+	__be16 vport;
+	__u16 pad;
+	__u32 real_id;
+	__u32 service_id;
+	__u32 tcp_seen;
+	__u32 pad2;
+};
+
+/* config value (one slot): settings of the whole datapath */
+struct lb_config {
+	__be32 tunnel_saddr; /* outer source of IPIP packets; 0 = IPIP disabled (packets PASS) */
+	__u32 flags;         /* reserved; 0 today */
+};
+
+/* service_counts and real_counts value; "in" is client → real, "out" is real → client.
+ * Bytes are IPv4 total lengths (no Ethernet header, no padding, no IPIP outer header). */
+struct traffic_counter {
+	__u64 in_packets;
+	__u64 in_bytes;
+	__u64 out_packets;
+	__u64 out_bytes;
+};
+
+#endif /* LB_STRUCTS_H */

@@ -1,0 +1,270 @@
+"""Writing a `Tables` into the datapath's BPF maps, and reading maps and counters back.
+
+The maps are those of bpf/lb_maps.h, handled through their fds with the plain bpf(2) map commands
+(via libbcc), so the same code serves a freshly loaded program (`DatapathMaps.from_bpf`) and a
+program whose maps are pinned (`DatapathMaps.open_pinned`, e.g. a CLI inspecting a running daemon).
+Entries are converted with the ctypes mirror in lb.datapath.structs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Iterator, Mapping
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+from bcc.libbcc import lib as _lib  # type: ignore[import-not-found]
+from bcc.utils import get_possible_cpus  # type: ignore[import-not-found]
+
+from lb.datapath import structs as S
+from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
+from lb.rewrite.verdicts import Reason
+from lb.tables import FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables, TcpSeen, Traffic
+
+_FWD_TO_C = {Forwarding.MASQ: S.FWD_MASQ, Forwarding.ROUTE: S.FWD_ROUTE, Forwarding.TUNNEL: S.FWD_TUNNEL}
+_FWD_FROM_C = {v: k for k, v in _FWD_TO_C.items()}
+
+
+class MapError(RuntimeError):
+    """A map operation the kernel refused; the message names the map, the key and the errno."""
+
+
+class DatapathMaps:
+    """The datapath maps of one loaded (or pinned) program."""
+
+    def __init__(self, fds: Mapping[str, int], max_reals: int, max_tx_ports: int) -> None:
+        missing = set(S.MAP_TYPES) - set(fds)
+        if missing:
+            raise MapError(f"maps missing: {', '.join(sorted(missing))}")
+        self._fds = dict(fds)
+        self.max_reals = max_reals
+        self.max_tx_ports = max_tx_ports
+        self._ncpus = len(get_possible_cpus())
+
+    @classmethod
+    def from_bpf(cls, bpf: Any, max_reals: int, max_tx_ports: int) -> DatapathMaps:
+        return cls({name: bpf[name.encode()].map_fd for name in S.MAP_TYPES}, max_reals, max_tx_ports)
+
+    @classmethod
+    def open_pinned(cls, pin_dir: Path, max_reals: int = 4096, max_tx_ports: int = 4096) -> DatapathMaps:
+        fds = {}
+        for name in S.MAP_TYPES:
+            fd = _lib.bpf_obj_get(str(pin_dir / name).encode())
+            if fd < 0:
+                raise MapError(f"cannot open pinned map {pin_dir / name}: {os.strerror(ctypes.get_errno())}")
+            fds[name] = fd
+        return cls(fds, max_reals, max_tx_ports)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def write(self, tables: Tables) -> None:
+        """Make the maps hold exactly `tables` (services, reals, flows, reverse, config, tx_ports).
+
+        Counters are left alone (reset_counters()). Flows are written with the last_seen/tcp_seen
+        the Tables carry; use it for tests, restores and full syncs, and the single-entry methods
+        below on the daemon's hot paths.
+        """
+        current = self.read()
+        for key in current.services.keys() - tables.services.keys():
+            self.delete_service(key)
+        for real_id in current.reals.keys() - tables.reals.keys():
+            self.delete_real(real_id)
+        for flow in current.flows.keys() - tables.flows.keys():
+            self.delete_flow(flow)
+        for flow in current.reverse.keys() - tables.reverse.keys():
+            self.delete_reverse(flow)
+        for ifindex in current.tx_ports - tables.tx_ports:
+            self.delete_tx_port(ifindex)
+        for key, service in tables.services.items():
+            self.set_service(key, service)
+        for real_id, real in tables.reals.items():
+            self.set_real(real_id, real)
+        for flow, entry in tables.flows.items():
+            self.set_flow(flow, entry)
+        for flow, rev in tables.reverse.items():
+            self.set_reverse(flow, rev)
+        for ifindex in tables.tx_ports:
+            self.add_tx_port(ifindex)
+        self.set_tunnel_source(tables.tunnel_source)
+
+    def set_service(self, key: ServiceKey, entry: ServiceEntry) -> None:
+        self._update("services", _service_key(key), S.ServiceInfoC(entry.service_id, entry.flags))
+
+    def delete_service(self, key: ServiceKey) -> None:
+        self._delete("services", _service_key(key))
+
+    def set_real(self, real_id: int, real: RealEntry) -> None:
+        value = S.RealInfoC(S.be32(real.address), S.be16(real.port), _FWD_TO_C[real.forwarding], 0)
+        self._update("reals", ctypes.c_uint32(real_id), value)
+
+    def delete_real(self, real_id: int) -> None:
+        """Empty the slot (an array entry cannot be deleted); flows to it then PASS (PASS_NO_REAL)."""
+        self._update("reals", ctypes.c_uint32(real_id), S.RealInfoC())
+
+    def set_flow(self, flow: FlowKey, entry: FlowEntry) -> None:
+        value = S.FlowStateC(entry.last_seen_ns, entry.real_id, entry.service_id, int(entry.tcp_seen), 0)
+        self._update("flows", _flow_key(flow), value)
+
+    def delete_flow(self, flow: FlowKey) -> None:
+        self._delete("flows", _flow_key(flow))
+
+    def set_reverse(self, flow: FlowKey, entry: ReverseEntry) -> None:
+        value = S.ReverseStateC(
+            entry.last_seen_ns,
+            S.be32(entry.vip),
+            S.be16(entry.vport),
+            0,
+            entry.real_id,
+            entry.service_id,
+            int(entry.tcp_seen),
+            0,
+        )
+        self._update("reverse", _flow_key(flow), value)
+
+    def delete_reverse(self, flow: FlowKey) -> None:
+        self._delete("reverse", _flow_key(flow))
+
+    def install_flow(self, tables: Tables, flow: FlowKey) -> None:
+        """Write `flow`'s forward entry, and its reverse entry if masqueraded, as `tables` holds them
+        (call after tables.install_flow()). The reverse entry goes first, so that no reply can find
+        the forward path open and the way back missing."""
+        entry = tables.flows[flow]
+        real = tables.reals[entry.real_id]
+        if real.forwarding is Forwarding.MASQ:
+            rkey = FlowKey(flow.proto, real.address, real.port, flow.saddr, flow.sport)
+            self.set_reverse(rkey, tables.reverse[rkey])
+        self.set_flow(flow, entry)
+
+    def set_tunnel_source(self, source: IPv4Address | None) -> None:
+        self._update("config", ctypes.c_uint32(0), S.LbConfigC(S.be32(source) if source else 0, 0))
+
+    def add_tx_port(self, ifindex: int) -> None:
+        """Let XDP redirect to `ifindex`; call from the namespace the interface lives in."""
+        if not 0 < ifindex < self.max_tx_ports:
+            raise MapError(f"ifindex {ifindex} does not fit tx_ports (MAX_TX_PORTS={self.max_tx_ports})")
+        self._update("tx_ports", ctypes.c_int(ifindex), ctypes.c_int(ifindex))
+
+    def delete_tx_port(self, ifindex: int) -> None:
+        self._delete("tx_ports", ctypes.c_int(ifindex))
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def read(self) -> Tables:
+        """What the maps hold now, flows with the last_seen_ns and tcp_seen XDP stamped."""
+        tables = Tables()
+        for key, value in self._items("services"):
+            tables.services[_service_key_back(key)] = ServiceEntry(value.service_id, value.flags)
+        for real_id in range(self.max_reals):
+            value = self._lookup("reals", ctypes.c_uint32(real_id))
+            if value is not None and value.forwarding in _FWD_FROM_C:
+                tables.reals[real_id] = RealEntry(
+                    S.address(value.addr), S.port(value.port), _FWD_FROM_C[value.forwarding]
+                )
+        for key, value in self._items("flows"):
+            tables.flows[_flow_key_back(key)] = FlowEntry(
+                value.real_id, value.service_id, value.last_seen_ns, TcpSeen(value.tcp_seen)
+            )
+        for key, value in self._items("reverse"):
+            tables.reverse[_flow_key_back(key)] = ReverseEntry(
+                S.address(value.vip),
+                S.port(value.vport),
+                value.real_id,
+                value.service_id,
+                value.last_seen_ns,
+                TcpSeen(value.tcp_seen),
+            )
+        config = self._lookup("config", ctypes.c_uint32(0))
+        if config is not None and config.tunnel_saddr:
+            tables.tunnel_source = S.address(config.tunnel_saddr)
+        for ifindex in range(1, self.max_tx_ports):
+            if self._lookup("tx_ports", ctypes.c_int(ifindex)) is not None:
+                tables.tx_ports.add(ifindex)
+        return tables
+
+    def reason_counts(self) -> dict[Reason, int]:
+        """Packets per verdict reason, summed over CPUs (every reason, zeros included)."""
+        return {reason: sum(self._percpu("reason_counts", int(reason))) for reason in Reason}
+
+    def service_traffic(self, service_ids: range | list[int]) -> dict[int, Traffic]:
+        return {sid: self._traffic("service_counts", sid) for sid in service_ids}
+
+    def real_traffic(self, real_ids: range | list[int]) -> dict[int, Traffic]:
+        return {rid: self._traffic("real_counts", rid) for rid in real_ids}
+
+    def reset_counters(self, service_ids: range | list[int] = (), real_ids: range | list[int] = ()) -> None:
+        """Zero the reason counters and the given services' and reals' traffic counters."""
+        for reason in Reason:
+            self._set_percpu("reason_counts", int(reason), ctypes.c_uint64)
+        for sid in service_ids:
+            self._set_percpu("service_counts", sid, S.TrafficCounterC)
+        for rid in real_ids:
+            self._set_percpu("real_counts", rid, S.TrafficCounterC)
+
+    # --- bpf(2) map commands -------------------------------------------------------------------
+
+    def _update(self, name: str, key: Any, value: Any) -> None:
+        if _lib.bpf_update_elem(self._fds[name], ctypes.byref(key), ctypes.byref(value), 0) != 0:
+            raise MapError(f"{name}: update failed: {os.strerror(ctypes.get_errno())}")
+
+    def _delete(self, name: str, key: Any) -> None:
+        if _lib.bpf_delete_elem(self._fds[name], ctypes.byref(key)) != 0:
+            err = ctypes.get_errno()
+            if err != 2:  # ENOENT: already gone (an LRU may have evicted it)
+                raise MapError(f"{name}: delete failed: {os.strerror(err)}")
+
+    def _lookup(self, name: str, key: Any) -> Any:
+        value = S.MAP_TYPES[name][1]()
+        if _lib.bpf_lookup_elem(self._fds[name], ctypes.byref(key), ctypes.byref(value)) != 0:
+            return None
+        return value
+
+    def _items(self, name: str) -> Iterator[tuple[Any, Any]]:
+        key_type, _ = S.MAP_TYPES[name]
+        keys = []
+        key, next_key = None, key_type()
+        while _lib.bpf_get_next_key(self._fds[name], ctypes.byref(key) if key is not None else None,
+                                    ctypes.byref(next_key)) == 0:
+            keys.append(next_key)
+            key, next_key = next_key, key_type()
+        for key in keys:
+            value = self._lookup(name, key)
+            if value is not None:
+                yield key, value
+
+    def _percpu(self, name: str, index: int) -> list[Any]:
+        leaf = S.MAP_TYPES[name][1]
+        values = (leaf * self._ncpus)()
+        if _lib.bpf_lookup_elem(self._fds[name], ctypes.byref(ctypes.c_uint32(index)), ctypes.byref(values)) != 0:
+            raise MapError(f"{name}: lookup of {index} failed: {os.strerror(ctypes.get_errno())}")
+        return list(values)  # ints for a u64 leaf, struct copies for a struct leaf
+
+    def _set_percpu(self, name: str, index: int, leaf: type) -> None:
+        self._update(name, ctypes.c_uint32(index), (leaf * self._ncpus)())
+
+    def _traffic(self, name: str, index: int) -> Traffic:
+        total = Traffic()
+        for c in self._percpu(name, index):
+            total = total + Traffic(c.in_packets, c.in_bytes, c.out_packets, c.out_bytes)
+        return total
+
+
+def _service_key(key: ServiceKey) -> S.ServiceKeyC:
+    return S.ServiceKeyC(S.be32(key.vip), S.be16(key.port), int(key.proto), 0)
+
+
+def _service_key_back(key: S.ServiceKeyC) -> ServiceKey:
+    return ServiceKey(Protocol(key.proto), S.address(key.vip), S.port(key.port))
+
+
+def _flow_key(flow: FlowKey) -> S.FlowKeyC:
+    key = S.FlowKeyC()
+    key.saddr, key.daddr = S.be32(flow.saddr), S.be32(flow.daddr)
+    key.sport, key.dport = S.be16(flow.sport), S.be16(flow.dport)
+    key.proto = int(flow.proto)
+    return key
+
+
+def _flow_key_back(key: S.FlowKeyC) -> FlowKey:
+    return FlowKey(Protocol(key.proto), S.address(key.saddr), S.port(key.sport), S.address(key.daddr), S.port(key.dport))

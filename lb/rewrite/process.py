@@ -1,0 +1,248 @@
+"""The rewrite model: the exact frame and verdict the XDP program produces for a frame.
+
+`process()` follows bpf/lb_kern.c step for step (parse → service lookup → flow lookup → rewrite →
+verdict) over a `Tables` and a `Fib`, and returns the bytes XDP would emit and the reason it would
+count. Tests use it as the oracle; the first-packet path uses it as its rewriter (wrap the queued IP
+packet in an Ethernet header addressed to the ingress interface, process(), send the output frame on
+the egress interface). The policy it encodes is written down in docs/datapath.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
+from lb.rewrite import checksum
+from lb.rewrite.fib import Fib, FibResult, FibStatus
+from lb.rewrite.verdicts import Reason, Verdict
+from lb.tables import RealEntry, Tables
+
+ETH_LEN = 14
+IP_LEN = 20
+ETH_P_IP = b"\x08\x00"
+IPPROTO_ICMP = 1
+IPPROTO_IPIP = 4
+IP_DF = 0x4000
+IP_MF_OFFSET = 0x3FFF
+IPIP_TTL = 64
+
+
+@dataclass(frozen=True)
+class Counted:
+    """Which per-service / per-real counters the packet adds to, and by how many bytes."""
+
+    service_id: int
+    real_id: int
+    outbound: bool  # real → client (masquerading replies)
+    ip_bytes: int
+
+
+@dataclass(frozen=True)
+class Result:
+    """What XDP does with one frame. `egress_ifindex` is set for TX (the ingress) and REDIRECT."""
+
+    verdict: Verdict
+    frame_out: bytes
+    reason: Reason
+    egress_ifindex: int | None = None
+    counted: Counted | None = None
+
+
+@dataclass(frozen=True)
+class _Packet:
+    """Offsets and fields of a frame that passed parsing (plain IPv4, no options, TCP or UDP)."""
+
+    key: FlowKey
+    ttl: int
+    tos: int
+    tot_len: int
+    l4: int  # offset of the L4 header
+    check: int  # offset of the L4 checksum
+
+
+def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int) -> Result:
+    """The frame XDP emits for `frame` arriving on `ingress_ifindex`, with its verdict and reason."""
+    parsed = _parse(frame)
+    if isinstance(parsed, Reason):
+        return Result(parsed.verdict, frame, parsed)
+    service = tables.services.get(ServiceKey(parsed.key.proto, parsed.key.daddr, parsed.key.dport))
+    if service is None:
+        return _reverse(frame, parsed, tables, fib, ingress_ifindex)
+    flow = tables.flows.get(parsed.key)
+    if flow is None:
+        return Result(Verdict.PASS, frame, Reason.PASS_FLOW_MISS)
+    real = tables.reals.get(flow.real_id)
+    if real is None:
+        return Result(Verdict.PASS, frame, Reason.PASS_NO_REAL)
+    counted = Counted(flow.service_id, flow.real_id, False, parsed.tot_len)
+    if real.forwarding is Forwarding.MASQ:
+        return _masq_forward(frame, parsed, real, fib, ingress_ifindex, tables.tx_ports, counted)
+    if real.forwarding is Forwarding.ROUTE:
+        return _route(frame, parsed, real, fib, ingress_ifindex, tables.tx_ports, counted)
+    return _tunnel(frame, parsed, real, tables.tunnel_source, fib, ingress_ifindex, tables.tx_ports, counted)
+
+
+def _parse(frame: bytes) -> _Packet | Reason:
+    """parse_ethhdr / parse_iphdr / parse_tcphdr / parse_udphdr and the policy checks between them."""
+    if len(frame) < ETH_LEN or frame[12:14] != ETH_P_IP:
+        return Reason.PASS_NOT_IPV4
+    ip = ETH_LEN
+    if len(frame) < ip + IP_LEN:
+        return Reason.DROP_BAD_IPV4
+    version, ihl = frame[ip] >> 4, frame[ip] & 0x0F
+    tot_len = _u16(frame, ip + 2)
+    if version != 4 or ihl * 4 < IP_LEN or tot_len < ihl * 4:
+        return Reason.DROP_BAD_IPV4
+    if ip + ihl * 4 > len(frame) or ip + tot_len > len(frame):
+        return Reason.DROP_BAD_IPV4
+    if ihl != 5:
+        return Reason.PASS_IP_OPTIONS
+    if _u16(frame, ip + 6) & IP_MF_OFFSET:
+        return Reason.PASS_FRAGMENT
+    proto = frame[ip + 9]
+    l4, l4_end = ip + IP_LEN, ip + tot_len
+    if proto == Protocol.TCP:
+        if l4 + 20 > l4_end or (frame[l4 + 12] >> 4) * 4 < 20 or l4 + (frame[l4 + 12] >> 4) * 4 > l4_end:
+            return Reason.PASS_BAD_L4
+        check = l4 + 16
+    elif proto == Protocol.UDP:
+        if l4 + 8 > l4_end:
+            return Reason.PASS_BAD_L4
+        check = l4 + 6
+    else:
+        return Reason.PASS_ICMP if proto == IPPROTO_ICMP else Reason.PASS_OTHER_L4
+    key = FlowKey(
+        Protocol(proto),
+        IPv4Address(frame[ip + 12 : ip + 16]),
+        _u16(frame, l4),
+        IPv4Address(frame[ip + 16 : ip + 20]),
+        _u16(frame, l4 + 2),
+    )
+    return _Packet(key, frame[ip + 8], frame[ip + 1], tot_len, l4, check)
+
+
+def _next_hop(result: FibResult, tot_len: int, ingress: int, tx_ports: set[int], outbound: bool) -> tuple[str, Reason]:
+    """next_hop() in lb_kern.c, with the MTU check bpf_fib_lookup() makes before the neighbour's."""
+    status = result.status
+    if status in (FibStatus.SUCCESS, FibStatus.NO_NEIGH) and tot_len > result.mtu:
+        status = FibStatus.FRAG_NEEDED
+    if status is FibStatus.SUCCESS:
+        if result.ifindex == ingress:
+            return "tx", Reason.TX_REVERSE if outbound else Reason.TX_FORWARD
+        if result.ifindex in tx_ports:
+            return "redirect", Reason.REDIRECT_REVERSE if outbound else Reason.REDIRECT_FORWARD
+        return "kernel", Reason.PASS_NOT_TX_PORT
+    if status is FibStatus.NO_NEIGH:
+        return "kernel", Reason.PASS_NO_NEIGH
+    if status is FibStatus.FRAG_NEEDED:
+        return "none", Reason.PASS_FRAG_NEEDED
+    return "none", Reason.PASS_NO_ROUTE
+
+
+def _masq_forward(
+    frame: bytes, p: _Packet, real: RealEntry, fib: Fib, ingress: int, tx_ports: set[int], counted: Counted
+) -> Result:
+    if p.ttl <= 1:
+        return Result(Verdict.PASS, frame, Reason.PASS_TTL_EXCEEDED)
+    found = fib(real.address, ingress)
+    hop, reason = _next_hop(found, p.tot_len, ingress, tx_ports, outbound=False)
+    if hop == "none":
+        return Result(Verdict.PASS, frame, reason)
+    out = bytearray(frame)
+    _nat(out, p, ETH_LEN + 16, p.l4 + 2, real.address, real.port, dec_ttl=hop != "kernel")
+    return _emit(out, hop, reason, found, ingress, counted)
+
+
+def _reverse(frame: bytes, p: _Packet, tables: Tables, fib: Fib, ingress: int) -> Result:
+    rev = tables.reverse.get(p.key)
+    if rev is None:
+        return Result(Verdict.PASS, frame, Reason.PASS_NOT_VIP)
+    if p.ttl <= 1:
+        return Result(Verdict.PASS, frame, Reason.PASS_TTL_EXCEEDED)
+    found = fib(p.key.daddr, ingress)
+    hop, reason = _next_hop(found, p.tot_len, ingress, tables.tx_ports, outbound=True)
+    if hop == "none":
+        return Result(Verdict.PASS, frame, reason)
+    out = bytearray(frame)
+    _nat(out, p, ETH_LEN + 12, p.l4, rev.vip, rev.vport, dec_ttl=hop != "kernel")
+    counted = Counted(rev.service_id, rev.real_id, True, p.tot_len)
+    return _emit(out, hop, reason, found, ingress, counted)
+
+
+def _route(
+    frame: bytes, p: _Packet, real: RealEntry, fib: Fib, ingress: int, tx_ports: set[int], counted: Counted
+) -> Result:
+    found = fib(real.address, ingress)
+    hop, reason = _next_hop(found, p.tot_len, ingress, tx_ports, outbound=False)
+    if hop in ("none", "kernel"):
+        return Result(Verdict.PASS, frame, reason)  # unmodified: the first-packet path forwards it
+    return _emit(bytearray(frame), hop, reason, found, ingress, counted)
+
+
+def _tunnel(
+    frame: bytes,
+    p: _Packet,
+    real: RealEntry,
+    source: IPv4Address | None,
+    fib: Fib,
+    ingress: int,
+    tx_ports: set[int],
+    counted: Counted,
+) -> Result:
+    if source is None or int(source) == 0:
+        return Result(Verdict.PASS, frame, Reason.PASS_NO_TUNNEL_SRC)
+    found = fib(real.address, ingress)
+    hop, reason = _next_hop(found, p.tot_len + IP_LEN, ingress, tx_ports, outbound=False)
+    if hop == "none":
+        return Result(Verdict.PASS, frame, reason)
+    outer = bytearray(IP_LEN)
+    outer[0] = 0x45
+    outer[1] = p.tos
+    outer[2:4] = (p.tot_len + IP_LEN).to_bytes(2, "big")
+    outer[6:8] = (_u16(frame, ETH_LEN + 6) & IP_DF).to_bytes(2, "big")
+    outer[8] = IPIP_TTL
+    outer[9] = IPPROTO_IPIP
+    outer[12:16] = source.packed
+    outer[16:20] = real.address.packed
+    outer[10:12] = checksum.ipv4_header_checksum(bytes(outer)).to_bytes(2, "big")
+    out = bytearray(frame[:ETH_LEN]) + outer + frame[ETH_LEN:]
+    return _emit(out, hop, reason, found, ingress, counted)
+
+
+def _nat(out: bytearray, p: _Packet, addr_at: int, port_at: int, addr: IPv4Address, port: int, dec_ttl: bool) -> None:
+    """nat_rewrite() in lb_rewrite.h: address, port, TTL, and both checksums by RFC 1624."""
+    ip = ETH_LEN
+    old_addr, old_port = _u32(out, addr_at), _u16(out, port_at)
+    old_word = _u16(out, ip + 8)
+    out[ip + 8] -= int(dec_ttl)
+    out[addr_at : addr_at + 4] = addr.packed
+    out[port_at : port_at + 2] = port.to_bytes(2, "big")
+    ip_check = checksum.replace_4_2(_u16(out, ip + 10), old_addr, int(addr), old_word, _u16(out, ip + 8))
+    out[ip + 10 : ip + 12] = ip_check.to_bytes(2, "big")
+    is_udp = p.key.proto is Protocol.UDP
+    if is_udp and _u16(out, p.check) == 0:
+        return  # RFC 768: no checksum stays no checksum
+    l4_check = checksum.replace_4_2(_u16(out, p.check), old_addr, int(addr), old_port, port)
+    if is_udp and l4_check == 0:
+        l4_check = 0xFFFF
+    out[p.check : p.check + 2] = l4_check.to_bytes(2, "big")
+
+
+def _emit(out: bytearray, hop: str, reason: Reason, found: FibResult, ingress: int, counted: Counted) -> Result:
+    """The verdict step: hand a rewritten packet to the kernel as it is, or set MACs and transmit."""
+    if hop == "kernel":
+        return Result(Verdict.PASS, bytes(out), reason, counted=counted)
+    out[0:6] = found.dmac
+    out[6:12] = found.smac
+    if hop == "tx":
+        return Result(Verdict.TX, bytes(out), reason, ingress, counted)
+    return Result(Verdict.REDIRECT, bytes(out), reason, found.ifindex, counted)
+
+
+def _u16(data: bytes | bytearray, at: int) -> int:
+    return int.from_bytes(data[at : at + 2], "big")
+
+
+def _u32(data: bytes | bytearray, at: int) -> int:
+    return int.from_bytes(data[at : at + 4], "big")

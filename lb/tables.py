@@ -1,0 +1,146 @@
+"""What the datapath's maps hold, as plain Python values.
+
+A `Tables` describes the contents of every map the XDP program reads (bpf/lb_maps.h): services, reals,
+flows, reverse (masquerading) entries, the config slot and the tx_ports devmap. The rewrite model
+(lb.rewrite) reads one to predict what XDP does with a packet; lb.datapath.maps writes one into the BPF
+maps and reads one back. A test builds a single Tables and hands it to both, so model and kernel are
+judged against the same state. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+
+from lb.model import FlowKey, Forwarding, ServiceKey
+
+
+class TcpSeen(enum.IntFlag):
+    """What XDP saw in a flow's TCP segments (enum lb_tcp_seen in bpf/lb_consts.h)."""
+
+    NONE = 0
+    ESTABLISHED = 1  # an ACK without SYN: the handshake got past its first segment
+    FIN = 2
+    RST = 4
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    """services value: which service a (VIP, port, proto) is; `service_id` indexes service_counts."""
+
+    service_id: int
+    flags: int = 0  # reserved, 0 today (struct service_info.flags)
+
+
+@dataclass(frozen=True)
+class RealEntry:
+    """reals value: where a real lives and how its packets get there.
+
+    `port` matters to masquerading only; direct routing and IPIP keep the service port (ipvsadm(8)).
+    """
+
+    address: IPv4Address
+    port: int
+    forwarding: Forwarding
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    """flows value: the decision for one client → VIP 5-tuple.
+
+    `last_seen_ns` (CLOCK_MONOTONIC, from bpf_ktime_get_ns) and `tcp_seen` are written by XDP on every
+    packet; what user space writes there is only the starting value.
+    """
+
+    real_id: int
+    service_id: int
+    last_seen_ns: int = 0
+    tcp_seen: TcpSeen = TcpSeen.NONE
+
+
+@dataclass(frozen=True)
+class ReverseEntry:
+    """reverse value: a masqueraded reply from (real addr:port → client addr:port) leaves as VIP:vport."""
+
+    vip: IPv4Address
+    vport: int
+    real_id: int
+    service_id: int
+    last_seen_ns: int = 0
+    tcp_seen: TcpSeen = TcpSeen.NONE
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """service_counts / real_counts value, summed over CPUs. "in" is client → real, "out" the reverse.
+
+    Bytes are IPv4 total lengths: no Ethernet header, no padding, no IPIP outer header (IPVS counts
+    the same way).
+    """
+
+    in_packets: int = 0
+    in_bytes: int = 0
+    out_packets: int = 0
+    out_bytes: int = 0
+
+    def __add__(self, other: Traffic) -> Traffic:
+        return Traffic(
+            self.in_packets + other.in_packets,
+            self.in_bytes + other.in_bytes,
+            self.out_packets + other.out_packets,
+            self.out_bytes + other.out_bytes,
+        )
+
+
+@dataclass
+class Tables:
+    """The contents of the datapath maps.
+
+    `reverse` keys are 5-tuples as the real's reply carries them (saddr = real, daddr = client); they
+    reuse FlowKey as a plain 5-tuple. `tx_ports` holds the ifindexes XDP may redirect to (the devmap);
+    `tunnel_source` is the outer source address of IPIP packets (None: IPIP reals are left to the kernel).
+    """
+
+    services: dict[ServiceKey, ServiceEntry] = field(default_factory=dict)
+    reals: dict[int, RealEntry] = field(default_factory=dict)
+    flows: dict[FlowKey, FlowEntry] = field(default_factory=dict)
+    reverse: dict[FlowKey, ReverseEntry] = field(default_factory=dict)
+    tunnel_source: IPv4Address | None = None
+    tx_ports: set[int] = field(default_factory=set)
+
+    def install_flow(self, flow: FlowKey, real_id: int) -> None:
+        """Send `flow` to real `real_id`: the forward entry, and for masquerading the reverse entry.
+
+        This is what the first-packet path does after scheduling; the service must exist and the
+        real slot be filled, or LookupError says which is missing.
+        """
+        service = self.services.get(flow.service_key)
+        if service is None:
+            raise LookupError(f"no service {flow.service_key} for flow {_flow_text(flow)}")
+        real = self.reals.get(real_id)
+        if real is None:
+            raise LookupError(f"no real with id {real_id} for flow {_flow_text(flow)}")
+        self.flows[flow] = FlowEntry(real_id, service.service_id)
+        if real.forwarding is Forwarding.MASQ:
+            self.reverse[reverse_key(flow, real)] = ReverseEntry(
+                flow.daddr, flow.dport, real_id, service.service_id
+            )
+
+    def remove_flow(self, flow: FlowKey) -> None:
+        """Forget `flow` and, if it was masqueraded, its reverse entry. A missing flow is no error."""
+        entry = self.flows.pop(flow, None)
+        if entry is None:
+            return
+        real = self.reals.get(entry.real_id)
+        if real is not None and real.forwarding is Forwarding.MASQ:
+            self.reverse.pop(reverse_key(flow, real), None)
+
+
+def reverse_key(flow: FlowKey, real: RealEntry) -> FlowKey:
+    """The 5-tuple of the real's replies to `flow` under masquerading: real addr:port → client."""
+    return FlowKey(flow.proto, real.address, real.port, flow.saddr, flow.sport)
+
+
+def _flow_text(flow: FlowKey) -> str:
+    return f"{flow.proto.label} {flow.saddr}:{flow.sport} -> {flow.daddr}:{flow.dport}"

@@ -1,0 +1,386 @@
+"""The packet fixture table (Katran's style): description, scapy input, map contents, expected verdict,
+reason and output. tests/bpf/test_lb_kern.py runs every row through the XDP program (BPF_PROG_RUN) and
+tests/unit/test_rewrite_fixtures.py through the rewrite model; both must produce the expected bytes.
+
+The lab network the rows assume is described here once: `LAB_FIB` is its model, and tests/bpf/lab.py
+builds the same interfaces, routes and neighbours in a namespace. Pure: scapy and lb only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from itertools import zip_longest
+
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP  # noqa: F401 (used by the expressions)
+from scapy.layers.inet6 import IPv6  # noqa: F401
+from scapy.layers.l2 import ARP, Dot1Q, Ether  # noqa: F401
+from scapy.packet import Packet, Raw  # noqa: F401
+
+from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
+from lb.rewrite import Reason, Route, StaticFib, Verdict
+from lb.tables import FlowEntry, RealEntry, ServiceEntry, Tables
+
+# --- the lab: interfaces of the balancer's namespace, their routes and neighbours -------------------
+A0, B0, C0 = 10, 20, 30  # ifindexes; a0 is where clients come in, tx_ports holds a0 and b0, not c0
+A0_MAC, B0_MAC, C0_MAC = "02:00:00:00:0a:00", "02:00:00:00:14:00", "02:00:00:00:1e:00"
+INTERFACES = (  # name, ifindex, MAC, address/prefix
+    ("a0", A0, A0_MAC, "10.1.0.1/24"),
+    ("b0", B0, B0_MAC, "10.2.0.1/24"),
+    ("c0", C0, C0_MAC, "10.6.0.1/24"),
+)
+GW_A, GW_B = "10.1.0.254", "10.2.0.254"
+GW_A_MAC, GW_B_MAC = "02:00:00:01:00:fe", "02:00:00:02:00:fe"
+GATEWAY_ROUTES = (("10.3.0.0/16", GW_A, A0), ("10.4.0.0/16", GW_B, B0))  # clients; far reals
+NEIGHBOURS = {  # (ifindex, address) → MAC; 10.1.0.77 and 10.2.0.99 deliberately have none
+    (A0, GW_A): GW_A_MAC,
+    (A0, "10.1.0.20"): "02:00:00:01:00:14",
+    (A0, "10.1.0.21"): "02:00:00:01:00:15",
+    (A0, "10.1.0.22"): "02:00:00:01:00:16",
+    (B0, GW_B): GW_B_MAC,
+    (B0, "10.2.0.20"): "02:00:00:02:00:14",
+    (B0, "10.2.0.21"): "02:00:00:02:00:15",
+    (B0, "10.2.0.22"): "02:00:00:02:00:16",
+    (C0, "10.6.0.20"): "02:00:00:06:00:14",
+    (C0, "10.6.0.21"): "02:00:00:06:00:15",
+}
+
+
+def _mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+LAB_FIB = StaticFib(
+    routes=tuple(
+        Route(IPv4Network(addr, strict=False), index, _mac(mac)) for _, index, mac, addr in INTERFACES
+    )
+    + tuple(
+        Route(IPv4Network(net), index, _mac(dict((i, m) for _, i, m, _ in INTERFACES)[index]), IPv4Address(gw))
+        for net, gw, index in GATEWAY_ROUTES
+    ),
+    neighbours={(index, IPv4Address(addr)): _mac(mac) for (index, addr), mac in NEIGHBOURS.items()},
+)
+
+# --- services and reals --------------------------------------------------------------------------
+VIP_M, VIP_G, VIP_I = "10.0.0.100", "10.0.0.101", "10.0.0.102"  # masquerading, routing, tunnel VIPs
+CLIENT = "10.3.0.5"  # behind GW_A
+TUNNEL_SOURCE = "10.1.0.1"
+MAC = {addr: mac for (_, addr), mac in NEIGHBOURS.items()}
+
+SERVICES = {
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 80): ServiceEntry(1),
+    ServiceKey(Protocol.UDP, IPv4Address(VIP_M), 53): ServiceEntry(2),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_G), 80): ServiceEntry(3),
+    ServiceKey(Protocol.UDP, IPv4Address(VIP_G), 53): ServiceEntry(4),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_I), 80): ServiceEntry(5),
+    ServiceKey(Protocol.UDP, IPv4Address(VIP_I), 53): ServiceEntry(6),
+}
+_M, _G, _I = Forwarding.MASQ, Forwarding.ROUTE, Forwarding.TUNNEL
+REALS = {
+    rid: RealEntry(IPv4Address(addr), port, fwd)
+    for rid, (addr, port, fwd) in {
+        1: ("10.1.0.20", 8080, _M),  # same segment as the ingress: XDP_TX
+        2: ("10.1.0.20", 5353, _M),
+        3: ("10.2.0.20", 8080, _M),  # behind b0: XDP_REDIRECT
+        4: ("10.2.0.20", 5353, _M),
+        5: ("10.4.0.20", 80, _M),  # behind GW_B
+        6: ("10.2.0.99", 8080, _M),  # no neighbour entry
+        7: ("10.99.0.1", 8080, _M),  # no route
+        8: ("10.6.0.20", 8080, _M),  # behind c0, which is not in tx_ports
+        10: ("10.1.0.21", 80, _G),
+        11: ("10.2.0.21", 53, _G),
+        12: ("10.2.0.99", 80, _G),
+        13: ("10.2.0.21", 80, _G),
+        14: ("10.6.0.21", 80, _G),
+        20: ("10.1.0.22", 80, _I),
+        21: ("10.2.0.22", 53, _I),
+        22: ("10.2.0.99", 80, _I),
+        23: ("10.2.0.22", 80, _I),
+    }.items()
+}
+
+
+def tables_with(*flows: tuple[FlowKey, int], tunnel: bool = True) -> Tables:
+    """The lab's services and reals, tx_ports {a0, b0}, and `flows` installed (with reverse entries)."""
+    tables = Tables(dict(SERVICES), dict(REALS), tunnel_source=IPv4Address(TUNNEL_SOURCE) if tunnel else None)
+    tables.tx_ports.update({A0, B0})
+    for flow, real_id in flows:
+        tables.install_flow(flow, real_id)
+    return tables
+
+
+def flow(proto: str, vip: str, port: int, client: str = CLIENT, sport: int = 40000) -> FlowKey:
+    return FlowKey(Protocol[proto], IPv4Address(client), sport, IPv4Address(vip), port)
+
+
+# --- helpers the scapy expressions use -----------------------------------------------------------
+PAD_BYTE = b"\xaa"  # not zero: padding counted into a checksum would show
+
+
+def padded(pkt: Packet | bytes, count: int) -> bytes:
+    """Ethernet padding after the IP packet (tot_len excludes it)."""
+    return bytes(pkt) + PAD_BYTE * count
+
+
+def patch(pkt: Packet | bytes, offset: int, data: bytes) -> bytes:
+    """Overwrite bytes of a built frame: for headers that lie, which scapy would otherwise fix."""
+    raw = bytearray(bytes(pkt))
+    raw[offset : offset + len(data)] = data
+    return bytes(raw)
+
+
+def _zero_sum_payload() -> bytes:
+    """A 2-byte UDP payload for which the masqueraded output's checksum computes to 0 (sent as 0xffff)."""
+    probe = IP(src=CLIENT, dst="10.1.0.20", ttl=63) / UDP(sport=40000, dport=5353) / Raw(b"\0\0")
+    return IP(bytes(probe))[UDP].chksum.to_bytes(2, "big")
+
+
+ZERO_SUM_PAYLOAD = _zero_sum_payload()
+IN_A = f"Ether(src='{GW_A_MAC}', dst='{A0_MAC}')"  # a client's frame arriving on a0
+
+
+def _namespace() -> dict[str, object]:
+    names = dict(globals())
+    names.update(MAC=MAC)
+    return names
+
+
+# --- the rows ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    name: str
+    packet: str  # scapy expression of the input frame
+    verdict: Verdict
+    reason: Reason
+    expected: str | None = None  # scapy expression of the output frame; None: unchanged
+    tables: Tables = field(default_factory=tables_with)
+    ingress: int = A0
+    egress: int | None = None  # REDIRECT target (TX implies the ingress)
+
+    def input_frame(self) -> bytes:
+        return bytes(eval(self.packet, _namespace()))  # noqa: S307 (our own table)
+
+    def expected_frame(self) -> bytes:
+        return self.input_frame() if self.expected is None else bytes(eval(self.expected, _namespace()))  # noqa: S307
+
+    def expected_egress(self) -> int | None:
+        if self.verdict is Verdict.TX:
+            return self.ingress
+        return self.egress
+
+
+def _row(name: str, packet: str, verdict: Verdict, reason: Reason, expected: str | None = None, *,
+         flows: tuple[tuple[FlowKey, int], ...] = (), tunnel: bool = True, ingress: int = A0,
+         egress: int | None = None, setup: Callable[[Tables], None] | None = None) -> Row:
+    tables = tables_with(*flows, tunnel=tunnel)
+    if setup:
+        setup(tables)
+    return Row(name, packet, verdict, reason, expected, tables, ingress, egress)
+
+
+V, R = Verdict, Reason
+TCP_M = flow("TCP", VIP_M, 80)
+UDP_M = flow("UDP", VIP_M, 53)
+TCP_G = flow("TCP", VIP_G, 80)
+UDP_G = flow("UDP", VIP_G, 53)
+TCP_I = flow("TCP", VIP_I, 80)
+UDP_I = flow("UDP", VIP_I, 53)
+TO_REAL1 = "Ether(src=A0_MAC, dst=MAC['10.1.0.20'])"
+TO_REAL3 = "Ether(src=B0_MAC, dst=MAC['10.2.0.20'])"
+TO_CLIENT = "Ether(src=A0_MAC, dst=GW_A_MAC)"
+TCP_IN = f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/TCP(sport=40000, dport=80, flags='A', seq=1000, ack=2000)/Raw(b'hello')"
+UDP_IN = f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/UDP(sport=40000, dport=53)/Raw(b'query')"
+REPLY1 = "Ether(src=MAC['10.1.0.20'], dst=A0_MAC)/IP(src='10.1.0.20', dst=CLIENT, ttl=64)"
+
+ROWS: tuple[Row, ...] = (
+    # masquerading, client → real
+    _row("masq tcp: DNAT + port map, real on the ingress segment", TCP_IN, V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='A', seq=1000, ack=2000)/Raw(b'hello')",
+         flows=((TCP_M, 1),)),
+    _row("masq udp: DNAT + port map, TX", UDP_IN, V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/UDP(sport=40000, dport=5353)/Raw(b'query')",
+         flows=((UDP_M, 2),)),
+    _row("masq tcp: real behind b0 → REDIRECT", TCP_IN, V.REDIRECT, R.REDIRECT_FORWARD,
+         f"{TO_REAL3}/IP(src=CLIENT, dst='10.2.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='A', seq=1000, ack=2000)/Raw(b'hello')",
+         flows=((TCP_M, 3),), egress=B0),
+    _row("masq udp: real behind b0 → REDIRECT", UDP_IN, V.REDIRECT, R.REDIRECT_FORWARD,
+         f"{TO_REAL3}/IP(src=CLIENT, dst='10.2.0.20', ttl=63)/UDP(sport=40000, dport=5353)/Raw(b'query')",
+         flows=((UDP_M, 4),), egress=B0),
+    _row("masq tcp: real behind a gateway, port kept", TCP_IN, V.REDIRECT, R.REDIRECT_FORWARD,
+         "Ether(src=B0_MAC, dst=GW_B_MAC)/IP(src=CLIENT, dst='10.4.0.20', ttl=63)/TCP(sport=40000, dport=80, flags='A', seq=1000, ack=2000)/Raw(b'hello')",
+         flows=((TCP_M, 5),), egress=B0),
+    _row("masq tcp: TTL 1 left to the kernel", TCP_IN.replace("ttl=64", "ttl=1"), V.PASS, R.PASS_TTL_EXCEEDED,
+         flows=((TCP_M, 1),)),
+    _row("masq tcp: TTL 0 left to the kernel", TCP_IN.replace("ttl=64", "ttl=0"), V.PASS, R.PASS_TTL_EXCEEDED,
+         flows=((TCP_M, 1),)),
+    _row("masq tcp: TTL 2 becomes 1", TCP_IN.replace("ttl=64", "ttl=2"), V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=1)/TCP(sport=40000, dport=8080, flags='A', seq=1000, ack=2000)/Raw(b'hello')",
+         flows=((TCP_M, 1),)),
+    _row("masq tcp: neighbour unresolved → DNAT, TTL and MACs kept, PASS", TCP_IN, V.PASS, R.PASS_NO_NEIGH,
+         f"{IN_A}/IP(src=CLIENT, dst='10.2.0.99', ttl=64)/TCP(sport=40000, dport=8080, flags='A', seq=1000, ack=2000)/Raw(b'hello')",
+         flows=((TCP_M, 6),)),
+    _row("masq tcp: no route to the real → PASS unchanged", TCP_IN, V.PASS, R.PASS_NO_ROUTE, flows=((TCP_M, 7),)),
+    _row("masq tcp: egress not in tx_ports → DNAT, PASS", TCP_IN, V.PASS, R.PASS_NOT_TX_PORT,
+         f"{IN_A}/IP(src=CLIENT, dst='10.6.0.20', ttl=64)/TCP(sport=40000, dport=8080, flags='A', seq=1000, ack=2000)/Raw(b'hello')",
+         flows=((TCP_M, 8),)),
+    _row("masq udp: checksum 0 stays 0", UDP_IN.replace("dport=53)", "dport=53, chksum=0)"), V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/UDP(sport=40000, dport=5353, chksum=0)/Raw(b'query')",
+         flows=((UDP_M, 2),)),
+    _row("masq udp: a computed 0 is sent as 0xffff",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/UDP(sport=40000, dport=53)/Raw(ZERO_SUM_PAYLOAD)", V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/UDP(sport=40000, dport=5353)/Raw(ZERO_SUM_PAYLOAD)",
+         flows=((UDP_M, 2),)),
+    _row("masq udp: Ethernet padding kept, not summed",
+         f"padded({IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/UDP(sport=40000, dport=53)/Raw(b'x'), 17)", V.TX, R.TX_FORWARD,
+         f"padded({TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/UDP(sport=40000, dport=5353)/Raw(b'x'), 17)",
+         flows=((UDP_M, 2),)),
+    _row("masq tcp: Ethernet padding kept, not summed",
+         f"padded({IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/TCP(sport=40000, dport=80, flags='A'), 6)", V.TX, R.TX_FORWARD,
+         f"padded({TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='A'), 6)",
+         flows=((TCP_M, 1),)),
+    _row("masq tcp: SYN with options",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80, flags='S', options=[('MSS', 1460), ('SAckOK', b''), ('Timestamp', (1, 0)), ('NOP', None), ('WScale', 7)])",
+         V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='S', options=[('MSS', 1460), ('SAckOK', b''), ('Timestamp', (1, 0)), ('NOP', None), ('WScale', 7)])",
+         flows=((TCP_M, 1),)),
+    _row("masq tcp: FIN", TCP_IN.replace("flags='A'", "flags='FA'"), V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='FA', seq=1000, ack=2000)/Raw(b'hello')",
+         flows=((TCP_M, 1),)),
+    _row("masq tcp: TOS and DF kept", TCP_IN.replace("ttl=64", "ttl=64, tos=0x28, flags='DF', id=777"), V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63, tos=0x28, flags='DF', id=777)/TCP(sport=40000, dport=8080, flags='A', seq=1000, ack=2000)/Raw(b'hello')",
+         flows=((TCP_M, 1),)),
+    _row("masq tcp: larger than the egress MTU → PASS unchanged",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80, flags='A')/Raw(b'x' * 1500)", V.PASS, R.PASS_FRAG_NEEDED,
+         flows=((TCP_M, 1),)),
+    # masquerading, real → client
+    _row("masq reverse tcp: SNAT back to VIP:80, TX", f"{REPLY1}/TCP(sport=8080, dport=40000, flags='SA')", V.TX, R.TX_REVERSE,
+         f"{TO_CLIENT}/IP(src=VIP_M, dst=CLIENT, ttl=63)/TCP(sport=80, dport=40000, flags='SA')", flows=((TCP_M, 1),)),
+    _row("masq reverse udp: SNAT back to VIP:53, TX", f"{REPLY1}/UDP(sport=5353, dport=40000)/Raw(b'answer')", V.TX, R.TX_REVERSE,
+         f"{TO_CLIENT}/IP(src=VIP_M, dst=CLIENT, ttl=63)/UDP(sport=53, dport=40000)/Raw(b'answer')", flows=((UDP_M, 2),)),
+    _row("masq reverse tcp: from b0 to the client on a0 → REDIRECT",
+         "Ether(src=MAC['10.2.0.20'], dst=B0_MAC)/IP(src='10.2.0.20', dst=CLIENT, ttl=64)/TCP(sport=8080, dport=40000, flags='A')/Raw(b'data')",
+         V.REDIRECT, R.REDIRECT_REVERSE,
+         f"{TO_CLIENT}/IP(src=VIP_M, dst=CLIENT, ttl=63)/TCP(sport=80, dport=40000, flags='A')/Raw(b'data')",
+         flows=((TCP_M, 3),), ingress=B0, egress=A0),
+    _row("masq reverse tcp: TTL 1 left to the kernel", f"{REPLY1.replace('ttl=64', 'ttl=1')}/TCP(sport=8080, dport=40000, flags='A')",
+         V.PASS, R.PASS_TTL_EXCEEDED, flows=((TCP_M, 1),)),
+    _row("masq reverse tcp: client neighbour unresolved → SNAT, PASS",
+         "Ether(src=MAC['10.1.0.20'], dst=A0_MAC)/IP(src='10.1.0.20', dst='10.1.0.77', ttl=64)/TCP(sport=8080, dport=40000, flags='A')",
+         V.PASS, R.PASS_NO_NEIGH,
+         "Ether(src=MAC['10.1.0.20'], dst=A0_MAC)/IP(src=VIP_M, dst='10.1.0.77', ttl=64)/TCP(sport=80, dport=40000, flags='A')",
+         flows=((flow("TCP", VIP_M, 80, client="10.1.0.77"), 1),)),
+    _row("masq reverse tcp: no route to the client → PASS unchanged",
+         "Ether(src=MAC['10.1.0.20'], dst=A0_MAC)/IP(src='10.1.0.20', dst='10.99.0.5', ttl=64)/TCP(sport=8080, dport=40000, flags='A')",
+         V.PASS, R.PASS_NO_ROUTE, flows=((flow("TCP", VIP_M, 80, client="10.99.0.5"), 1),)),
+    _row("masq reverse udp: checksum 0 stays 0", f"{REPLY1}/UDP(sport=5353, dport=40000, chksum=0)/Raw(b'answer')", V.TX, R.TX_REVERSE,
+         f"{TO_CLIENT}/IP(src=VIP_M, dst=CLIENT, ttl=63)/UDP(sport=53, dport=40000, chksum=0)/Raw(b'answer')", flows=((UDP_M, 2),)),
+    _row("masq reverse tcp: padding kept", f"padded({REPLY1}/TCP(sport=8080, dport=40000, flags='A'), 6)", V.TX, R.TX_REVERSE,
+         f"padded({TO_CLIENT}/IP(src=VIP_M, dst=CLIENT, ttl=63)/TCP(sport=80, dport=40000, flags='A'), 6)", flows=((TCP_M, 1),)),
+    # direct routing: only the MACs change
+    _row("route tcp: MACs only, TX",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_G)/TCP(sport=40000, dport=80, flags='A')/Raw(b'hello')", V.TX, R.TX_FORWARD,
+         "Ether(src=A0_MAC, dst=MAC['10.1.0.21'])/IP(src=CLIENT, dst=VIP_G)/TCP(sport=40000, dport=80, flags='A')/Raw(b'hello')",
+         flows=((TCP_G, 10),)),
+    _row("route udp: MACs only, REDIRECT",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_G)/UDP(sport=40000, dport=53)/Raw(b'query')", V.REDIRECT, R.REDIRECT_FORWARD,
+         "Ether(src=B0_MAC, dst=MAC['10.2.0.21'])/IP(src=CLIENT, dst=VIP_G)/UDP(sport=40000, dport=53)/Raw(b'query')",
+         flows=((UDP_G, 11),), egress=B0),
+    _row("route tcp: MACs only, REDIRECT",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_G)/TCP(sport=40000, dport=80, flags='PA')/Raw(b'hello')", V.REDIRECT, R.REDIRECT_FORWARD,
+         "Ether(src=B0_MAC, dst=MAC['10.2.0.21'])/IP(src=CLIENT, dst=VIP_G)/TCP(sport=40000, dport=80, flags='PA')/Raw(b'hello')",
+         flows=((TCP_G, 13),), egress=B0),
+    _row("route tcp: neighbour unresolved → PASS unchanged (first-packet path)",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_G)/TCP(sport=40000, dport=80, flags='A')", V.PASS, R.PASS_NO_NEIGH, flows=((TCP_G, 12),)),
+    _row("route tcp: TTL 1 is not ours to decrement",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_G, ttl=1)/TCP(sport=40000, dport=80, flags='A')", V.TX, R.TX_FORWARD,
+         "Ether(src=A0_MAC, dst=MAC['10.1.0.21'])/IP(src=CLIENT, dst=VIP_G, ttl=1)/TCP(sport=40000, dport=80, flags='A')",
+         flows=((TCP_G, 10),)),
+    _row("route udp: padding kept",
+         f"padded({IN_A}/IP(src=CLIENT, dst=VIP_G)/UDP(sport=40000, dport=53)/Raw(b'q'), 17)", V.REDIRECT, R.REDIRECT_FORWARD,
+         "padded(Ether(src=B0_MAC, dst=MAC['10.2.0.21'])/IP(src=CLIENT, dst=VIP_G)/UDP(sport=40000, dport=53)/Raw(b'q'), 17)",
+         flows=((UDP_G, 11),), egress=B0),
+    _row("route tcp: egress not in tx_ports → PASS unchanged",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_G)/TCP(sport=40000, dport=80, flags='A')", V.PASS, R.PASS_NOT_TX_PORT, flows=((TCP_G, 14),)),
+    # IPIP
+    _row("tunnel tcp: outer header to the real, TX",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_I)/TCP(sport=40000, dport=80, flags='A')/Raw(b'hello')", V.TX, R.TX_FORWARD,
+         "Ether(src=A0_MAC, dst=MAC['10.1.0.22'])/IP(src=TUNNEL_SOURCE, dst='10.1.0.22', ttl=64, id=0)/IP(src=CLIENT, dst=VIP_I)/TCP(sport=40000, dport=80, flags='A')/Raw(b'hello')",
+         flows=((TCP_I, 20),)),
+    _row("tunnel udp: TOS and DF copied to the outer header, REDIRECT",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_I, tos=0xb8, flags='DF')/UDP(sport=40000, dport=53)/Raw(b'query')", V.REDIRECT, R.REDIRECT_FORWARD,
+         "Ether(src=B0_MAC, dst=MAC['10.2.0.22'])/IP(src=TUNNEL_SOURCE, dst='10.2.0.22', ttl=64, id=0, tos=0xb8, flags='DF')/IP(src=CLIENT, dst=VIP_I, tos=0xb8, flags='DF')/UDP(sport=40000, dport=53)/Raw(b'query')",
+         flows=((UDP_I, 21),), egress=B0),
+    _row("tunnel tcp: neighbour unresolved → encapsulated, MACs kept, PASS",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_I)/TCP(sport=40000, dport=80, flags='A')", V.PASS, R.PASS_NO_NEIGH,
+         f"{IN_A}/IP(src=TUNNEL_SOURCE, dst='10.2.0.99', ttl=64, id=0)/IP(src=CLIENT, dst=VIP_I)/TCP(sport=40000, dport=80, flags='A')",
+         flows=((TCP_I, 22),)),
+    _row("tunnel tcp: no tunnel source configured → PASS unchanged",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_I)/TCP(sport=40000, dport=80, flags='A')", V.PASS, R.PASS_NO_TUNNEL_SRC,
+         flows=((TCP_I, 20),), tunnel=False),
+    _row("tunnel tcp: padding kept after the inner packet",
+         f"padded({IN_A}/IP(src=CLIENT, dst=VIP_I)/TCP(sport=40000, dport=80, flags='A'), 6)", V.REDIRECT, R.REDIRECT_FORWARD,
+         "padded(Ether(src=B0_MAC, dst=MAC['10.2.0.22'])/IP(src=TUNNEL_SOURCE, dst='10.2.0.22', ttl=64, id=0)/IP(src=CLIENT, dst=VIP_I)/TCP(sport=40000, dport=80, flags='A'), 6)",
+         flows=((TCP_I, 23),), egress=B0),
+    _row("tunnel tcp: outer packet larger than the MTU → PASS unchanged",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_I)/TCP(sport=40000, dport=80, flags='A')/Raw(b'x' * 1450)", V.PASS, R.PASS_FRAG_NEEDED,
+         flows=((TCP_I, 20),)),
+    _row("tunnel tcp: inner TTL 1 untouched",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_I, ttl=1)/TCP(sport=40000, dport=80, flags='A')", V.TX, R.TX_FORWARD,
+         "Ether(src=A0_MAC, dst=MAC['10.1.0.22'])/IP(src=TUNNEL_SOURCE, dst='10.1.0.22', ttl=64, id=0)/IP(src=CLIENT, dst=VIP_I, ttl=1)/TCP(sport=40000, dport=80, flags='A')",
+         flows=((TCP_I, 20),)),
+    # not ours: passed untouched
+    _row("ARP for a VIP", f"Ether(src=GW_A_MAC, dst='ff:ff:ff:ff:ff:ff')/ARP(psrc=GW_A, pdst=VIP_M)", V.PASS, R.PASS_NOT_IPV4),
+    _row("IPv6", f"Ether(src=GW_A_MAC, dst=A0_MAC)/IPv6(src='fd00::1', dst='fd00::2')/TCP(sport=40000, dport=80)", V.PASS, R.PASS_NOT_IPV4),
+    _row("VLAN-tagged packet to a VIP with a flow", f"Ether(src=GW_A_MAC, dst=A0_MAC)/Dot1Q(vlan=5)/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80)",
+         V.PASS, R.PASS_NOT_IPV4, flows=((TCP_M, 1),)),
+    _row("IPIP to a VIP", f"{IN_A}/IP(src=CLIENT, dst=VIP_M)/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80)", V.PASS, R.PASS_OTHER_L4,
+         flows=((TCP_M, 1),)),
+    _row("ICMP echo to a VIP", f"{IN_A}/IP(src=CLIENT, dst=VIP_M)/ICMP()", V.PASS, R.PASS_ICMP),
+    _row("TCP to an address that is no VIP", f"{IN_A}/IP(src=CLIENT, dst='10.1.0.50')/TCP(sport=40000, dport=80)", V.PASS, R.PASS_NOT_VIP),
+    _row("TCP to a VIP on a port with no service", f"{IN_A}/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=81)", V.PASS, R.PASS_NOT_VIP,
+         flows=((TCP_M, 1),)),
+    _row("first packet of a flow → PASS to NFQUEUE", TCP_IN, V.PASS, R.PASS_FLOW_MISS),
+    _row("flow to an empty real slot", TCP_IN, V.PASS, R.PASS_NO_REAL,
+         setup=lambda t: t.flows.__setitem__(TCP_M, FlowEntry(9, 1))),
+    # malformed IPv4: dropped (ip_rcv_core drops these too)
+    _row("ihl 4", f"patch({TCP_IN}, 14, b'\\x44')", V.DROP, R.DROP_BAD_IPV4, flows=((TCP_M, 1),)),
+    _row("ihl*4 past the frame", f"patch({IN_A}/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80), 14, b'\\x4f\\x00\\x00\\x3c')",
+         V.DROP, R.DROP_BAD_IPV4, flows=((TCP_M, 1),)),
+    _row("tot_len below ihl*4", f"{IN_A}/IP(src=CLIENT, dst=VIP_M, len=16)/TCP(sport=40000, dport=80)", V.DROP, R.DROP_BAD_IPV4,
+         flows=((TCP_M, 1),)),
+    _row("tot_len past the frame", f"{IN_A}/IP(src=CLIENT, dst=VIP_M, len=200)/TCP(sport=40000, dport=80)", V.DROP, R.DROP_BAD_IPV4,
+         flows=((TCP_M, 1),)),
+    _row("IPv4 header cut short", f"bytes({TCP_IN})[:26]", V.DROP, R.DROP_BAD_IPV4),
+    _row("version 6 in an IPv4 EtherType", f"patch({TCP_IN}, 14, b'\\x65')", V.DROP, R.DROP_BAD_IPV4, flows=((TCP_M, 1),)),
+    # valid but not for the fast path: passed untouched
+    _row("IPv4 options to a VIP", f"{IN_A}/IP(src=CLIENT, dst=VIP_M, options=[IPOption_NOP()] * 4)/TCP(sport=40000, dport=80, flags='A')",
+         V.PASS, R.PASS_IP_OPTIONS, flows=((TCP_M, 1),)),
+    _row("first fragment (MF) to a VIP", f"{IN_A}/IP(src=CLIENT, dst=VIP_M, flags='MF')/TCP(sport=40000, dport=80, flags='A')",
+         V.PASS, R.PASS_FRAGMENT, flows=((TCP_M, 1),)),
+    _row("later fragment (offset) to a VIP", f"{IN_A}/IP(src=CLIENT, dst=VIP_M, frag=10, proto=6)/Raw(b'x' * 24)",
+         V.PASS, R.PASS_FRAGMENT, flows=((TCP_M, 1),)),
+    # malformed L4: passed untouched (the kernel drops them on delivery, a router forwards them)
+    _row("TCP doff 4", f"{IN_A}/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80, dataofs=4)", V.PASS, R.PASS_BAD_L4,
+         flows=((TCP_M, 1),)),
+    _row("TCP doff*4 past the packet", f"{IN_A}/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80, dataofs=15)/Raw(b'abcde')",
+         V.PASS, R.PASS_BAD_L4, flows=((TCP_M, 1),)),
+    _row("TCP header cut short", f"{IN_A}/IP(src=CLIENT, dst=VIP_M, proto=6)/Raw(b'\\x9c\\x40\\x00\\x50' + b'\\x00' * 6)",
+         V.PASS, R.PASS_BAD_L4, flows=((TCP_M, 1),)),
+    _row("TCP header running into Ethernet padding",
+         f"padded({IN_A}/IP(src=CLIENT, dst=VIP_M, proto=6)/Raw(b'\\x9c\\x40\\x00\\x50' + b'\\x00' * 6), 16)",
+         V.PASS, R.PASS_BAD_L4, flows=((TCP_M, 1),)),
+    _row("UDP header cut short", f"{IN_A}/IP(src=CLIENT, dst=VIP_M, proto=17)/Raw(b'\\x9c\\x40\\x00\\x35')",
+         V.PASS, R.PASS_BAD_L4, flows=((UDP_M, 2),)),
+)
+
+
+def describe_mismatch(expected: bytes, got: bytes) -> str:
+    """Both frames dissected field by field, side by side (scapy's show2), differing lines marked."""
+    left = Ether(expected).show2(dump=True).splitlines()
+    right = Ether(got).show2(dump=True).splitlines()
+    width = max((len(line) for line in left), default=0)
+    lines = [f"{'expected (' + str(len(expected)) + ' bytes)':<{width}}   got ({len(got)} bytes)"]
+    for a, b in zip_longest(left, right, fillvalue=""):
+        lines.append(f"{a:<{width}} {'|' if a == b else '≠'} {b}")
+    return "\n".join(lines)
