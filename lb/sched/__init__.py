@@ -11,6 +11,7 @@ Researchers add their own without touching lbxdp (see docs/schedulers.md):
 
 from __future__ import annotations
 
+import inspect
 import os
 
 from lb.model import ConfigError
@@ -44,12 +45,20 @@ def register(cls: type[Scheduler]) -> type[Scheduler]:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"scheduler class {cls.__qualname__} has no `name`")
     taken = _registry.get(name)
-    if taken is not None and taken is not cls:
+    if taken is not None and taken is not cls and not _same_definition(taken, cls):
         raise ConfigError(
             f"scheduler name {name!r} is already taken by {taken.__module__}.{taken.__qualname__}"
         )
     _registry[name] = cls
     return cls
+
+
+def _same_definition(a: type, b: type) -> bool:
+    """One class loaded twice (a plugin file named by two specs) is the same scheduler, not a clash."""
+    try:
+        return a.__qualname__ == b.__qualname__ and inspect.getsourcefile(a) == inspect.getsourcefile(b)
+    except TypeError:
+        return False
 
 
 def load_plugin(spec: str) -> type[Scheduler]:

@@ -1,0 +1,14 @@
+import pytest
+
+import lb.sched
+
+
+@pytest.fixture(autouse=True)
+def isolated_scheduler_registry():
+    """Plugins a test registers must not leak into the next test's view of the registry."""
+    saved = dict(lb.sched._registry)
+    try:
+        yield
+    finally:
+        lb.sched._registry.clear()
+        lb.sched._registry.update(saved)
