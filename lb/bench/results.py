@@ -1,0 +1,241 @@
+"""What a bench run measured, and the arithmetic on it: medians, ratios, and the verdict per target.
+
+Pure: no clocks, no I/O. The measuring modules produce `Row`s; `__main__` collects them into a
+`Results`; `report` renders them. The issue's point (issue 7) is that on a noisy 2-vCPU VM absolute
+figures drift while ratios of medians taken in the same run hold, so every comparison here is a
+ratio of medians of interleaved runs, never of single samples.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Status = Literal["met", "missed", "not measured"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure of one case: its samples (one per interleaved run) or why it was not measured.
+
+    `check` says how the bench knows the samples measure what the name claims (for the fast path:
+    how many BPF_PROG_RUN rounds the program's own counters put under the claimed reason).
+    """
+
+    case: str
+    name: str
+    unit: str
+    samples: tuple[float, ...] = ()
+    higher_is_better: bool = True
+    check: str = ""
+    skipped: str | None = None  # "not measured: <reason>" when there are no samples
+
+    @property
+    def key(self) -> str:
+        return f"{self.case}/{self.name}"
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.samples) if self.samples else None
+
+    @property
+    def spread(self) -> float | None:
+        """(max - min) / median: how far the runs disagree, as a fraction."""
+        med = self.median
+        if med is None or med == 0 or len(self.samples) < 2:
+            return None
+        return (max(self.samples) - min(self.samples)) / med
+
+
+def measured(case: str, name: str, unit: str, samples: Iterable[float], *,
+             higher_is_better: bool = True, check: str = "") -> Row:
+    return Row(case, name, unit, tuple(float(s) for s in samples), higher_is_better, check)
+
+
+def not_measured(case: str, name: str, unit: str, reason: str, *,
+                 higher_is_better: bool = True) -> Row:
+    return Row(case, name, unit, (), higher_is_better, "", reason)
+
+
+def ratio(numerator: Row | None, denominator: Row | None) -> float | None:
+    """median(numerator) / median(denominator), or None when either is missing or zero."""
+    if numerator is None or denominator is None:
+        return None
+    a, b = numerator.median, denominator.median
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal from issue 7: either a ratio of two rows' medians or one row's median, against a bound.
+
+    `op` is ">=" or "<="; `den` is None for an absolute target.
+    """
+
+    figure: str
+    num: str  # Row.key
+    op: Literal[">=", "<="]
+    bound: float
+    den: str | None = None
+
+    @property
+    def goal(self) -> str:
+        sign = "≥" if self.op == ">=" else "≤"
+        if self.den is None:
+            return f"{sign} {_fmt(self.bound)}"
+        return f"{sign} {self.bound:g}×"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    figure: str
+    goal: str
+    measured: str
+    status: Status
+    why: str = ""
+
+    @property
+    def line(self) -> str:
+        tail = f" ({self.why})" if self.why else ""
+        return f"{self.figure}: target {self.goal}, measured {self.measured} — {self.status}{tail}"
+
+
+# Issue 7, "Targets". Rows are named by the measuring modules; these keys are their contract.
+TARGETS: tuple[Target, ...] = (
+    Target("forwarding vs iptables DNAT", "forwarding/lbxdp native", ">=", 1.9,
+           "forwarding/iptables DNAT (statistic random)"),
+    Target("forwarding vs minimal XDP DNAT", "forwarding/lbxdp native", ">=", 0.95,
+           "forwarding/minimal XDP DNAT native"),
+    Target("fast-path hit vs minimal DNAT program", "fastpath/lbxdp masq forward hit", "<=", 1.3,
+           "fastpath/minimal DNAT program"),
+    Target("new flows/s through NFQUEUE", "newflows/lbxdp NFQUEUE", ">=", 25_000),
+    Target("TCP connections/s vs iptables DNAT", "tcp/lbxdp conn/s", ">=", 1.0,
+           "tcp/iptables DNAT conn/s"),
+    Target("flow table memory at 1M flows", "scale/flow table at 1M flows", "<=", 256),
+    Target("Maglev build (M=65537, 1000 reals)", "scale/Maglev build", "<=", 100),
+)
+
+
+def evaluate(target: Target, rows: Mapping[str, Row]) -> Verdict:
+    """Met, missed, or not measured (with the first missing row's reason)."""
+    num = rows.get(target.num)
+    den = rows.get(target.den) if target.den is not None else None
+    missing = [k for k, r in ((target.num, num), (target.den, den))
+               if k is not None and (r is None or r.median is None)]
+    if missing:
+        first = rows.get(missing[0])
+        why = first.skipped if first is not None and first.skipped else f"{missing[0]} not run"
+        return Verdict(target.figure, target.goal, "—", "not measured", why)
+    assert num is not None
+    if target.den is None:
+        value = num.median
+        shown = f"{_fmt(value)} {num.unit}"  # type: ignore[arg-type]
+    else:
+        value = ratio(num, den)
+        if value is None:
+            return Verdict(target.figure, target.goal, "—", "not measured", "denominator is zero")
+        shown = f"{value:.2f}×"
+    assert value is not None
+    ok = value >= target.bound if target.op == ">=" else value <= target.bound
+    return Verdict(target.figure, target.goal, shown, "met" if ok else "missed")
+
+
+def verdicts(rows: Iterable[Row], targets: Sequence[Target] = TARGETS) -> list[Verdict]:
+    by_key = {r.key: r for r in rows}
+    return [evaluate(t, by_key) for t in targets]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A ratio the tables show next to the figures (not a target): num over den, medians."""
+
+    label: str
+    num: str
+    den: str
+
+
+# Ratios issue 7 asks to show: against iptables DNAT and against the machine's ceiling.
+COMPARISONS: tuple[Comparison, ...] = (
+    Comparison("lbxdp native / iptables DNAT", "forwarding/lbxdp native",
+               "forwarding/iptables DNAT (statistic random)"),
+    Comparison("lbxdp generic / iptables DNAT", "forwarding/lbxdp generic",
+               "forwarding/iptables DNAT (statistic random)"),
+    Comparison("minimal XDP DNAT / iptables DNAT", "forwarding/minimal XDP DNAT native",
+               "forwarding/iptables DNAT (statistic random)"),
+    Comparison("nftables numgen / iptables DNAT", "forwarding/nftables numgen DNAT",
+               "forwarding/iptables DNAT (statistic random)"),
+    Comparison("lbxdp native / ceiling", "forwarding/lbxdp native", "forwarding/ceiling (XDP_DROP at ingress)"),
+    Comparison("iptables DNAT / ceiling", "forwarding/iptables DNAT (statistic random)",
+               "forwarding/ceiling (XDP_DROP at ingress)"),
+    Comparison("lbxdp masq hit / minimal DNAT program (prog)", "fastpath/lbxdp masq forward hit",
+               "fastpath/minimal DNAT program"),
+    Comparison("lbxdp masq hit / minimal DNAT (live frames)", "fastpath/lbxdp masq forward hit (live)",
+               "fastpath/minimal DNAT program (live)"),
+    Comparison("lbxdp conn/s / iptables DNAT conn/s", "tcp/lbxdp conn/s", "tcp/iptables DNAT conn/s"),
+    Comparison("HAProxy conn/s / iptables DNAT conn/s", "tcp/HAProxy (TCP mode) conn/s",
+               "tcp/iptables DNAT conn/s"),
+)
+
+
+def comparisons(rows: Iterable[Row], wanted: Sequence[Comparison] = COMPARISONS
+                ) -> list[tuple[str, float]]:
+    """The listed ratios whose both rows were measured."""
+    by_key = {r.key: r for r in rows}
+    out = []
+    for c in wanted:
+        value = ratio(by_key.get(c.num), by_key.get(c.den))
+        if value is not None:
+            out.append((c.label, value))
+    return out
+
+
+@dataclass
+class Results:
+    """A whole run: what was measured, on what, how (quick or full)."""
+
+    mode: str
+    machine: dict[str, Any]
+    rows: list[Row] = field(default_factory=list)
+    runs: int = 3
+    elapsed_s: float = 0.0
+    started: str = ""
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode, "started": self.started, "elapsed_s": round(self.elapsed_s, 1),
+            "runs": self.runs, "machine": self.machine,
+            "rows": [dict(asdict(r), median=r.median) for r in self.rows],
+            "ratios": {label: round(v, 4) for label, v in comparisons(self.rows)},
+            "targets": [asdict(v) for v in verdicts(self.rows)],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Results:
+        rows = [Row(r["case"], r["name"], r["unit"], tuple(r["samples"]), r["higher_is_better"],
+                    r.get("check", ""), r.get("skipped")) for r in data["rows"]]
+        return cls(data["mode"], dict(data["machine"]), rows, data.get("runs", 3),
+                   data.get("elapsed_s", 0.0), data.get("started", ""))
+
+
+def _fmt(value: float) -> str:
+    """Figures as people read them: 1.23M, 45.6k, 184, 0.42."""
+    a = abs(value)
+    if a >= 1e6:
+        return f"{value / 1e6:.2f}M"
+    if a >= 1e4:
+        return f"{value / 1e3:.1f}k"
+    if a >= 100:
+        return f"{value:.0f}"
+    if a >= 1:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+fmt = _fmt
