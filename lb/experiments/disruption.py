@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from lb.experiments import plotting
 from lb.experiments.context import RunContext, SchedulerRef, make_reals, resolve_all
 from lb.experiments.workload import distinct_keys
 from lb.model import FlowKey, RealKey
-from lb.sched.base import Destination
+from lb.sched.base import Destination, Scheduler
 
 DEFAULT_SCHEDULERS = ("sh", "dh", "mh", "rendezvous", "modulo")
 
@@ -106,10 +106,11 @@ def share_distance(before: Sequence[Destination], after: Sequence[Destination]) 
     return sum(max(0.0, old.get(k, 0.0) - new.get(k, 0.0)) for k in old.keys() | new.keys())
 
 
-def mapping(ref_sched: object, flows: Sequence[FlowKey], dests: Sequence[Destination]) -> list[RealKey | None]:
+def mapping(scheduler: Scheduler, flows: Sequence[FlowKey], dests: Sequence[Destination]) -> list[RealKey | None]:
+    """The real each flow goes to (None when the scheduler finds none)."""
     out: list[RealKey | None] = []
     for flow in flows:
-        dest = ref_sched.schedule(flow, dests)  # type: ignore[attr-defined]
+        dest = scheduler.schedule(flow, dests)
         out.append(None if dest is None else dest.key)
     return out
 
@@ -136,7 +137,8 @@ def flow_study(
     return results
 
 
-def table_study(params: DisruptionParams, seed: int, advance: object) -> list[TableResult]:
+def table_study(params: DisruptionParams, seed: int, advance: Callable[[int], None]) -> list[TableResult]:
+    """Maglev's table at each M: slot balance, and slots changed when a share of the reals fails."""
     from lb.sched import scheduler_class
 
     maglev = scheduler_class("mh")
@@ -159,7 +161,7 @@ def table_study(params: DisruptionParams, seed: int, advance: object) -> list[Ta
             ) / m
             out.append(TableResult(m, len(base), max_mean, k / len(base), changed))
         scheduler.update(base)
-        advance(1)  # type: ignore[operator]
+        advance(1)
     return out
 
 
