@@ -27,8 +27,8 @@ from lb.model import ConfigError
 # returns an exit code. Add a subcommand by adding a line and writing its module.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("lb.daemon.attach:main", "load XDP on IFACE…, install the NFQUEUE rules, start the daemon"),
-    "detach": ("lb.daemon.detach:main", "remove lbxdp from IFACE… (the daemon stops with the last one)"),
-    "status": ("lb.daemon.status:main", "show interfaces, mode, daemon and fast-path counters"),
+    "detach": ("lb.daemon.attach:detach_main", "remove lbxdp from IFACE… (the daemon stops with the last one)"),
+    "status": ("lb.daemon.attach:status_main", "show interfaces, mode, daemon and fast-path counters"),
     "config": ("lb.cli:config_main", "config check FILE: validate a rules file, print it in save form"),
     "replay": ("lb.replay:main", "run recorded packets through the XDP program and the model"),
     "record": ("lb.replay.record:main", "record a scenario's traffic to a pcap with its expected output"),

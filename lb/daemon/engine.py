@@ -60,7 +60,10 @@ class IdPool:
         self._free: list[int] = []
         self._next = 1
 
-    def take(self) -> int:
+    def take(self, preferred: int | None = None) -> int:
+        if preferred is not None and preferred not in self._taken_ids():
+            self._claim(preferred)
+            return preferred
         if self._free:
             return self._free.pop()
         if self._next > self._limit:
@@ -70,6 +73,17 @@ class IdPool:
 
     def give_back(self, value: int) -> None:
         self._free.append(value)
+
+    def _taken_ids(self) -> set[int]:
+        return set(range(1, self._next)) - set(self._free)
+
+    def _claim(self, value: int) -> None:
+        """Take a specific id (adopting a previous daemon's numbering)."""
+        if value in self._free:
+            self._free.remove(value)
+            return
+        self._free += [v for v in range(self._next, value)]
+        self._next = max(self._next, value + 1)
 
 
 def update_overload(dest: Destination, real: RealServer) -> None:
@@ -92,6 +106,16 @@ class Balancer:
         self.persistence = PersistenceTable()
         self._service_ids = IdPool(max_services)
         self._real_ids = IdPool(max_reals)
+        self._preferred_service_ids: dict[ServiceKey, int] = {}
+        self._preferred_real_ids: dict[tuple[ServiceKey, RealKey], int] = {}
+
+    def adopt_ids(
+        self, service_ids: dict[ServiceKey, int], real_ids: dict[tuple[ServiceKey, RealKey], int]
+    ) -> None:
+        """Number services and reals as a previous daemon did, so the flows it left in the pinned
+        maps still name the right reals. Call before the first sync()."""
+        self._preferred_service_ids = dict(service_ids)
+        self._preferred_real_ids = dict(real_ids)
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -111,7 +135,11 @@ class Balancer:
         for key, vs in wanted.items():
             state = self.services.get(key)
             if state is None:
-                state = ServiceState(vs.service, self._service_ids.take(), self._make_scheduler(vs.service))
+                state = ServiceState(
+                    vs.service,
+                    self._service_ids.take(self._preferred_service_ids.pop(key, None)),
+                    self._make_scheduler(vs.service),
+                )
                 self.services[key] = state
             elif (state.service.scheduler, state.service.sched_flags) != (
                 vs.service.scheduler,
@@ -134,7 +162,8 @@ class Balancer:
         for rkey, real in vs.reals.items():
             current = state.reals.get(rkey)
             if current is None:
-                current = RealState(real, self._real_ids.take(), Destination(rkey, real.weight))
+                preferred = self._preferred_real_ids.pop((state.service.key, rkey), None)
+                current = RealState(real, self._real_ids.take(preferred), Destination(rkey, real.weight))
             current.real = real
             current.dest.weight = real.weight
             update_overload(current.dest, real)

@@ -183,6 +183,34 @@ class DatapathMaps:
                 tables.tx_ports.add(ifindex)
         return tables
 
+    def get_flow(self, flow: FlowKey) -> FlowEntry | None:
+        """One flow's entry, or None (the first-packet path asks before scheduling)."""
+        value = self._lookup("flows", _flow_key(flow))
+        if value is None:
+            return None
+        return FlowEntry(value.real_id, value.service_id, value.last_seen_ns, TcpSeen(value.tcp_seen))
+
+    def read_services(self) -> dict[ServiceKey, ServiceEntry]:
+        return {_service_key_back(k): ServiceEntry(v.service_id, v.flags) for k, v in self._items("services")}
+
+    def read_flows(self) -> tuple[dict[FlowKey, FlowEntry], dict[FlowKey, ReverseEntry]]:
+        """Only the flow tables (what the daemon's sweeper needs), without scanning the arrays."""
+        flows = {
+            _flow_key_back(k): FlowEntry(v.real_id, v.service_id, v.last_seen_ns, TcpSeen(v.tcp_seen))
+            for k, v in self._items("flows")
+        }
+        reverse = {
+            _flow_key_back(k): ReverseEntry(
+                S.address(v.vip), S.port(v.vport), v.real_id, v.service_id, v.last_seen_ns, TcpSeen(v.tcp_seen)
+            )
+            for k, v in self._items("reverse")
+        }
+        return flows, reverse
+
+    def tunnel_source(self) -> IPv4Address | None:
+        config = self._lookup("config", ctypes.c_uint32(0))
+        return S.address(config.tunnel_saddr) if config is not None and config.tunnel_saddr else None
+
     def reason_counts(self) -> dict[Reason, int]:
         """Packets per verdict reason, summed over CPUs (every reason, zeros included)."""
         return {reason: sum(self._percpu("reason_counts", int(reason))) for reason in Reason}

@@ -86,3 +86,18 @@ def test_service_removal_frees_ids_for_reuse():
     b.sync([])
     b.sync([vs()])
     assert sorted(r.real_id for r in b.services[KEY].reals.values()) == ids
+
+
+def test_adopted_ids_are_kept_for_a_restarted_daemon():
+    first = Balancer()
+    first.sync([vs()])
+    ids = {k: r.real_id for k, r in first.services[KEY].reals.items()}
+    # a restarted daemon learns the numbering before syncing, in a different order of creation
+    second = Balancer()
+    second.adopt_ids({KEY: 7}, {(KEY, k): 10 + v for k, v in ids.items()})
+    second.sync([vs()])
+    assert second.services[KEY].service_id == 7
+    assert {k: r.real_id for k, r in second.services[KEY].reals.items()} == {k: 10 + v for k, v in ids.items()}
+    other = ServiceKey(Protocol.UDP, A("10.0.0.100"), 53)
+    second.sync([vs(), VirtualService(Service(other, scheduler="rr"), {})])
+    assert second.services[other].service_id not in (7,)

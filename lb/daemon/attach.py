@@ -1,0 +1,173 @@
+"""`lbxdp attach|detach|status`: start the daemon of this network namespace, or talk to it.
+
+`attach` validates everything it can before touching the kernel (root, interfaces, the rules file),
+then either asks a running daemon to take the interfaces (adopting an interface that is already
+attached rather than resetting it) or starts one in the background and returns when it is ready.
+On failure it prints one line and leaves nothing behind: a daemon that fails to start cleans up
+after itself and its last log line is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lb.config.savefmt import RulesError, load_rules
+from lb.daemon import instance
+from lb.daemon.client import DaemonNotRunning, is_running, send
+
+READY_TIMEOUT = 60.0  # bcc compiles the program at start: seconds on a loaded 2-core machine
+
+ATTACH_EXAMPLES = """\
+examples:
+  lbxdp attach eth0                       # one-arm: clients and reals behind one interface
+  lbxdp attach eth0 eth1 --mode native    # two-arm, driver-mode XDP
+  lbxdp attach eth0 --config /etc/lbxdp.rules
+  lbxdp -A -t 10.0.0.100:80 -s rr         # then configure with ipvsadm's syntax
+  lbxdp detach eth0 eth1                  # the daemon stops with the last interface
+"""
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"lbxdp: {message}", file=sys.stderr)
+    return code
+
+
+def _check_interfaces(names: list[str]) -> str | None:
+    for name in names:
+        try:
+            socket.if_nametoindex(name)
+        except OSError:
+            return f"no interface '{name}' in this network namespace"
+    return None
+
+
+def attach_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lbxdp attach",
+        description="Load the XDP program on IFACE…, install the NFQUEUE rules and start the daemon.",
+        epilog=ATTACH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("ifaces", nargs="+", metavar="IFACE")
+    parser.add_argument(
+        "--mode",
+        choices=["auto", "native", "generic"],
+        default="auto",
+        help="XDP mode; auto picks what delivers on this interface and says which (default auto)",
+    )
+    parser.add_argument("--config", metavar="RULES", help="an ipvsadm rules file (ipvsadm-save format) to load")
+    parser.add_argument(
+        "--foreground", action="store_true", help="run the daemon in this process (logs to stderr) instead of in the background"
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = attach_parser().parse_args(argv)
+    if os.geteuid() != 0:
+        return _fail("attach must run as root (it loads XDP programs and netfilter rules)")
+    problem = _check_interfaces(args.ifaces)
+    if problem:
+        return _fail(problem)
+    if args.config:
+        try:
+            load_rules(Path(args.config).read_text(), args.config)
+        except OSError as exc:
+            return _fail(f"cannot read {args.config}: {exc.strerror}")
+        except RulesError as exc:
+            return _fail(str(exc), code=2)
+    if is_running():
+        reply = send({"op": "attach", "ifaces": args.ifaces, "mode": args.mode, "config": args.config and os.path.abspath(args.config)})
+        if not reply.get("ok"):
+            return _fail(reply.get("error", "the daemon refused to attach"))
+        print(reply.get("output", ""), end="")
+        return 0
+    daemon_argv = ["--mode", args.mode, *[f"--iface={name}" for name in args.ifaces]]
+    if args.config:
+        daemon_argv += ["--config", os.path.abspath(args.config)]
+    if args.foreground:
+        from lb.daemon.run import main as run_main
+
+        return run_main(daemon_argv)
+    return _spawn(daemon_argv, args.ifaces)
+
+
+def _spawn(daemon_argv: list[str], ifaces: list[str]) -> int:
+    log = instance.log_path()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lb.daemon.run", *daemon_argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,  # the daemon outlives this command and its terminal
+        )
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return _fail(f"the daemon failed to start: {_last_line(log)} (log: {log})")
+        try:
+            reply = send({"op": "status"}, timeout=5.0)
+        except (DaemonNotRunning, ConnectionError, OSError):
+            time.sleep(0.1)
+            continue
+        if reply.get("ok"):
+            print(reply.get("output", ""), end="")
+            return 0
+    proc.kill()
+    return _fail(f"the daemon did not become ready within {READY_TIMEOUT:.0f} s (log: {log})")
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no output"
+
+
+def detach_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lbxdp detach",
+        description="Remove lbxdp from IFACE…; with no interface left the daemon removes its rules and pins and stops.",
+    )
+    parser.add_argument("ifaces", nargs="*", metavar="IFACE", help="default: every attached interface")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        return _fail("detach must run as root")
+    try:
+        reply = send({"op": "detach", "ifaces": args.ifaces})
+    except DaemonNotRunning:
+        return _fail("no lbxdp daemon is running in this network namespace")
+    if not reply.get("ok"):
+        return _fail(reply.get("error", "the daemon refused to detach"))
+    print(reply.get("output", ""), end="")
+    if reply.get("stopping"):
+        _wait_gone()
+    return 0
+
+
+def _wait_gone(timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and is_running():
+        time.sleep(0.05)
+
+
+def status_main(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="lbxdp status", description="Interfaces, XDP mode, daemon and fast-path counters.").parse_args(argv)
+    try:
+        reply = send({"op": "status"})
+    except DaemonNotRunning:
+        print("lbxdp: not attached in this network namespace (no daemon running)")
+        return 3
+    if not reply.get("ok"):
+        return _fail(reply.get("error", "status failed"))
+    print(reply.get("output", ""), end="")
+    return 0

@@ -1,0 +1,72 @@
+"""`python -m lb.daemon.run`: the daemon process that `lbxdp attach` starts (or runs in the foreground).
+
+Start-up order matters for "leave nothing behind": the control socket is bound first (a second
+daemon in the same namespace stops there), the program is loaded and the saved state adopted, and only
+then are interfaces attached; a failure at any step undoes what this process did and exits 1 with one
+line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from lb.config.savefmt import RulesError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lbxdp-daemon")
+    parser.add_argument("--iface", action="append", default=[])
+    parser.add_argument("--mode", choices=["auto", "native", "generic"], default="auto")
+    parser.add_argument("--config")
+    parser.add_argument("--max-flows", type=int, default=262144)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s lbxdp[%(process)d] %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    log = logging.getLogger("lbxdp")
+
+    from lb.daemon.control import AddressInUse
+    from lb.daemon.daemon import Daemon
+    from lb.datapath import loader
+
+    try:
+        daemon = Daemon(loader.Tunables(max_flows=args.max_flows))
+    except AddressInUse as exc:
+        print(f"lbxdp: {exc}", file=sys.stderr)
+        return 1
+    except (RuntimeError, loader.LoadError, OSError) as exc:
+        print(f"lbxdp: cannot start the daemon: {exc}", file=sys.stderr)
+        return 1
+    fresh = False
+    try:
+        adopted = daemon.adopt_saved_state()
+        fresh = not adopted
+        if adopted:
+            log.info("adopted saved state: %d services, interfaces %s", len(daemon.table), ", ".join(daemon.ifaces) or "none")
+        if args.config:
+            daemon._load_config(Path(args.config))
+        for name in args.iface:
+            log.info("%s", daemon.attach(name, args.mode))
+        daemon.save_state()
+    except (RuntimeError, loader.LoadError, OSError, RulesError) as exc:
+        print(f"lbxdp: {exc}", file=sys.stderr)
+        if fresh:
+            daemon.remove_everything()
+        daemon.close()
+        return 1
+    log.info("ready: %s", ", ".join(f"{k} ({v})" for k, v in daemon.ifaces.items()))
+    try:
+        daemon.run()
+    finally:
+        daemon.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
