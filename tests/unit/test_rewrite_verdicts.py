@@ -1,0 +1,29 @@
+"""lb.rewrite.verdicts mirrors the enums of bpf/lb_consts.h (and the structs' constants)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lb.rewrite import Reason, Verdict
+from lb.tables import TcpSeen
+
+CONSTS = (Path(__file__).resolve().parents[2] / "bpf" / "lb_consts.h").read_text()
+
+
+def _enum(prefix: str) -> dict[str, int]:
+    return {m[1]: int(m[2]) for m in re.finditer(rf"\b{prefix}([A-Z0-9_]+)\s*=\s*(\d+)", CONSTS)}
+
+
+def test_reason_enum_matches_the_header() -> None:
+    header = _enum("REASON_")
+    assert header.pop("MAX") == len(Reason)
+    assert header == {r.name: r.value for r in Reason}
+
+
+def test_tcp_seen_matches_the_header() -> None:
+    assert _enum("SEEN_") == {f.name: f.value for f in TcpSeen if f.value}
+
+
+def test_every_reason_names_its_verdict() -> None:
+    assert {r.verdict for r in Reason} == {Verdict.PASS, Verdict.DROP, Verdict.TX, Verdict.REDIRECT, Verdict.ABORTED}
