@@ -76,6 +76,7 @@ class Daemon:
         self._stop = False
         self._stopping_for_detach = False
         self.control = ControlServer()  # first: refuses to start beside another daemon
+        remove_stale_instances()
         self.dp = loader.load(tunables)
         self.maps = self.dp.maps
         self.sender = FrameSender()
@@ -83,6 +84,7 @@ class Daemon:
         self.health = HealthMonitor()
         self.nfq = self._bind_queue()
         self.tx_ifindexes: set[int] = set()
+        self.tunnel_source_override: IPv4Address | None = None
 
     # -- start-up and shutdown -------------------------------------------------------------------
 
@@ -212,11 +214,26 @@ class Daemon:
             for rstate in self.balancer.services[key].reals.values():
                 real = rstate.real
                 self.maps.set_real(rstate.real_id, RealEntry(real.address, real.port, real.forwarding))
+        self._update_tunnel_source()
         for key in list(self.health_checks):
             if key not in wanted:
                 del self.health_checks[key]
         self.health.configure(self._health_targets())
         self._sync_rules()
+
+    def _update_tunnel_source(self) -> None:
+        """IPIP packets leave from the address this host uses toward the (first) tunnelled real,
+        unless the operator set one (`lbxdp attach --tunnel-source`)."""
+        if self.tunnel_source_override is not None:
+            self.maps.set_tunnel_source(self.tunnel_source_override)
+            return
+        for state in self.balancer.services.values():
+            for rstate in state.reals.values():
+                if rstate.real.forwarding is Forwarding.TUNNEL:
+                    source = self.resolver.source_for(rstate.real.address)
+                    if source is not None:
+                        self.maps.set_tunnel_source(source)
+                        return
 
     def _sync_rules(self) -> None:
         if self.ifaces:
@@ -623,6 +640,17 @@ class Daemon:
 
 
 _current: Daemon | None = None
+
+
+def remove_stale_instances() -> None:
+    """Pins and run directories of namespaces deleted without `lbxdp detach` (a test topology torn
+    down, a container gone) would hold their maps' memory forever: remove them."""
+    import shutil
+
+    for root in (loader.PIN_ROOT, instance.RUN_ROOT):
+        for stale in instance.stale_dirs(root):
+            log.info("removing %s: its network namespace is gone", stale)
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _trampoline(pkt: Any) -> None:

@@ -28,3 +28,28 @@ def log_path() -> Path:
 def state_path() -> Path:
     """The configuration the daemon last had, so a restarted daemon comes back with it."""
     return run_dir() / "state.json"
+
+
+def live_netns_ids() -> set[str]:
+    """Identities of every network namespace that still exists: those a process is in and those
+    bound under /run/netns (`ip netns add` keeps a namespace alive with no process in it)."""
+    ids = set()
+    for ns_link in Path("/proc").glob("[0-9]*/ns/net"):
+        try:
+            ids.add(f"netns-{os.stat(ns_link).st_ino}")
+        except OSError:
+            continue
+    for bound in Path("/run/netns").glob("*"):
+        try:
+            ids.add(f"netns-{os.stat(bound).st_ino}")
+        except OSError:
+            continue
+    return ids
+
+
+def stale_dirs(root: Path) -> list[Path]:
+    """Per-namespace directories under `root` whose namespace is gone (deleted without a detach)."""
+    if not root.is_dir():
+        return []
+    live = live_netns_ids()
+    return [d for d in root.iterdir() if d.name.startswith("netns-") and d.name not in live]

@@ -61,6 +61,15 @@ class NeighbourResolver:
                 break
         return NextHop(ifindex, smac, dmac)
 
+    def source_for(self, dst: IPv4Address) -> IPv4Address | None:
+        """The address this host would send from to reach `dst` (the route's preferred source)."""
+        try:
+            routes = self._ipr.route("get", dst=str(dst))
+        except Exception:  # noqa: BLE001 - no route
+            return None
+        src = routes[0].get_attr("RTA_PREFSRC") if routes else None
+        return IPv4Address(src) if src else None
+
     def resolve(self, dst: IPv4Address) -> None:
         """Ask the kernel to resolve the neighbour for `dst` (ARP) without sending it a packet."""
         hop = self.lookup(dst)
