@@ -10,6 +10,7 @@ after itself and its last log line is shown.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -161,7 +162,9 @@ def _wait_gone(timeout: float = 15.0) -> None:
 
 
 def status_main(argv: list[str]) -> int:
-    argparse.ArgumentParser(prog="lbxdp status", description="Interfaces, XDP mode, daemon and fast-path counters.").parse_args(argv)
+    parser = argparse.ArgumentParser(prog="lbxdp status", description="Interfaces, XDP mode, daemon and fast-path counters.")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    args = parser.parse_args(argv)
     try:
         reply = send({"op": "status"})
     except DaemonNotRunning:
@@ -169,5 +172,8 @@ def status_main(argv: list[str]) -> int:
         return 3
     if not reply.get("ok"):
         return _fail(reply.get("error", "status failed"))
-    print(reply.get("output", ""), end="")
+    if args.json:
+        print(json.dumps(reply.get("data", {}), indent=1, sort_keys=True))
+    else:
+        print(reply.get("output", ""), end="")
     return 0

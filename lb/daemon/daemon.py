@@ -530,6 +530,21 @@ class Daemon:
             command, self.table, service_numbers, real_numbers, connections, size=self.tunables.max_flows
         )
 
+    def status_data(self) -> dict[str, Any]:
+        """`lbxdp status --json`: the same facts as the text, for scripts and the demo."""
+        reasons = self.maps.reason_counts()
+        flows, _ = self.maps.read_flows()
+        return {
+            "pid": os.getpid(),
+            "ifaces": dict(self.ifaces),
+            "services": len(self.balancer.services),
+            "flows": len(flows),
+            "xdp_forwarded": sum(n for r, n in reasons.items() if r.verdict in (Verdict.TX, Verdict.REDIRECT)),
+            "xdp_reasons": {r.name.lower(): n for r, n in reasons.items()},
+            "first_path_packets": self.first.packets,
+            "first_path_events": dict(self.first.counts),
+        }
+
     def status_text(self) -> str:
         reasons = self.maps.reason_counts()
         fast = sum(n for r, n in reasons.items() if r.verdict in (Verdict.TX, Verdict.REDIRECT))
@@ -558,7 +573,7 @@ class Daemon:
             if op == "ping":
                 return reply_ok("pong")
             if op == "status":
-                return reply_ok(self.status_text())
+                return reply_ok(self.status_text(), data=self.status_data())
             if op == "ipvsadm":
                 return reply_ok(self.apply_command(Command.from_dict(request.get("command", {}))))
             if op == "attach":
