@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "attach": ("lb.daemon.attach:main", "load XDP on IFACE…, install the NFQUEUE rules, start the daemon"),
     "detach": ("lb.daemon.attach:detach_main", "remove lbxdp from IFACE… (the daemon stops with the last one)"),
     "status": ("lb.daemon.attach:status_main", "show interfaces, mode, daemon and fast-path counters"),
+    "health": ("lb.daemon.attach:health_main", "set how the reals of a service are health-checked (tcp/http)"),
     "config": ("lb.cli:config_main", "config check FILE: validate a rules file, print it in save form"),
     "replay": ("lb.replay:main", "run recorded packets through the XDP program and the model"),
     "record": ("lb.replay.record:main", "record a scenario's traffic to a pcap with its expected output"),
@@ -228,12 +229,16 @@ def config_check(path: str) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             print(f"lbxdp: cannot read {path}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
             return 2
+    from lb.config.health import load_rules_file
+
     try:
-        table = load_rules(text, name)
+        table, health = load_rules_file(text, name)
     except RulesError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     sys.stdout.write(save(table))
+    for rule in health:
+        sys.stdout.write(" ".join(rule.argv()) + "\n")
     return 0
 
 

@@ -188,3 +188,25 @@ def render_command(
         service=command.service,
         size=size,
     )
+
+
+def render_health(entries: Sequence[tuple[Any, Any, Sequence[tuple[Any, bool, str]]]]) -> str:
+    """lbxdp's addition to `-L`: each checked service's check, and each real's state and last result.
+
+    `entries` rows are (ServiceKey, HealthCheck, [(RealKey, up, last result)]). Printed after
+    ipvsadm's table, so scripts that parse ipvsadm's layout still read it unchanged above.
+    """
+    if not entries:
+        return ""
+    lines = ["Health checks:"]
+    for service, check, reals in entries:
+        what = check.kind.value
+        if what == "http":
+            what += f" GET {check.path} expect {check.expect}"
+        lines.append(
+            f"{service.proto.name:<4} {service.vip}:{service.port} {what} every {check.interval:g}s "
+            f"timeout {check.timeout:g}s rise {check.rise} fall {check.fall}, dead flows {check.dead_flows.value}"
+        )
+        for real, up, last in reals:
+            lines.append(f"  -> {str(real):<26} {'UP' if up else 'DOWN':<5} {last}")
+    return "\n".join(lines) + "\n"

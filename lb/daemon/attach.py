@@ -18,7 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from lb.config.savefmt import RulesError, load_rules
+from lb.config.health import load_rules_file, parse_health
+from lb.config.savefmt import RulesError
+from lb.model import ConfigError
 from lb.daemon import instance
 from lb.daemon.client import DaemonNotRunning, is_running, send
 
@@ -78,7 +80,7 @@ def main(argv: list[str]) -> int:
         return _fail(problem)
     if args.config:
         try:
-            load_rules(Path(args.config).read_text(), args.config)
+            load_rules_file(Path(args.config).read_text(), args.config)
         except OSError as exc:
             return _fail(f"cannot read {args.config}: {exc.strerror}")
         except RulesError as exc:
@@ -177,3 +179,31 @@ def status_main(argv: list[str]) -> int:
     else:
         print(reply.get("output", ""), end="")
     return 0
+
+
+def health_main(argv: list[str]) -> int:
+    from lb.config.health import parser as health_parser
+
+    if any(word in ("-h", "--help") for word in argv):
+        health_parser().print_help()
+        return 0
+    try:
+        rule = parse_health(argv)
+    except ConfigError as exc:
+        print(f"lbxdp: {exc}", file=sys.stderr)
+        print("Try `lbxdp health --help' for more information.", file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        return _fail("health must run as root")
+    try:
+        reply = send({"op": "health", "service": _service_dict(rule.service), "check": rule.check.to_dict()})
+    except DaemonNotRunning:
+        return _fail("no lbxdp daemon is running in this network namespace (start one with: lbxdp attach IFACE)")
+    if not reply.get("ok"):
+        return _fail(reply.get("error", "the daemon refused the health check"))
+    print(reply.get("output", ""), end="")
+    return 0
+
+
+def _service_dict(key: object) -> dict[str, object]:
+    return {"proto": key.proto.name, "vip": str(key.vip), "port": key.port}  # type: ignore[attr-defined]

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from lb.config.ipvsadm import Command, Verb
-from lb.config.savefmt import load_rules
+from lb.config.health import load_rules_file
 from lb.config.table import ServiceTable
 from lb.daemon import instance
 from lb.daemon.control import ControlServer
 from lb.daemon.engine import Balancer, NoDestination, Placement
 from lb.daemon.firstpacket import read_packet, wrap_in_frame
-from lb.daemon.health import HealthCheck
+from lb.daemon.health import DeadFlows, HealthCheck
 from lb.daemon.healthmon import HealthMonitor
 from lb.daemon.lifetime import Timeouts, is_expired, phase_of
 from lb.daemon.protocol import reply_error, reply_ok
@@ -36,8 +36,8 @@ from lb.datapath import iptables, loader
 from lb.datapath.interfaces import auto_prefers_generic, link_facts
 from lb.datapath.neighbours import NeighbourResolver
 from lb.datapath.sender import FrameSender
-from lb.model import ConfigError, FlowKey, Forwarding, RealKey, ServiceKey
-from lb.render import render_command
+from lb.model import ConfigError, FlowKey, Forwarding, RealKey, RealServer, ServiceKey
+from lb.render import render_command, render_health
 from lb.rewrite import process
 from lb.rewrite.fib import FibResult, FibStatus
 from lb.rewrite.verdicts import Reason, Verdict
@@ -62,7 +62,7 @@ class FirstPathCounters:
 
 
 class Daemon:
-    def __init__(self, tunables: loader.Tunables = loader.Tunables()) -> None:
+    def __init__(self, tunables: loader.Tunables = loader.Tunables(), adopt_from: list[str] | None = None) -> None:
         self.started = time.time()
         self.tunables = tunables
         self.table = ServiceTable()
@@ -70,6 +70,9 @@ class Daemon:
         self.health_checks: dict[ServiceKey, HealthCheck] = {}
         self.ifaces: dict[str, str] = {}  # name → attach mode used
         self.conns: dict[int, int] = {}  # real id → connections scheduled (ipvsadm's Conns)
+        # real id → [packets, bytes] of first packets forwarded from here: XDP never counted them,
+        # and ipvsadm's InPkts/InBytes include every packet of a connection.
+        self.first_traffic: dict[int, list[int]] = {}
         self.first = FirstPathCounters()
         self.rates: dict[int, dict[str, float]] = {}
         self._last_sample: tuple[float, dict[int, Any]] | None = None
@@ -77,6 +80,11 @@ class Daemon:
         self._stopping_for_detach = False
         self.control = ControlServer()  # first: refuses to start beside another daemon
         remove_stale_instances()
+        if adopt_from:
+            loader.ensure_bpffs()
+            adopted = loader.pin_maps_of_attached(adopt_from, loader.pin_dir_for())
+            if adopted:
+                log.info("adopted the maps of the program attached to %s: %s", ", ".join(adopt_from), ", ".join(adopted))
         self.dp = loader.load(tunables)
         self.maps = self.dp.maps
         self.sender = FrameSender()
@@ -85,6 +93,10 @@ class Daemon:
         self.nfq = self._bind_queue()
         self.tx_ifindexes: set[int] = set()
         self.tunnel_source_override: IPv4Address | None = None
+        self.draining: dict[int, RealServer] = {}  # deleted reals whose flows are kept until they end
+        self.flow_count = 0  # flows in the table as of the last sweep, plus those installed since
+        self._ticks = 0
+        self._dirty = False
 
     # -- start-up and shutdown -------------------------------------------------------------------
 
@@ -98,6 +110,14 @@ class Daemon:
         except OSError as exc:
             raise RuntimeError(f"cannot bind NFQUEUE {QUEUE_NUM}: {exc}") from exc
         return nfq
+
+    @staticmethod
+    def saved_ifaces() -> list[str]:
+        """The interfaces the previous daemon of this namespace had attached (from its saved state)."""
+        try:
+            return list(json.loads(instance.state_path().read_text()).get("ifaces", {}))
+        except (OSError, ValueError):
+            return []
 
     def adopt_saved_state(self) -> bool:
         """Come back as the previous daemon left things: configuration, ids, interfaces, counts."""
@@ -116,6 +136,7 @@ class Daemon:
         )
         self.health_checks = {_service_key(k): HealthCheck.from_dict(v) for k, v in state.get("health", {}).items()}
         self.conns = {int(k): v for k, v in state.get("conns", {}).items()}
+        self.first_traffic = {int(k): list(v) for k, v in state.get("first_traffic", {}).items()}
         self._resync()
         for name, mode in state.get("ifaces", {}).items():
             try:
@@ -137,6 +158,7 @@ class Daemon:
             "real_ids": real_ids,
             "health": {_skey_text(k): v.to_dict() for k, v in self.health_checks.items()},
             "conns": self.conns,
+            "first_traffic": self.first_traffic,
             "ifaces": self.ifaces,
         }
         tmp = path.with_suffix(".tmp")
@@ -200,11 +222,18 @@ class Daemon:
 
     def _resync(self) -> None:
         """Push the configuration into the engine and the maps (services, reals, rules)."""
+        owners = {
+            r.real_id: (key, r.real) for key, state in self.balancer.services.items() for r in state.reals.values()
+        }
         gone = self.balancer.sync(self.table)
         for real_id in gone:
-            self._expire_real(real_id)
-            self.maps.delete_real(real_id)
-            self.conns.pop(real_id, None)
+            service, real = owners[real_id]
+            check = self.health_checks.get(service)
+            if service in self.balancer.services and check is not None and check.dead_flows is DeadFlows.KEEP:
+                # `-d` with dead flows kept: the real's flows drain; its slot goes when they are gone.
+                self.draining[real_id] = real
+                continue
+            self._retire_real(real_id)
         wanted = {key: state.service_id for key, state in self.balancer.services.items()}
         current = self.maps.read_services()
         for key in current.keys() - wanted.keys():
@@ -220,6 +249,14 @@ class Daemon:
                 del self.health_checks[key]
         self.health.configure(self._health_targets())
         self._sync_rules()
+
+    def _retire_real(self, real_id: int) -> None:
+        self._expire_real(real_id)
+        self.maps.delete_real(real_id)
+        self.conns.pop(real_id, None)
+        self.first_traffic.pop(real_id, None)
+        self.draining.pop(real_id, None)
+        self.balancer.release_real_ids([real_id])
 
     def _update_tunnel_source(self) -> None:
         """IPIP packets leave from the address this host uses toward the (first) tunnelled real,
@@ -269,6 +306,7 @@ class Daemon:
         self.maps.reset_counters(sids, rids)
         for rid in rids:
             self.conns[rid] = 0
+            self.first_traffic.pop(rid, None)
         self._last_sample = None
 
     # -- the first-packet path -------------------------------------------------------------------
@@ -305,6 +343,12 @@ class Daemon:
             self.first.bump("no_flow_not_syn")
             pkt.drop()
             return
+        elif self._table_full():
+            # Never let a new flow push an established one out of the LRU (a SYN flood would):
+            # refuse it, as IPVS's drop_entry does under memory pressure. The client retries.
+            self.first.bump("refused_table_full")
+            pkt.drop()
+            return
         else:
             try:
                 placement = self.balancer.place(flow, now)
@@ -315,6 +359,32 @@ class Daemon:
             self._install(flow, placement)
             self.first.bump("scheduled")
         self._forward(pkt, l3, flow, placement)
+
+    @property
+    def flow_limit(self) -> int:
+        """How many flows the daemon lets the table hold. BPF's LRU keeps part of its free list per
+        CPU and starts evicting before max_entries, so the limit stays below that by a margin."""
+        capacity = self.tunables.max_flows
+        return max(1, min(int(capacity * 0.9), capacity - 256 * (os.cpu_count() or 1)))
+
+    def _table_full(self) -> bool:
+        if self.flow_count < self.flow_limit:
+            return False
+        self._prune_half_open()
+        return self.flow_count >= self.flow_limit
+
+    def _prune_half_open(self) -> None:
+        """Under pressure, half-open flows (no handshake seen) older than a second go first."""
+        now_ns = time.monotonic_ns()
+        flows, _ = self.maps.read_flows()
+        kept = 0
+        for flow, entry in flows.items():
+            if not entry.tcp_seen and flow.proto.name == "TCP" and now_ns - entry.last_seen_ns > 1e9:
+                self._remove_flow(flow, entry.real_id)
+                self.first.bump("pruned_half_open")
+            else:
+                kept += 1
+        self.flow_count = kept
 
     def _placement_for(self, real_id: int) -> Placement:
         found = self.balancer.real_by_id(real_id)
@@ -330,7 +400,14 @@ class Daemon:
         for rkey, rentry in list(tables.reverse.items()):
             tables.reverse[rkey] = type(rentry)(rentry.vip, rentry.vport, rentry.real_id, rentry.service_id, stamp)
         self.maps.install_flow(tables, flow)
+        self.flow_count += 1
         self.conns[placement.real_id] = self.conns.get(placement.real_id, 0) + 1
+        self._dirty = True
+        found = self.balancer.real_by_id(placement.real_id)
+        if found is not None:
+            # Count it now (as a connection not yet established), so lc/wlc/sed/nq see it before
+            # the next sweep recounts from the flow table.
+            found[1].dest.inactive += 1
 
     def _tables_for(self, flow: FlowKey, placement: Placement) -> Tables:
         """The slice of the maps the rewrite model needs to treat this one flow as XDP would."""
@@ -357,6 +434,7 @@ class Daemon:
             self.sender.send(result.frame_out, result.egress_ifindex)
             pkt.drop()
             self.first.bump("forwarded")
+            self._count_first(placement.real_id, len(l3))
             return
         if result.reason is Reason.PASS_NO_NEIGH:
             self.resolver.resolve(placement.real.address)
@@ -369,6 +447,7 @@ class Daemon:
             pkt.set_payload(result.frame_out[14:])
             pkt.accept()
             self.first.bump("forwarded_by_kernel")
+            self._count_first(placement.real_id, len(l3))
             return
         if result.reason is Reason.PASS_TTL_EXCEEDED:
             pkt.accept()  # the kernel answers with ICMP time exceeded
@@ -376,6 +455,11 @@ class Daemon:
             return
         self.first.bump(f"dropped_{result.reason.name.lower()}")
         pkt.drop()
+
+    def _count_first(self, real_id: int, ip_bytes: int) -> None:
+        counted = self.first_traffic.setdefault(real_id, [0, 0])
+        counted[0] += 1
+        counted[1] += ip_bytes
 
     def _fib(self, dst: IPv4Address, ingress_ifindex: int) -> FibResult:
         hop = self.resolver.lookup(dst)
@@ -389,13 +473,17 @@ class Daemon:
     # -- the periodic tick -----------------------------------------------------------------------
 
     def tick(self) -> None:
+        self._ticks += 1
         self._sweep()
+        if self._dirty:
+            self.save_state()  # counters a SIGKILLed daemon's successor continues from
+            self._dirty = False
         self._sample_rates()
         for (skey, rkey), healthy, detail in self.health.results():
             if self.balancer.set_health(skey, rkey, healthy):
                 log.info("real %s of %s is %s: %s", rkey, skey, "up" if healthy else "down", detail)
                 check = self.health_checks.get(skey)
-                if not healthy and check is not None and check.dead_flows.value == "expire":
+                if not healthy and check is not None and check.dead_flows is DeadFlows.EXPIRE:
                     rstate = self.balancer.services[skey].reals.get(rkey)
                     if rstate is not None:
                         self._expire_real(rstate.real_id)
@@ -423,17 +511,24 @@ class Daemon:
             self.balancer.note_open_flow(flow, time.monotonic())
         self.balancer.set_counts(counts)
         self.balancer.persistence.sweep(time.monotonic())
+        self.flow_count = sum(a + i for a, i in counts.values())
+        for real_id in [r for r in self.draining if r not in counts]:
+            log.info("real id %d drained: removing its slot", real_id)
+            self._retire_real(real_id)
 
     @property
     def timeouts(self) -> Timeouts:
         t = self.table.timeouts
         return Timeouts(tcp=t.tcp, tcpfin=t.tcpfin, udp=t.udp)
 
-    def _reverse_key(self, flow: FlowKey, real_id: int) -> FlowKey | None:
+    def _real(self, real_id: int) -> RealServer | None:
         found = self.balancer.real_by_id(real_id)
-        if found is None or found[1].real.forwarding is not Forwarding.MASQ:
+        return found[1].real if found is not None else self.draining.get(real_id)
+
+    def _reverse_key(self, flow: FlowKey, real_id: int) -> FlowKey | None:
+        real = self._real(real_id)
+        if real is None or real.forwarding is not Forwarding.MASQ:
             return None
-        real = found[1].real
         return FlowKey(flow.proto, real.address, real.port, flow.saddr, flow.sport)
 
     def _remove_flow(self, flow: FlowKey, real_id: int) -> None:
@@ -483,13 +578,14 @@ class Daemon:
             traffic = self.maps.real_traffic([r.real_id for r in state.reals.values()])
             for rkey, rstate in state.reals.items():
                 t = traffic[rstate.real_id]
+                first_packets, first_bytes = self.first_traffic.get(rstate.real_id, (0, 0))
                 numbers = {
                     "active": rstate.dest.active,
                     "inactive": rstate.dest.inactive,
                     "conns": self.conns.get(rstate.real_id, 0),
-                    "inpkts": t.in_packets,
+                    "inpkts": t.in_packets + first_packets,
                     "outpkts": t.out_packets,
-                    "inbytes": t.in_bytes,
+                    "inbytes": t.in_bytes + first_bytes,
                     "outbytes": t.out_bytes,
                     **self.rates.get(rstate.real_id, {}),
                 }
@@ -505,10 +601,9 @@ class Daemon:
         flows, reverse = self.maps.read_flows()
         timeouts = self.timeouts
         for flow, entry in flows.items():
-            found = self.balancer.real_by_id(entry.real_id)
-            if found is None:
+            real = self._real(entry.real_id)
+            if real is None:
                 continue
-            real = found[1].real
             rev = reverse.get(self._reverse_key(flow, entry.real_id))
             last = max(entry.last_seen_ns, rev.last_seen_ns if rev else 0)
             seen = int(entry.tcp_seen) | (int(rev.tcp_seen) if rev else 0)
@@ -526,9 +621,25 @@ class Daemon:
     def _render(self, command: Command) -> str:
         service_numbers, real_numbers = self.numbers()
         connections = self.connections() if command.connection else ()
-        return render_command(
+        text = render_command(
             command, self.table, service_numbers, real_numbers, connections, size=self.tunables.max_flows
         )
+        if command.verb is Verb.LIST and not command.connection:
+            text += render_health(self._health_rows(command.service))
+        return text
+
+    def _health_rows(self, only: ServiceKey | None) -> list[tuple[Any, Any, list[tuple[Any, bool, str]]]]:
+        rows = []
+        states = self.health.states()
+        for key, check in self.health_checks.items():
+            if only is not None and key != only or key not in self.balancer.services:
+                continue
+            reals = []
+            for rkey in self.balancer.services[key].reals:
+                state = states.get((key, rkey))
+                reals.append((rkey, state.up if state else True, state.last_result if state else "not checked"))
+            rows.append((key, check, reals))
+        return rows
 
     def status_data(self) -> dict[str, Any]:
         """`lbxdp status --json`: the same facts as the text, for scripts and the demo."""
@@ -605,8 +716,11 @@ class Daemon:
         return reply_error(f"unknown request {op!r}")
 
     def _load_config(self, path: Path) -> None:
-        self.table = load_rules(path.read_text(), str(path), self.table)
+        self.table, health = load_rules_file(path.read_text(), str(path), self.table)
         self._resync()
+        for rule in health:
+            self.health_checks[rule.service] = rule.check
+        self.health.configure(self._health_targets())
 
     def _set_health(self, request: dict[str, Any]) -> str:
         key = _service_key(request["service"])

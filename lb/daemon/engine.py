@@ -122,6 +122,9 @@ class Balancer:
     def sync(self, configured: Iterable[VirtualService]) -> list[int]:
         """Make the runtime state match the configuration; returns the real ids that went away.
 
+        Those ids stay reserved until `release_real_ids()`: flows the datapath still holds may name
+        them (a deleted real whose flows are kept to drain), and a new real must not inherit them.
+
         Destinations of reals that stay keep their counters and health, so an edit never resets
         what lc/wlc know; a scheduler is rebuilt only when its name or flags changed.
         """
@@ -149,9 +152,12 @@ class Balancer:
             state.service = vs.service
             gone_real_ids += self._sync_reals(state, vs)
             state.scheduler.update(state.dests)
-        for real_id in gone_real_ids:
-            self._real_ids.give_back(real_id)
         return gone_real_ids
+
+    def release_real_ids(self, real_ids: Iterable[int]) -> None:
+        """No flow names these ids any more: they may be given to new reals."""
+        for real_id in real_ids:
+            self._real_ids.give_back(real_id)
 
     def _sync_reals(self, state: ServiceState, vs: VirtualService) -> list[int]:
         gone = []

@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     from lb.datapath import loader
 
     try:
-        daemon = Daemon(loader.Tunables(max_flows=args.max_flows))
+        daemon = Daemon(
+            loader.Tunables(max_flows=args.max_flows), adopt_from=[*Daemon.saved_ifaces(), *args.iface]
+        )
     except AddressInUse as exc:
         print(f"lbxdp: {exc}", file=sys.stderr)
         return 1

@@ -164,3 +164,110 @@ def _flags(mode: AttachMode) -> int:
 
 def _set_xdp(ifname: str, fd: int, flags: int) -> int:
     return int(_libbcc.bpf_attach_xdp(ifname.encode(), fd, flags))
+
+
+# --- adopting the maps of a running program -------------------------------------------------------
+#
+# Pins are not enough to carry the flow table across a daemon restart: `ip netns exec` gives each
+# process its own /sys (and so its own bpffs), and a bpffs mounted there dies with the process. The
+# program attached to the interface, though, keeps its maps alive for as long as it stays attached.
+# So a starting daemon finds the program on its interfaces, takes its maps by id and pins them where
+# its own load will adopt them (bcc's pinned-map semantics): the flow table lives on, whatever the
+# mount namespace.
+
+
+class _ProgInfo(ctypes.Structure):
+    """The head of struct bpf_prog_info (include/uapi/linux/bpf.h), up to map_ids and name."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("tag", ctypes.c_uint8 * 8),
+        ("jited_prog_len", ctypes.c_uint32),
+        ("xlated_prog_len", ctypes.c_uint32),
+        ("jited_prog_insns", ctypes.c_uint64),
+        ("xlated_prog_insns", ctypes.c_uint64),
+        ("load_time", ctypes.c_uint64),
+        ("created_by_uid", ctypes.c_uint32),
+        ("nr_map_ids", ctypes.c_uint32),
+        ("map_ids", ctypes.c_uint64),
+        ("name", ctypes.c_char * 16),
+    ]
+
+
+class _MapInfo(ctypes.Structure):
+    """The head of struct bpf_map_info, up to name."""
+
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("key_size", ctypes.c_uint32),
+        ("value_size", ctypes.c_uint32),
+        ("max_entries", ctypes.c_uint32),
+        ("map_flags", ctypes.c_uint32),
+        ("name", ctypes.c_char * 16),
+    ]
+
+
+def attached_prog_id(ifname: str) -> int | None:
+    """The id of the XDP program on `ifname` (native or generic), or None."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            return None
+        xdp = ipr.link("get", index=found[0])[0].get_attr("IFLA_XDP")
+    if xdp is None:
+        return None
+    for attr in ("IFLA_XDP_PROG_ID", "IFLA_XDP_SKB_PROG_ID", "IFLA_XDP_DRV_PROG_ID"):
+        value = xdp.get_attr(attr)
+        if value:
+            return int(value)
+    return None
+
+
+def pin_maps_of_attached(ifnames: list[str], pin_dir: Path) -> list[str]:
+    """Pin into `pin_dir` the maps of the lbxdp program attached to one of `ifnames` (the first found),
+    unless a map of that name is pinned there already. Returns the names pinned."""
+    from lb.datapath.structs import MAP_TYPES
+
+    lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    for ifname in ifnames:
+        prog_id = attached_prog_id(ifname)
+        if prog_id is None:
+            continue
+        prog_fd = lib.bpf_prog_get_fd_by_id(ctypes.c_uint32(prog_id))
+        if prog_fd < 0:
+            continue
+        try:
+            info = _ProgInfo()
+            ids = (ctypes.c_uint32 * 64)()
+            info.nr_map_ids = len(ids)
+            info.map_ids = ctypes.addressof(ids)
+            size = ctypes.c_uint32(ctypes.sizeof(info))
+            if lib.bpf_obj_get_info_by_fd(prog_fd, ctypes.byref(info), ctypes.byref(size)) != 0:
+                continue
+            if info.name.decode(errors="replace") != ENTRY[:15]:
+                continue  # someone else's program: nothing of ours to adopt
+            pinned = []
+            pin_dir.mkdir(parents=True, exist_ok=True)
+            for map_id in ids[: min(info.nr_map_ids, len(ids))]:
+                map_fd = lib.bpf_map_get_fd_by_id(ctypes.c_uint32(map_id))
+                if map_fd < 0:
+                    continue
+                try:
+                    minfo = _MapInfo()
+                    msize = ctypes.c_uint32(ctypes.sizeof(minfo))
+                    if lib.bpf_obj_get_info_by_fd(map_fd, ctypes.byref(minfo), ctypes.byref(msize)) != 0:
+                        continue
+                    name = minfo.name.decode(errors="replace")
+                    path = pin_dir / name
+                    if name in MAP_TYPES and not path.exists() and lib.bpf_obj_pin(map_fd, str(path).encode()) == 0:
+                        pinned.append(name)
+                finally:
+                    os.close(map_fd)
+            return pinned
+        finally:
+            os.close(prog_fd)
+    return []

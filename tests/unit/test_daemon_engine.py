@@ -83,7 +83,11 @@ def test_service_removal_frees_ids_for_reuse():
     b = Balancer()
     b.sync([vs()])
     ids = sorted(r.real_id for r in b.services[KEY].reals.values())
+    gone = b.sync([])
+    b.sync([vs()])
+    assert not set(ids) & {r.real_id for r in b.services[KEY].reals.values()}  # reserved until released
     b.sync([])
+    b.release_real_ids(gone)
     b.sync([vs()])
     assert sorted(r.real_id for r in b.services[KEY].reals.values()) == ids
 

@@ -1,0 +1,139 @@
+"""Health-check settings in lbxdp's own syntax, next to ipvsadm's (which has none).
+
+ipvsadm leaves liveness to keepalived; lbxdp checks reals itself, so it needs a line to say how:
+
+    lbxdp health -t 10.0.0.100:80 --check http --path /healthz --expect 200 \\
+                 --interval 2 --timeout 1 --rise 2 --fall 3 --dead-flows expire
+
+The same words, starting with `health`, may stand in a rules file among the ipvsadm lines (see
+`split_rules`). Pure parsing: the daemon applies the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lb.config.ipvsadm import parse_address_port
+from lb.config.savefmt import RulesError, load_rules
+from lb.config.table import ServiceTable
+from lb.daemon.health import CheckKind, DeadFlows, HealthCheck
+from lb.model import ConfigError, Protocol, ServiceKey
+
+HEALTH_EXAMPLES = """\
+examples:
+  lbxdp health -t 10.0.0.100:80 --check tcp                      # TCP connect every 2 s
+  lbxdp health -t 10.0.0.100:80 --check http --path /healthz --expect 200 --interval 1 --fall 2
+  lbxdp health -u 10.0.0.100:53 --check tcp --port 53           # a UDP service checked over TCP
+  lbxdp health -t 10.0.0.100:80 --check none                     # stop checking (reals stay as they are)
+  lbxdp health -t 10.0.0.100:80 --check tcp --dead-flows keep    # a dead real keeps its flows
+"""
+
+
+@dataclass(frozen=True)
+class HealthRule:
+    service: ServiceKey
+    check: HealthCheck
+
+    def argv(self) -> list[str]:
+        c = self.check
+        switch = "-t" if self.service.proto is Protocol.TCP else "-u"
+        out = ["health", switch, f"{self.service.vip}:{self.service.port}", "--check", c.kind.value]
+        if c.kind is CheckKind.HTTP:
+            out += ["--path", c.path, "--expect", str(c.expect)]
+        out += ["--interval", f"{c.interval:g}", "--timeout", f"{c.timeout:g}", "--rise", str(c.rise), "--fall", str(c.fall)]
+        if c.port is not None:
+            out += ["--port", str(c.port)]
+        out += ["--dead-flows", c.dead_flows.value]
+        return out
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise ConfigError(f"health: {message}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="lbxdp health",
+        description="Set how lbxdp checks the real servers of a service (keepalived's knobs).",
+        epilog=HEALTH_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("-t", "--tcp-service", metavar="VIP:PORT")
+    which.add_argument("-u", "--udp-service", metavar="VIP:PORT")
+    p.add_argument("--check", choices=[k.value for k in CheckKind], required=True, help="tcp connect, http GET, or none")
+    p.add_argument("--path", default="/", help="HTTP path to GET (default /)")
+    p.add_argument("--expect", type=int, default=200, help="HTTP status that means healthy (default 200)")
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between checks (default 2)")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds a check may take (default 1)")
+    p.add_argument("--rise", type=int, default=2, help="successes that bring a real back (default 2)")
+    p.add_argument("--fall", type=int, default=3, help="failures that take a real out (default 3)")
+    p.add_argument("--port", type=int, help="port to check (default: the real's own port)")
+    p.add_argument(
+        "--dead-flows",
+        choices=[d.value for d in DeadFlows],
+        default="expire",
+        help="a dead real's established flows: expire them so clients reconnect elsewhere (default), or keep them",
+    )
+    return p
+
+
+def parse_health(argv: Sequence[str]) -> HealthRule:
+    words = list(argv)
+    if words and words[0] == "health":
+        words = words[1:]
+    args = parser().parse_args(words)
+    proto = Protocol.TCP if args.tcp_service else Protocol.UDP
+    vip, port = parse_address_port(args.tcp_service or args.udp_service, "service address")
+    if port is None:
+        raise ConfigError("health: the service address needs a port (VIP:PORT)")
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise ConfigError(f"health: port {args.port} is out of range (1..65535)")
+    try:
+        check = HealthCheck(
+            CheckKind(args.check), args.interval, args.timeout, args.rise, args.fall, args.path, args.expect,
+            args.port, DeadFlows(args.dead_flows),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"health: {exc}") from None
+    return HealthRule(ServiceKey(proto, vip, port), check)
+
+
+def split_rules(text: str) -> tuple[str, list[tuple[int, str]]]:
+    """Separate `health …` lines from the ipvsadm lines of a rules file.
+
+    Returns the ipvsadm text with health lines blanked (so line numbers in errors stay true) and
+    the health lines with their numbers.
+    """
+    kept, health = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip().startswith("health"):
+            health.append((number, line.strip()))
+            kept.append("")
+        else:
+            kept.append(line)
+    return "\n".join(kept) + ("\n" if text.endswith("\n") else ""), health
+
+
+def load_rules_file(text: str, filename: str, base: ServiceTable | None = None) -> tuple[ServiceTable, list[HealthRule]]:
+    """A rules file with ipvsadm lines and `health` lines: the table it builds and its health rules.
+
+    Errors are RulesError (`FILE:LINE: message`); a health line must name a service the file (or
+    `base`) defines.
+    """
+    ipvsadm_text, health_lines = split_rules(text)
+    table = load_rules(ipvsadm_text, filename, base)
+    rules = []
+    for number, line in health_lines:
+        try:
+            rule = parse_health(shlex.split(line))
+        except (ConfigError, ValueError) as exc:
+            raise RulesError(filename, number, str(exc)) from None
+        if rule.service not in table:
+            raise RulesError(filename, number, f"health: No such service: {rule.service}")
+        rules.append(rule)
+    return table, rules
