@@ -66,6 +66,12 @@ def attach_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="RULES", help="an ipvsadm rules file (ipvsadm-save format) to load")
     parser.add_argument(
+        "--max-flows",
+        type=int,
+        metavar="N",
+        help="flow table size (entries); fixed when the table is first created (default 262144)",
+    )
+    parser.add_argument(
         "--foreground", action="store_true", help="run the daemon in this process (logs to stderr) instead of in the background"
     )
     return parser
@@ -91,7 +97,11 @@ def main(argv: list[str]) -> int:
             return _fail(reply.get("error", "the daemon refused to attach"))
         print(reply.get("output", ""), end="")
         return 0
+    if args.max_flows is not None and not 1024 <= args.max_flows <= 1 << 26:
+        return _fail(f"--max-flows {args.max_flows} is out of range (1024..{1 << 26})", code=2)
     daemon_argv = ["--mode", args.mode, *[f"--iface={name}" for name in args.ifaces]]
+    if args.max_flows is not None:
+        daemon_argv.append(f"--max-flows={args.max_flows}")
     if args.config:
         daemon_argv += ["--config", os.path.abspath(args.config)]
     if args.foreground:

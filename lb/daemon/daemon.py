@@ -112,6 +112,13 @@ class Daemon:
         return nfq
 
     @staticmethod
+    def saved_tunable(name: str) -> int | None:
+        try:
+            return json.loads(instance.state_path().read_text()).get("tunables", {}).get(name)
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
     def saved_ifaces() -> list[str]:
         """The interfaces the previous daemon of this namespace had attached (from its saved state)."""
         try:
@@ -160,6 +167,7 @@ class Daemon:
             "conns": self.conns,
             "first_traffic": self.first_traffic,
             "ifaces": self.ifaces,
+            "tunables": {"max_flows": self.tunables.max_flows},
         }
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))

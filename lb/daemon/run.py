@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iface", action="append", default=[])
     parser.add_argument("--mode", choices=["auto", "native", "generic"], default="auto")
     parser.add_argument("--config")
-    parser.add_argument("--max-flows", type=int, default=262144)
+    parser.add_argument("--max-flows", type=int, help="default: the previous daemon's, else 262144")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -36,9 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from lb.datapath import loader
 
     try:
-        daemon = Daemon(
-            loader.Tunables(max_flows=args.max_flows), adopt_from=[*Daemon.saved_ifaces(), *args.iface]
-        )
+        max_flows = args.max_flows or Daemon.saved_tunable("max_flows") or loader.Tunables().max_flows
+        daemon = Daemon(loader.Tunables(max_flows=max_flows), adopt_from=[*Daemon.saved_ifaces(), *args.iface])
     except AddressInUse as exc:
         print(f"lbxdp: {exc}", file=sys.stderr)
         return 1
