@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
+import os
+import tempfile
 import re
 import socket
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -47,13 +51,31 @@ def enum_values(header: str, enum: str) -> dict[str, int]:
             for m in re.finditer(r"^\s*([A-Z_0-9]+)\s*=\s*(\w+)\s*,", body.group(1), re.M)}
 
 
+@contextmanager
+def _stderr_to_file() -> Iterator[Path]:
+    """Point fd 2 at a temporary file (clang writes there directly, below Python's sys.stderr)."""
+    with tempfile.NamedTemporaryFile(prefix="lbx-bench-cc-", suffix=".log") as tmp:
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield Path(tmp.name)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class Program:
     """One bcc object and its XDP entry point."""
 
     def __init__(self, source: Path, func: str, cflags: list[str] | None = None) -> None:
         from bcc import BPF  # the bench imports bcc only when it runs a case that needs it
 
-        self.bpf: Any = BPF(src_file=str(source), cflags=[f"-I{BPF_DIR}", *(cflags or [])])
+        with _stderr_to_file() as log:  # clang's warnings would tear through the progress display
+            try:
+                self.bpf: Any = BPF(src_file=str(source), cflags=[f"-I{BPF_DIR}", *(cflags or [])])
+            except Exception as exc:
+                errors = [ln for ln in log.read_text(errors="replace").splitlines() if "error" in ln]
+                raise RuntimeError(f"{source.name}: {errors[0] if errors else exc}") from exc
         self.fd = int(self.bpf.load_func(func, BPF.XDP).fd)
         self.name = func
 
@@ -158,8 +180,9 @@ class Registry:
     """Every program of a bench run, compiled once (bcc takes seconds per object) and shared by the
     cases; counters are read as differences, so what an earlier case left in them does not matter.
 
-    Roles: "pass", "drop", "dnat", "lbxdp", and "sink" (a second drop object whose counter is what
-    reached the receivers).
+    Roles: "pass", "drop", "dnat", "gen" (the traffic generator), "lbxdp", "lbxdp-<anything>"
+    (another lbxdp object with maps of its own), and "sink" (a second drop object whose counter is
+    what reached the receivers).
     """
 
     def __init__(self) -> None:
@@ -171,8 +194,10 @@ class Registry:
             raise RuntimeError(self._errors[role])
         if role not in self._progs:
             try:
-                if role == "lbxdp":
+                if role.startswith("lbxdp"):
                     self._progs[role] = Lbxdp()
+                elif role == "gen":
+                    self._progs[role] = Program(BPF_DIR / "bench_gen.c", "xdp_bench_gen")
                 else:
                     self._progs[role] = Baseline("drop" if role == "sink" else role)
             except Exception as exc:  # noqa: BLE001 (a work-in-progress program may not compile)

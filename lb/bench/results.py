@@ -81,12 +81,13 @@ class Target:
     op: Literal[">=", "<="]
     bound: float
     den: str | None = None
+    unit: str = ""  # of an absolute bound
 
     @property
     def goal(self) -> str:
         sign = "≥" if self.op == ">=" else "≤"
         if self.den is None:
-            return f"{sign} {_fmt(self.bound)}"
+            return f"{sign} {_fmt(self.bound)} {self.unit}".rstrip()
         return f"{sign} {self.bound:g}×"
 
 
@@ -112,11 +113,11 @@ TARGETS: tuple[Target, ...] = (
            "forwarding/minimal XDP DNAT native"),
     Target("fast-path hit vs minimal DNAT program", "fastpath/lbxdp masq forward hit", "<=", 1.3,
            "fastpath/minimal DNAT program"),
-    Target("new flows/s through NFQUEUE", "newflows/lbxdp NFQUEUE", ">=", 25_000),
+    Target("new flows/s through NFQUEUE", "newflows/lbxdp NFQUEUE", ">=", 25_000, unit="flows/s"),
     Target("TCP connections/s vs iptables DNAT", "tcp/lbxdp conn/s", ">=", 1.0,
            "tcp/iptables DNAT conn/s"),
-    Target("flow table memory at 1M flows", "scale/flow table at 1M flows", "<=", 256),
-    Target("Maglev build (M=65537, 1000 reals)", "scale/Maglev build", "<=", 100),
+    Target("flow table memory at 1M flows", "scale/flow table at 1M flows", "<=", 256, unit="MB"),
+    Target("Maglev build (M=65537, 1000 reals)", "scale/Maglev build", "<=", 100, unit="ms"),
 )
 
 

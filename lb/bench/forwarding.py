@@ -1,0 +1,246 @@
+"""Case 2, forwarding throughput: 64-byte UDP from many source ports, client → balancer → 3 reals.
+
+Each variant gets its own two-arm topology, built once and configured once, so nothing one
+variant leaves behind (conntrack entries with NAT bindings, XDP programs, routes) can change what
+another measures; the runs are interleaved across them. Packets are counted where they arrive:
+an XDP_DROP program with a per-CPU counter on every real's interface (the ceiling is counted at
+the balancer's ingress, where it drops). The generator (udpgen.c, compiled here) runs only in the
+client's namespace and stops after a bounded time and count.
+
+The generator is bpf/bench_gen.c run with BPF_PROG_RUN in live-frames mode on the client's veth:
+each frame is written from a template with the next of 1024 source ports and leaves with XDP_TX, at a cost of tens of ns,
+where an AF_PACKET sendmmsg generator on this VM spent microseconds per packet and capped every
+variant near 200 kpps. Live XDP frames need a receiver that takes XDP frames: the balancer's XDP
+program in the XDP variants, and GRO switched on on its eth0 (which gives a veth its NAPI) in
+the kernel variants.
+
+Facts of this machine kind (issue 7): a veth has one queue unless created with more, so all of a
+run's softirq work lands on the generator's CPU; native XDP_REDIRECT into a veth only delivers if
+the peer runs an XDP program (or GRO), hence the XDP_PASS program on the balancer's peers in the
+native variants; the kernel variants keep plain peers, as a kube-proxy node would have.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import statistics
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from lb.bench.programs import FWD_MASQ, XDP_DROP, Registry
+from lb.bench.results import Row, measured, not_measured
+
+UDP = 17
+VPORT = 9000
+SPORT_BASE = 10000  # udpgen.c's first source port
+FLOWS = 1024  # bench_gen.c's GEN_FLOWS
+GEN_CHUNK = 131072  # frames per BPF_PROG_RUN call; the run stops at the first chunk past its time
+
+CEILING = "ceiling (XDP_DROP at ingress)"
+IPTABLES = "iptables DNAT (statistic random)"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    xdp_peers: str  # the testbed's option for the balancer's veth peers
+    setup: Callable[[Any, Registry, int], str]  # (topo, registry, flows) → counter role
+
+
+def _attach(topo: Any, host: str, ifname: str, fd: int, native: bool) -> None:
+    from lb.datapath.testbed.links import NsLinks
+
+    links = NsLinks()
+    try:
+        mode = links.attach_xdp(topo.host(host).netns, ifname, fd, native=native)
+    finally:
+        links.close()
+    want = "native" if native else "generic"
+    if mode != want:
+        raise RuntimeError(f"XDP on {host}/{ifname} attached {mode}, not {want}")
+
+
+def _count_at_reals(topo: Any, registry: Registry) -> None:
+    """The counting XDP_DROP on every real, and static bridge entries for their MACs: the reals
+    never send, so an unlearned bridge would flood each packet to every real (counted 3 times)."""
+    sink = registry.get("sink")
+    for real in topo.reals:
+        _attach(topo, real.name, "eth0", sink.fd, native=True)
+        topo.run("sw", ["bridge", "fdb", "replace", real.iface.mac, "dev", real.iface.peer_ifname,
+                        "master", "static"])
+
+
+def _gro_on_ingress(topo: Any) -> None:
+    topo.run("lb", ["ethtool", "-K", "eth0", "gro", "on"])
+
+
+def _ceiling(topo: Any, registry: Registry, flows: int) -> str:
+    _attach(topo, "lb", "eth0", registry.get("drop").fd, native=True)
+    return "drop"
+
+
+def _lbxdp(native: bool) -> Callable[[Any, Registry, int], str]:
+    def setup(topo: Any, registry: Registry, flows: int) -> str:
+        from lb.datapath.testbed import in_netns_call
+
+        # one object per variant: a devmap entry names the device of the namespace it was
+        # written from, so two topologies cannot share one tx_ports
+        lbx = registry.get("lbxdp-native" if native else "lbxdp-generic")
+        eth0, eth1 = topo.lb.iface_named("eth0"), topo.lb.iface_named("eth1")
+        in_netns_call(topo.lb.netns, lambda: [lbx.add_tx_port(i.ifindex) for i in (eth0, eth1)])
+        lbx.add_service(topo.vip, VPORT, UDP, 0)
+        for i, real in enumerate(topo.reals):
+            lbx.set_real(i, real.ip, VPORT, FWD_MASQ)
+        # flows installed up front, as Katran benches its hit path: no daemon needed
+        for i in range(flows):
+            lbx.add_flow(topo.client.ip, topo.vip, SPORT_BASE + i, VPORT, UDP, i % len(topo.reals), 0)
+        _count_at_reals(topo, registry)
+        if not native:
+            _gro_on_ingress(topo)  # generic XDP gives the veth no NAPI; the generator's frames need one
+        _attach(topo, "lb", "eth0", lbx.fd, native=native)
+        return "sink"
+
+    return setup
+
+
+def _minimal_dnat(topo: Any, registry: Registry, flows: int) -> str:
+    dnat = registry.get("dnat")
+    eth1 = topo.lb.iface_named("eth1")
+    for i in range(flows):
+        real = topo.reals[i % len(topo.reals)]
+        dnat.add_dnat(topo.client.ip, topo.vip, SPORT_BASE + i, VPORT, UDP, real.ip, VPORT, eth1.ifindex,
+                      eth1.mac, real.iface.mac)
+    _count_at_reals(topo, registry)
+    _attach(topo, "lb", "eth0", dnat.fd, native=True)
+    return "sink"
+
+
+def _iptables(topo: Any, registry: Registry, flows: int) -> str:
+    """kube-proxy's iptables mode: one rule per endpoint, `statistic --mode random` 1/n, 1/(n-1), …"""
+    reals = topo.reals
+    for i, real in enumerate(reals):
+        match = ["-d", f"{topo.vip}/32", "-p", "udp", "--dport", str(VPORT)]
+        left = len(reals) - i
+        if left > 1:
+            match += ["-m", "statistic", "--mode", "random", "--probability", f"{1 / left:.5f}"]
+        topo.run("lb", ["iptables", "-t", "nat", "-A", "PREROUTING", *match, "-j", "DNAT",
+                        "--to-destination", f"{real.ip}:{VPORT}"])
+    _gro_on_ingress(topo)
+    _count_at_reals(topo, registry)
+    return "sink"
+
+
+def _nftables(topo: Any, registry: Registry, flows: int) -> str:
+    mapping = ", ".join(f"{i} : {r.ip}" for i, r in enumerate(topo.reals))
+    script = (f"table ip lbbench {{\n chain pre {{\n  type nat hook prerouting priority dstnat;\n"
+              f"  ip daddr {topo.vip} udp dport {VPORT} dnat to numgen random mod {len(topo.reals)}"
+              f" map {{ {mapping} }}\n }}\n}}\n")
+    topo.run("lb", ["nft", "-f", "-"], input=script)
+    _gro_on_ingress(topo)
+    _count_at_reals(topo, registry)
+    return "sink"
+
+
+def _routing(topo: Any, registry: Registry, flows: int) -> str:
+    """No NAT: the VIP routed over equal-cost next hops (the reals), hashed on the 5-tuple."""
+    from lb.datapath.testbed import write_sysctls
+
+    write_sysctls(topo.lb.netns, {"net.ipv4.fib_multipath_hash_policy": 1})
+    hops: list[str] = []
+    for real in topo.reals:
+        hops += ["nexthop", "via", real.ip]
+    topo.run("lb", ["ip", "route", "add", f"{topo.vip}/32", *hops])
+    _gro_on_ingress(topo)
+    _count_at_reals(topo, registry)
+    return "sink"
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant(CEILING, "off", _ceiling),
+    Variant("lbxdp native", "pass", _lbxdp(native=True)),
+    Variant("lbxdp generic", "off", _lbxdp(native=False)),
+    Variant("minimal XDP DNAT native", "pass", _minimal_dnat),
+    Variant(IPTABLES, "off", _iptables),
+    Variant("nftables numgen DNAT", "off", _nftables),
+    Variant("plain routing", "off", _routing),
+)
+
+
+def run(registry: Registry, runs: int, seconds: float, tick: Callable[[str], None]) -> list[Row]:
+    from lb.datapath.testbed import two_arm
+
+    unit = "pps"
+    try:
+        gen = registry.get("gen")
+    except RuntimeError as exc:
+        return [not_measured("forwarding", v.name, unit, str(exc)) for v in VARIANTS]
+    with ExitStack() as stack:
+        ready: dict[str, tuple[Any, str]] = {}
+        errors: dict[str, str] = {}
+        for v in VARIANTS:
+            tick(f"forwarding: building {v.name}")
+            try:
+                topo = stack.enter_context(two_arm(reals=3, xdp_peers=v.xdp_peers))  # type: ignore[arg-type]
+                ready[v.name] = (topo, v.setup(topo, registry, FLOWS))
+            except Exception as exc:  # noqa: BLE001 (one variant's failure is a row, not a crash)
+                errors[v.name] = _first_line(exc)
+        samples: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
+        sent: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
+        for _ in range(runs):  # interleaved: run 1 of every variant, then run 2, …
+            for v in VARIANTS:
+                if v.name not in ready:
+                    continue
+                tick(f"forwarding: {v.name}")
+                topo, role = ready[v.name]
+                try:
+                    got, offered = _one_run(topo, registry.get(role), gen, seconds)
+                except Exception as exc:  # noqa: BLE001
+                    errors[v.name] = _first_line(exc)
+                    del ready[v.name]
+                    continue
+                samples[v.name].append(got)
+                sent[v.name].append(offered)
+    rows = []
+    for v in VARIANTS:
+        if not samples[v.name]:
+            rows.append(not_measured("forwarding", v.name, unit, errors.get(v.name, "no run finished")))
+            continue
+        offered = statistics.median(sent[v.name])
+        where = "dropped at the balancer's ingress" if v.name == CEILING else "counted at the reals"
+        rows.append(measured("forwarding", v.name, unit, samples[v.name],
+                             check=f"{where}; generator offered {offered / 1e6:.2f} Mpps"))
+    return rows
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+
+
+def _one_run(topo: Any, counter: Any, gen: Any, seconds: float) -> tuple[float, float]:
+    """(packets/s that arrived, packets/s the generator sent) over one bounded run."""
+    from lb.bench.fastpath import _udp
+    from lb.bench.progrun import test_run
+    from lb.datapath.testbed import in_netns_call
+
+    client, lb0 = topo.client.iface, topo.lb.iface_named("eth0")
+    packet = _udp(client.mac, lb0.mac, topo.client.ip, topo.vip, SPORT_BASE, VPORT)
+    template = gen.bpf["gen_template"]
+    leaf = template.Leaf()
+    ctypes.memmove(ctypes.addressof(leaf), packet, len(packet))
+    template[template.Key(0)] = leaf
+
+    def send() -> tuple[int, float]:
+        frames, start = 0, time.monotonic()
+        while time.monotonic() - start < seconds:
+            test_run(gen.fd, packet, GEN_CHUNK, ingress_ifindex=client.ifindex, live=True)
+            frames += GEN_CHUNK
+        return frames, time.monotonic() - start
+
+    before = counter.verdicts(XDP_DROP)
+    frames, elapsed = in_netns_call(topo.client.netns, send, timeout=seconds + 30)
+    time.sleep(0.05)  # the last frames drain through the receivers' softirqs
+    arrived = counter.verdicts(XDP_DROP) - before
+    return arrived / elapsed, frames / elapsed
