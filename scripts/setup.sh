@@ -26,7 +26,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     say "installing apt packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    if ! apt-get install -y -q --no-install-recommends "${missing[@]}" >/tmp/lbxdp-apt.log 2>&1; then
+        tail -n 20 /tmp/lbxdp-apt.log >&2
+        echo "setup: apt-get install failed (log: /tmp/lbxdp-apt.log)" >&2
+        exit 1
+    fi
     # The packaged services must not run on the host: tests start their own copies inside namespaces.
     for svc in nginx haproxy; do
         systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
@@ -59,8 +63,12 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 stamp="$venv/.installed-$(sha1sum "$here/pyproject.toml" | cut -c1-12)"
 if [ ! -e "$stamp" ]; then
-    say "installing lbxdp and its Python dependencies into $venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check -e "$here[test]"
+    say "installing lbxdp and its Python dependencies into $venv (log: $venv/pip.log)"
+    if ! "$venv/bin/pip" install --disable-pip-version-check -e "$here[test]" >"$venv/pip.log" 2>&1; then
+        tail -n 20 "$venv/pip.log" >&2
+        echo "setup: pip install failed (full log: $venv/pip.log)" >&2
+        exit 1
+    fi
     rm -f "$venv"/.installed-*
     touch "$stamp"
 fi
