@@ -78,7 +78,7 @@ def run_cases(args: argparse.Namespace, results: Results, tick: Callable[[str], 
             for row in tcp_rows():
                 results.add(row)
         if "scale" in wanted:
-            for row in scale.run(args.runs, tick):
+            for row in scale.run(args.runs, tick, quick=args.quick):
                 results.add(row)
     finally:
         registry.close()
