@@ -1,6 +1,7 @@
 import pytest
 
 import lb.sched
+import lb.sched.plugins
 
 
 @pytest.fixture(autouse=True)
@@ -12,3 +13,4 @@ def isolated_scheduler_registry():
     finally:
         lb.sched._registry.clear()
         lb.sched._registry.update(saved)
+        lb.sched.plugins.entry_point_names.cache_clear()

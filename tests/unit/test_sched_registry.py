@@ -128,6 +128,7 @@ def test_entry_point(monkeypatch):
         return [e for e in (ep, bad) if e.group == group and (name is None or e.name == name)]
 
     monkeypatch.setattr(plugins.importlib.metadata, "entry_points", fake)
+    plugins.entry_point_names.cache_clear()  # the names are cached per process
     assert {"p2c", "broken"} <= set(scheduler_names())
     assert get_scheduler("p2c").name == "p2c"
     with pytest.raises(ConfigError, match=r"^scheduler entry point 'broken' \(no_such_module_x:Y\): ModuleNotFoundError"):
