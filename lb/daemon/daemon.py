@@ -33,7 +33,7 @@ from lb.daemon.healthmon import HealthMonitor
 from lb.daemon.lifetime import Timeouts, is_expired, phase_of
 from lb.daemon.protocol import reply_error, reply_ok
 from lb.datapath import iptables, loader
-from lb.datapath.interfaces import auto_prefers_generic, link_facts
+from lb.datapath.interfaces import LinkFacts, auto_prefers_generic, link_facts
 from lb.datapath.neighbours import NeighbourResolver
 from lb.datapath.sender import FrameSender
 from lb.model import ConfigError, FlowKey, Forwarding, RealKey, RealServer, ServiceKey
@@ -47,6 +47,7 @@ log = logging.getLogger("lbxdp")
 
 QUEUE_NUM = 4711  # NFQUEUE numbers are per network namespace, so one fixed number never collides
 TICK_SECONDS = 1.0
+FIB_CACHE_SECONDS = 1.0  # how long the first-packet path trusts a next hop it looked up
 HASH_SCHEDULERS = frozenset({"sh", "dh", "mh"})  # re-derive the same real for a mid-flow miss
 
 
@@ -97,6 +98,8 @@ class Daemon:
         self.flow_count = 0  # flows in the table as of the last sweep, plus those installed since
         self._ticks = 0
         self._dirty = False
+        self._links: dict[int, LinkFacts] = {}
+        self._fib_cache: dict[IPv4Address, tuple[FibResult, float]] = {}
 
     # -- start-up and shutdown -------------------------------------------------------------------
 
@@ -208,6 +211,7 @@ class Daemon:
             why = " (auto: veth peers drop native XDP frames unless they run XDP themselves)"
         if ifname in self.ifaces and self.ifaces[ifname] != chosen.value and chosen is not loader.AttachMode.AUTO:
             loader.detach(ifname)  # switching modes needs the old attachment gone first
+        self._links.clear()
         used = loader.attach(self.dp.prog_fd, ifname, chosen)
         self.ifaces[ifname] = used.value
         self.maps.add_tx_port(facts.ifindex)
@@ -428,9 +432,21 @@ class Daemon:
     def _tunnel_source(self) -> IPv4Address | None:
         return self.maps.tunnel_source()
 
+    def _link(self, ifindex: int) -> LinkFacts | None:
+        """Interface facts by index, cached: netlink round trips have no place on the packet path."""
+        facts = self._links.get(ifindex)
+        if facts is None:
+            try:
+                facts = link_facts(socket.if_indextoname(ifindex))
+            except OSError:
+                return None
+            if facts is not None:
+                self._links[ifindex] = facts
+        return facts
+
     def _forward(self, pkt: Any, l3: bytes, flow: FlowKey, placement: Placement) -> None:
         ingress = pkt.indev
-        facts = link_facts(socket.if_indextoname(ingress))
+        facts = self._link(ingress)
         hw = pkt.get_hw()
         src_mac = bytes(hw[:6]) if hw else b"\0" * 6
         frame = wrap_in_frame(l3, facts.mac if facts else b"\0" * 6, src_mac)
@@ -470,13 +486,21 @@ class Daemon:
         counted[1] += ip_bytes
 
     def _fib(self, dst: IPv4Address, ingress_ifindex: int) -> FibResult:
+        """bpf_fib_lookup's answer for the first packet, from rtnetlink. A resolved next hop is
+        cached for FIB_CACHE_SECONDS (XDP asks the kernel on its own for every later packet)."""
+        now = time.monotonic()
+        cached = self._fib_cache.get(dst)
+        if cached is not None and cached[1] > now:
+            return cached[0]
         hop = self.resolver.lookup(dst)
         if hop is None:
             return FibResult(FibStatus.NOT_FWDED)
         if hop.dmac is None:
             return FibResult(FibStatus.NO_NEIGH, hop.ifindex)
-        facts = link_facts(socket.if_indextoname(hop.ifindex))
-        return FibResult(FibStatus.SUCCESS, hop.ifindex, hop.smac, hop.dmac, facts.mtu if facts else 1500)
+        facts = self._link(hop.ifindex)
+        result = FibResult(FibStatus.SUCCESS, hop.ifindex, hop.smac, hop.dmac, facts.mtu if facts else 1500)
+        self._fib_cache[dst] = (result, now + FIB_CACHE_SECONDS)
+        return result
 
     # -- the periodic tick -----------------------------------------------------------------------
 
