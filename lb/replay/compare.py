@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import zip_longest
 
+import scapy.layers.inet  # noqa: F401 - binds IPv4, TCP, UDP (and IPIP) under Ether for dissection
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet
 

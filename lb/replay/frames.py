@@ -162,5 +162,5 @@ def checksums(frame: bytes) -> Checksums | None:
         return None
     inner = innermost(frame)
     assert inner is not None
-    inner_ip = ip_checksum(frame, inner) if inner is not outer else None
+    inner_ip = ip_checksum(frame, inner) if inner.at != outer.at else None
     return Checksums(ip_checksum(frame, outer), inner_ip, l4_checksum(frame, inner))

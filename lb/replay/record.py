@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import struct
 import sys
@@ -95,7 +96,25 @@ def _lbxdp(topo: Topology, *args: str, timeout: float = 10.0) -> str:
     return topo.run("lb", [sys.executable, "-m", "lb.cli", *args], timeout=timeout).stdout
 
 
+class CaptureIncomplete(RuntimeError):
+    """tcpdump reported drops: a capture with holes would fail replay for the wrong reason."""
+
+
+ATTEMPTS = 3
+
+
 def record(s: Spec, out: Path) -> Scenario:
+    """Record `s` into `out`; a capture that lost packets (a loaded machine) is recorded again."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _record_once(s, out)
+        except CaptureIncomplete:
+            if attempt == ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record_once(s: Spec, out: Path) -> Scenario:
     build = two_arm if s.kind == "two_arm" else one_arm
     with build([_real_spec(r) for r in s.reals], net=s.net, client_aliases=s.client_aliases) as topo:
         rules_text = _rules(s, topo)
@@ -131,7 +150,7 @@ def _capture(topo: Topology, s: Spec) -> list[tuple[Path, str]]:
             path = topo.workdir / f"{iface.name}-{side}.pcap"
             log = topo.workdir / f"{iface.name}-{side}.log"
             with open(log, "wb") as err:
-                proc = topo.spawn(iface.peer_host, ["tcpdump", "-n", "-U", "--immediate-mode", "-s", "0", "-Q", direction,
+                proc = topo.spawn(iface.peer_host, ["tcpdump", "-n", "-U", "--immediate-mode", "-B", "16384", "-s", "0", "-Q", direction,
                                                     "-i", iface.peer_ifname, "-w", str(path)], stderr=err)
             procs.append((proc, log))
             files.append((path, side))
@@ -144,6 +163,10 @@ def _capture(topo: Topology, s: Spec) -> list[tuple[Path, str]]:
     finally:
         for proc, _ in procs:
             topo.stop(proc, grace=3.0)
+    for _, log in procs:
+        found = re.search(rb"(\d+) packets? dropped by kernel", log.read_bytes())
+        if found is None or int(found.group(1)):
+            raise CaptureIncomplete(f"tcpdump lost packets or did not finish ({log.name}: {found and found.group(0)!r})")
     return files
 
 
