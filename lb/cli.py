@@ -33,9 +33,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("lb.cli:config_main", "config check FILE: validate a rules file, print it in save form"),
     "replay": ("lb.replay:main", "run recorded packets through the XDP program and the model"),
     "record": ("lb.replay.record:main", "record a scenario's traffic to a pcap with its expected output"),
-    "verify": ("lb.replay.verify:main", "compare XDP output with the rewrite model packet by packet"),
-    "experiment": ("lb.experiments:main", "run a scheduling experiment in network namespaces"),
-    "bench": ("lb.experiments.bench:main", "measure per-packet cost of the fast path"),
+    "verify": ("lb.replay.verify:main", "check a capture from the real-server side: checksums, one real per flow"),
+    "experiment": ("lb.experiments:main", "compare schedulers: balance, disruption, affinity, throughput (plots)"),
+    "bench": ("lb.bench.__main__:main", "measure lbxdp against iptables, nftables, HAProxy (as make bench)"),
 }
 
 NO_DAEMON = "lbxdp: no lbxdp daemon is running in this network namespace (start one with: lbxdp attach IFACE)"
