@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     from lb.datapath import loader
 
     try:
-        max_flows = args.max_flows or Daemon.saved_tunable("max_flows") or loader.Tunables().max_flows
-        daemon = Daemon(loader.Tunables(max_flows=max_flows), adopt_from=[*Daemon.saved_ifaces(), *args.iface])
+        saved = Daemon.saved()
+        max_flows = args.max_flows or (saved.max_flows if saved else None) or loader.Tunables().max_flows
+        adopt_from = [*(saved.ifaces if saved else []), *args.iface]
+        daemon = Daemon(loader.Tunables(max_flows=max_flows), adopt_from=adopt_from)
     except AddressInUse as exc:
         print(f"lbxdp: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,228 @@
+"""The first-packet path: a packet XDP could not place arrives over NFQUEUE and leaves scheduled.
+
+For each queued packet: find its service, decide (schedule a new flow, reuse an existing one, or
+refuse by the stated policy), install the flow in the BPF maps, and forward the packet exactly as XDP
+would — through the pure rewrite model, with next hops from the kernel's tables — on an AF_PACKET
+socket. docs/daemon.md has the policy table.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any
+
+from lb.daemon.engine import Balancer, NoDestination, Placement
+from lb.daemon.firstpacket import read_packet, wrap_in_frame
+from lb.daemon.flows import FlowBook
+from lb.datapath.interfaces import LinkFacts, link_facts
+from lb.datapath.maps import DatapathMaps
+from lb.datapath.neighbours import NeighbourResolver
+from lb.datapath.sender import FrameSender
+from lb.model import FlowKey, Forwarding
+from lb.rewrite import process
+from lb.rewrite.fib import FibResult, FibStatus
+from lb.rewrite.verdicts import Reason, Verdict
+from lb.tables import FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables
+
+log = logging.getLogger("lbxdp")
+
+FIB_CACHE_SECONDS = 1.0  # how long the first-packet path trusts a next hop it looked up
+HASH_SCHEDULERS = frozenset({"sh", "dh", "mh"})  # a mid-flow miss re-derives the real it had
+
+
+@dataclass
+class FirstPathCounters:
+    """What the first-packet path did: packets it saw, and events by name (shown by `lbxdp status`)."""
+
+    packets: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def bump(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+
+class FirstPacketPath:
+    def __init__(
+        self,
+        balancer: Balancer,
+        maps: DatapathMaps,
+        flows: FlowBook,
+        tx_ifindexes: set[int],
+    ) -> None:
+        self.balancer = balancer
+        self.maps = maps
+        self.flows = flows
+        self.tx_ifindexes = tx_ifindexes  # shared with the daemon, which attaches and detaches
+        self.sender = FrameSender()
+        self.resolver = NeighbourResolver()
+        self.counters = FirstPathCounters()
+        self.conns: dict[int, int] = {}  # real id → connections scheduled (ipvsadm's Conns)
+        # real id → [packets, bytes] of first packets forwarded from here: XDP never counted them,
+        # and ipvsadm's InPkts/InBytes include every packet of a connection.
+        self.first_traffic: dict[int, list[int]] = {}
+        self.dirty = False  # counts changed since the daemon last saved its state
+        self._links: dict[int, LinkFacts] = {}
+        self._fib_cache: dict[IPv4Address, tuple[FibResult, float]] = {}
+
+    def close(self) -> None:
+        self.sender.close()
+        self.resolver.close()
+
+    def forget_links(self) -> None:
+        """Interfaces changed (attach/detach): cached facts may be stale."""
+        self._links.clear()
+        self._fib_cache.clear()
+
+    # -- deciding --------------------------------------------------------------------------------
+
+    def on_packet(self, pkt: Any) -> None:
+        try:
+            self._handle(pkt)
+        except Exception:  # noqa: BLE001 - one bad packet must not stop the daemon
+            log.exception("first-packet path failed; packet dropped")
+            self.counters.bump("error")
+            pkt.drop()
+
+    def _refuse(self, pkt: Any, why: str) -> None:
+        self.counters.bump(why)
+        pkt.drop()
+
+    def _handle(self, pkt: Any) -> None:
+        self.counters.packets += 1
+        l3 = pkt.get_payload()
+        queued = read_packet(l3)
+        if queued is None:
+            return self._refuse(pkt, "unschedulable")
+        flow = queued.flow
+        state = self.balancer.service_for(flow)
+        if state is None:
+            return self._refuse(pkt, "no_service")
+        entry = self.maps.get_flow(flow)
+        if entry is not None and self.balancer.real_by_id(entry.real_id) is not None:
+            self.counters.bump("existing_flow")
+            return self._forward(pkt, l3, flow, self._placement_for(entry.real_id))
+        if not queued.opens_flow and state.service.scheduler not in HASH_SCHEDULERS:
+            # IPVS drops a mid-connection packet it has no entry for (unless sloppy_tcp).
+            return self._refuse(pkt, "no_flow_not_syn")
+        if self.flows.full():
+            # Never let a new flow push an established one out of the LRU (a SYN flood would):
+            # refuse it, as IPVS's drop_entry does under memory pressure. The client retries.
+            return self._refuse(pkt, "refused_table_full")
+        try:
+            placement = self.balancer.place(flow, time.monotonic())
+        except NoDestination:
+            return self._refuse(pkt, "no_destination")
+        self._install(flow, placement)
+        self.counters.bump("scheduled")
+        return self._forward(pkt, l3, flow, placement)
+
+    def _placement_for(self, real_id: int) -> Placement:
+        found = self.balancer.real_by_id(real_id)
+        assert found is not None
+        sstate, rstate = found
+        return Placement(sstate.service, sstate.service_id, rstate.real, rstate.real_id)
+
+    def _tables_for(self, flow: FlowKey, placement: Placement, stamp_ns: int = 0) -> Tables:
+        """The slice of the maps the rewrite model needs to treat this one flow as XDP would."""
+        tables = Tables(tx_ports=set(self.tx_ifindexes), tunnel_source=self.maps.tunnel_source())
+        tables.services[flow.service_key] = ServiceEntry(placement.service_id)
+        real = placement.real
+        tables.reals[placement.real_id] = RealEntry(real.address, real.port, real.forwarding)
+        tables.install_flow(flow, placement.real_id)
+        if stamp_ns:
+            tables.flows[flow] = FlowEntry(placement.real_id, placement.service_id, stamp_ns)
+            for rkey, rev in list(tables.reverse.items()):
+                tables.reverse[rkey] = ReverseEntry(rev.vip, rev.vport, rev.real_id, rev.service_id, stamp_ns)
+        return tables
+
+    def _install(self, flow: FlowKey, placement: Placement) -> None:
+        # Stamped with the clock bpf_ktime_get_ns() reads (CLOCK_MONOTONIC): a new flow is not idle.
+        self.maps.install_flow(self._tables_for(flow, placement, time.monotonic_ns()), flow)
+        self.flows.count += 1
+        self.conns[placement.real_id] = self.conns.get(placement.real_id, 0) + 1
+        self.dirty = True
+        found = self.balancer.real_by_id(placement.real_id)
+        if found is not None:
+            # Count it now (as a connection not yet established), so lc/wlc/sed/nq see it before
+            # the next sweep recounts from the flow table.
+            found[1].dest.inactive += 1
+
+    # -- forwarding ------------------------------------------------------------------------------
+
+    def _forward(self, pkt: Any, l3: bytes, flow: FlowKey, placement: Placement) -> None:
+        ingress = pkt.indev
+        facts = self._link(ingress)
+        hw = pkt.get_hw()
+        frame = wrap_in_frame(l3, facts.mac if facts else bytes(6), bytes(hw[:6]) if hw else bytes(6))
+        result = process(frame, self._tables_for(flow, placement), self._fib, ingress)
+        if result.verdict in (Verdict.TX, Verdict.REDIRECT):
+            assert result.egress_ifindex is not None
+            self.sender.send(result.frame_out, result.egress_ifindex)
+            pkt.drop()
+            self.counters.bump("forwarded")
+            self._count(placement.real_id, len(l3))
+        elif result.reason is Reason.PASS_NO_NEIGH:
+            self.resolver.resolve(placement.real.address)
+            if placement.real.forwarding is Forwarding.ROUTE:
+                # Only a MAC can carry a direct-routed packet: wait for ARP; the client retries.
+                self._refuse(pkt, "waiting_for_neighbour")
+                return
+            # The model rewrote L3; the kernel routes it and resolves the neighbour itself.
+            pkt.set_payload(result.frame_out[14:])
+            pkt.accept()
+            self.counters.bump("forwarded_by_kernel")
+            self._count(placement.real_id, len(l3))
+        elif result.reason is Reason.PASS_TTL_EXCEEDED:
+            pkt.accept()  # the kernel answers with ICMP time exceeded
+            self.counters.bump("ttl_exceeded")
+        else:
+            self._refuse(pkt, f"dropped_{result.reason.name.lower()}")
+
+    def _count(self, real_id: int, ip_bytes: int) -> None:
+        counted = self.first_traffic.setdefault(real_id, [0, 0])
+        counted[0] += 1
+        counted[1] += ip_bytes
+
+    def _link(self, ifindex: int) -> LinkFacts | None:
+        """Interface facts by index, cached: netlink round trips have no place on the packet path."""
+        facts = self._links.get(ifindex)
+        if facts is None:
+            try:
+                facts = link_facts(socket.if_indextoname(ifindex))
+            except OSError:
+                return None
+            if facts is not None:
+                self._links[ifindex] = facts
+        return facts
+
+    def _fib(self, dst: IPv4Address, ingress_ifindex: int) -> FibResult:
+        """bpf_fib_lookup's answer for the first packet, from rtnetlink. A resolved next hop is
+        cached for FIB_CACHE_SECONDS (XDP asks the kernel on its own for every later packet)."""
+        now = time.monotonic()
+        cached = self._fib_cache.get(dst)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        hop = self.resolver.lookup(dst)
+        if hop is None:
+            return FibResult(FibStatus.NOT_FWDED)
+        if hop.dmac is None:
+            return FibResult(FibStatus.NO_NEIGH, hop.ifindex)
+        facts = self._link(hop.ifindex)
+        result = FibResult(FibStatus.SUCCESS, hop.ifindex, hop.smac, hop.dmac, facts.mtu if facts else 1500)
+        self._fib_cache[dst] = (result, now + FIB_CACHE_SECONDS)
+        return result
+
+    # -- accounting ------------------------------------------------------------------------------
+
+    def forget_real(self, real_id: int) -> None:
+        self.conns.pop(real_id, None)
+        self.first_traffic.pop(real_id, None)
+
+    def zero(self, real_ids: list[int]) -> None:
+        for rid in real_ids:
+            self.conns[rid] = 0
+            self.first_traffic.pop(rid, None)

@@ -1,0 +1,132 @@
+"""The daemon's view of the flow table XDP forwards from: expiry, counts, removal, and its size limit.
+
+XDP stamps flows; this module reads them back once a tick, expires the idle ones by IPVS's timeouts,
+counts active and inactive connections per real, removes the flows of reals that went away, lists the
+connection table for `-L -c`, and keeps new flows from crowding established ones out of the LRU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from lb.daemon.lifetime import Timeouts, is_expired, phase_of
+from lb.datapath.maps import DatapathMaps
+from lb.model import FlowKey, Forwarding, Protocol, RealServer
+from lb.tables import FlowEntry, ReverseEntry
+
+log = logging.getLogger("lbxdp")
+
+HALF_OPEN_GRACE_NS = 1_000_000_000  # a half-open flow younger than this is not pruned under pressure
+
+
+class FlowBook:
+    def __init__(self, maps: DatapathMaps, max_flows: int, real_of: Callable[[int], RealServer | None]) -> None:
+        self.maps = maps
+        self.max_flows = max_flows
+        self.real_of = real_of  # real id → the real (configured or draining), None when unknown
+        self.count = 0  # flows in the table as of the last sweep, plus those installed since
+        self.pruned = 0  # half-open flows removed under pressure, since start
+
+    @property
+    def limit(self) -> int:
+        """How many flows the daemon lets the table hold. BPF's LRU keeps part of its free list per
+        CPU and starts evicting before max_entries, so the limit stays below that by a margin."""
+        return max(1, min(int(self.max_flows * 0.9), self.max_flows - 256 * (os.cpu_count() or 1)))
+
+    def reverse_key(self, flow: FlowKey, real_id: int) -> FlowKey | None:
+        real = self.real_of(real_id)
+        if real is None or real.forwarding is not Forwarding.MASQ:
+            return None
+        return FlowKey(flow.proto, real.address, real.port, flow.saddr, flow.sport)
+
+    def _state(
+        self, flow: FlowKey, entry: FlowEntry, reverse: dict[FlowKey, ReverseEntry]
+    ) -> tuple[int, int]:
+        """(last seen ns, TCP events seen) over both directions of a flow."""
+        rkey = self.reverse_key(flow, entry.real_id)
+        rev = reverse.get(rkey) if rkey is not None else None
+        last = max(entry.last_seen_ns, rev.last_seen_ns if rev else 0)
+        seen = int(entry.tcp_seen) | (int(rev.tcp_seen) if rev else 0)
+        return last, seen
+
+    def sweep(self, timeouts: Timeouts) -> tuple[dict[int, tuple[int, int]], list[FlowKey]]:
+        """Expire idle flows; returns (active, inactive) per real id and the flows still open."""
+        now_ns = time.monotonic_ns()
+        flows, reverse = self.maps.read_flows()
+        counts: dict[int, tuple[int, int]] = {}
+        open_flows = []
+        for flow, entry in flows.items():
+            last, seen = self._state(flow, entry, reverse)
+            if is_expired(flow.proto, seen, (now_ns - last) / 1e9, timeouts):
+                self.remove(flow, entry.real_id)
+                continue
+            active, inactive = counts.get(entry.real_id, (0, 0))
+            if phase_of(flow.proto, seen).active:
+                active += 1
+            else:
+                inactive += 1
+            counts[entry.real_id] = (active, inactive)
+            open_flows.append(flow)
+        self.count = len(open_flows)
+        return counts, open_flows
+
+    def remove(self, flow: FlowKey, real_id: int) -> None:
+        rkey = self.reverse_key(flow, real_id)
+        self.maps.delete_flow(flow)
+        if rkey is not None:
+            self.maps.delete_reverse(rkey)
+
+    def expire_real(self, real_id: int) -> None:
+        """Remove every flow to a real that is gone or dead, so its clients reconnect elsewhere."""
+        flows, reverse = self.maps.read_flows()
+        for flow, entry in flows.items():
+            if entry.real_id == real_id:
+                self.maps.delete_flow(flow)
+        for rkey, rentry in reverse.items():
+            if rentry.real_id == real_id:
+                self.maps.delete_reverse(rkey)
+
+    def full(self) -> bool:
+        """True when a new flow must be refused; prunes old half-open flows first."""
+        if self.count < self.limit:
+            return False
+        self._prune_half_open()
+        return self.count >= self.limit
+
+    def _prune_half_open(self) -> int:
+        """Under pressure, half-open flows (no handshake seen) older than a second go first."""
+        now_ns = time.monotonic_ns()
+        flows, _ = self.maps.read_flows()
+        pruned = 0
+        for flow, entry in flows.items():
+            if flow.proto is Protocol.TCP and not entry.tcp_seen and now_ns - entry.last_seen_ns > HALF_OPEN_GRACE_NS:
+                self.remove(flow, entry.real_id)
+                pruned += 1
+        self.count = len(flows) - pruned
+        self.pruned += pruned
+        return pruned
+
+    def connections(self, timeouts: Timeouts) -> list[dict[str, Any]]:
+        """Rows of `-L -c`: protocol, seconds to expiry, state, client, virtual and real address."""
+        rows = []
+        now_ns = time.monotonic_ns()
+        flows, reverse = self.maps.read_flows()
+        for flow, entry in flows.items():
+            real = self.real_of(entry.real_id)
+            if real is None:
+                continue
+            last, seen = self._state(flow, entry, reverse)
+            phase = phase_of(flow.proto, seen)
+            expire = max(0, timeouts.for_phase(phase) - (now_ns - last) / 1e9)
+            rows.append(
+                {
+                    "proto": flow.proto.name, "expire": int(expire), "state": phase.value,
+                    "saddr": str(flow.saddr), "sport": flow.sport, "vaddr": str(flow.daddr), "vport": flow.dport,
+                    "daddr": str(real.address), "dport": real.port,
+                }
+            )
+        return rows
