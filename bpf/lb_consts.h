@@ -19,6 +19,19 @@
 #define MAX_TX_PORTS 4096 /* slots in `tx_ports`: a devmap is indexed by ifindex, so this bounds it */
 #endif
 
+#ifndef NEXT_HOP_TTL_NS
+#define NEXT_HOP_TTL_NS 1000000000ULL /* how long a cached bpf_fib_lookup() answer is reused (1 s) */
+#endif
+
+#ifndef CLIENT_HOP_BITS
+#define CLIENT_HOP_BITS 12 /* client_hops holds 1 << CLIENT_HOP_BITS slots (direct-mapped by address) */
+#endif
+
+#ifndef LAST_SEEN_SLACK_NS
+#define LAST_SEEN_SLACK_NS 125000000ULL /* last_seen_ns is rewritten once it is this much behind (1/8 s) */
+#endif
+
+#define CLIENT_HOPS (1 << CLIENT_HOP_BITS)
 #define LB_AF_INET 2 /* bcc's include set has no linux/socket.h */
 #define LB_IP_DF 0x4000
 #define LB_IP_MF 0x2000

@@ -14,7 +14,7 @@
 #include "lb_csum.h"
 #include "lb_rewrite.h"
 
-enum hop {
+enum hop_kind {
 	HOP_NONE,     /* no usable route: leave the packet alone */
 	HOP_KERNEL,   /* routable, but not by XDP (neighbour unresolved, egress not in tx_ports) */
 	HOP_TX,       /* out of the interface it came in on */
@@ -23,18 +23,18 @@ enum hop {
 
 /* bcc rewrites map calls only in this file, so the step that consults tx_ports lives here. Asking
  * bpf_redirect_map() early both tests that the egress is in tx_ports (XDP_ABORTED, the fallback of
- * flags 0, if not) and sets the redirect target, so the verdict later is a constant XDP_REDIRECT. */
-static __always_inline int next_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, int rc, __u32 *reason,
-				    int outbound)
+ * flags 0, if not) and sets the redirect target, so the verdict later is a constant XDP_REDIRECT.
+ * `hop` holds the answer when rc is SUCCESS (route() in lb_rewrite.h). */
+static __always_inline int next_hop(const struct next_hop *hop, __u32 ingress, int rc, __u32 *reason, int outbound)
 {
 	int port;
 
 	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		if (fib->ifindex == ctx->ingress_ifindex) {
+		if (hop->ifindex == ingress) {
 			*reason = outbound ? REASON_TX_REVERSE : REASON_TX_FORWARD;
 			return HOP_TX;
 		}
-		port = fib->ifindex;
+		port = hop->ifindex;
 		if (tx_ports.redirect_map(port, 0) == XDP_REDIRECT) {
 			*reason = outbound ? REASON_REDIRECT_REVERSE : REASON_REDIRECT_FORWARD;
 			return HOP_REDIRECT;
@@ -57,7 +57,6 @@ int xdp_lb(struct xdp_md *ctx)
 	struct hdr_cursor nh = { .pos = data };
 	struct flow_key key = {};
 	struct service_key skey = {};
-	struct bpf_fib_lookup fib;
 	struct ethhdr *eth;
 	struct iphdr *iph;
 	struct tcphdr *tcp;
@@ -67,12 +66,13 @@ int xdp_lb(struct xdp_md *ctx)
 	struct reverse_state *rev;
 	struct real_info *real;
 	struct lb_config *cfg;
+	struct next_hop *hop;
 	__be16 *sport, *dport;
 	__sum16 *l4check;
 	void *l4_end;
-	__u32 reason, seen = 0, zero = 0, real_id = NO_ID, service_id = NO_ID;
-	__u64 ip_bytes = 0;
-	int action = XDP_PASS, proto, rc, hop, outbound = 0;
+	__u32 reason, seen = 0, zero = 0, real_id = NO_ID, epoch = 0, ingress, slot;
+	__u64 ip_bytes = 0, now;
+	int action = XDP_PASS, proto, rc, hop_kind, outbound = 0;
 
 	/* 1. parse: only plain Ethernet + option-less, unfragmented IPv4 + TCP/UDP is ours */
 	if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP)) {
@@ -93,7 +93,8 @@ int xdp_lb(struct xdp_md *ctx)
 		reason = REASON_PASS_FRAGMENT;
 		goto out;
 	}
-	l4_end = (void *)iph + bpf_ntohs(iph->tot_len);
+	ip_bytes = bpf_ntohs(iph->tot_len);
+	l4_end = (void *)iph + ip_bytes;
 	if (proto == IPPROTO_TCP) {
 		if (parse_tcphdr(&nh, data_end, l4_end, &tcp) < 0) {
 			reason = REASON_PASS_BAD_L4;
@@ -120,7 +121,6 @@ int xdp_lb(struct xdp_md *ctx)
 	key.sport = *sport;
 	key.dport = *dport;
 	key.proto = proto;
-	ip_bytes = bpf_ntohs(iph->tot_len);
 
 	/* 2. service lookup: a VIP packet goes forward; anything else may be a masqueraded reply */
 	skey.vip = key.daddr;
@@ -133,24 +133,34 @@ int xdp_lb(struct xdp_md *ctx)
 			reason = REASON_PASS_NOT_VIP;
 			goto out;
 		}
-		touch_flow(&rev->last_seen_ns, &rev->tcp_seen, seen);
+		now = bpf_ktime_get_ns();
+		touch_flow(&rev->last_seen_ns, &rev->tcp_seen, seen, now);
 		if (iph->ttl <= 1) {
 			reason = REASON_PASS_TTL_EXCEEDED;
 			goto out;
 		}
-		rc = fib_lookup_v4(ctx, &fib, proto, iph->tos, rev->vip, key.daddr, rev->vport, key.dport,
-				   ip_bytes);
-		hop = next_hop(ctx, &fib, rc, &reason, 1);
-		if (hop == HOP_NONE)
+		cfg = config.lookup(&zero);
+		if (cfg)
+			epoch = cfg->hop_epoch;
+		slot = client_hop_slot(key.daddr);
+		hop = client_hops.lookup(&slot);
+		if (!hop) { /* cannot happen: the slot is below the array's size */
+			reason = REASON_PASS_NO_ROUTE;
+			goto out;
+		}
+		ingress = ctx->ingress_ifindex;
+		rc = route(ctx, hop, ingress, epoch, now, proto, iph->tos, rev->vip, key.daddr, rev->vport,
+			   key.dport, ip_bytes);
+		hop_kind = next_hop(hop, ingress, rc, &reason, 1);
+		if (hop_kind == HOP_NONE)
 			goto out;
 		nat_rewrite(iph, &iph->saddr, sport, l4check, proto == IPPROTO_UDP, rev->vip, rev->vport,
-			    hop != HOP_KERNEL);
-		service_id = rev->service_id;
+			    hop_kind != HOP_KERNEL);
 		real_id = rev->real_id;
 		outbound = 1;
-		if (hop == HOP_KERNEL)
+		if (hop_kind == HOP_KERNEL)
 			goto out;
-		set_macs(eth, &fib);
+		set_macs(eth, hop);
 		goto transmit;
 	}
 
@@ -160,7 +170,8 @@ int xdp_lb(struct xdp_md *ctx)
 		reason = REASON_PASS_FLOW_MISS;
 		goto out;
 	}
-	touch_flow(&flow->last_seen_ns, &flow->tcp_seen, seen);
+	now = bpf_ktime_get_ns();
+	touch_flow(&flow->last_seen_ns, &flow->tcp_seen, seen, now);
 	real_id = flow->real_id;
 	real = reals.lookup(&real_id);
 	if (!real || real->forwarding == FWD_NONE) {
@@ -168,6 +179,16 @@ int xdp_lb(struct xdp_md *ctx)
 		reason = REASON_PASS_NO_REAL;
 		goto out;
 	}
+	/* the real's slot in real_hops exists: real_id is below MAX_REALS, the size of both arrays */
+	hop = real_hops.lookup(&real_id);
+	cfg = config.lookup(&zero);
+	if (!hop || !cfg) {
+		real_id = NO_ID;
+		reason = REASON_PASS_NO_ROUTE;
+		goto out;
+	}
+	epoch = cfg->hop_epoch;
+	ingress = ctx->ingress_ifindex;
 
 	/* 4. rewrite by forwarding method */
 	if (real->forwarding == FWD_MASQ) {
@@ -176,41 +197,40 @@ int xdp_lb(struct xdp_md *ctx)
 			reason = REASON_PASS_TTL_EXCEEDED;
 			goto out;
 		}
-		rc = fib_lookup_v4(ctx, &fib, proto, iph->tos, key.saddr, real->addr, key.sport, real->port,
-				   ip_bytes);
-		hop = next_hop(ctx, &fib, rc, &reason, 0);
-		if (hop == HOP_NONE) {
+		rc = route(ctx, hop, ingress, epoch, now, proto, iph->tos, key.saddr, real->addr, key.sport,
+			   real->port, ip_bytes);
+		hop_kind = next_hop(hop, ingress, rc, &reason, 0);
+		if (hop_kind == HOP_NONE) {
 			real_id = NO_ID;
 			goto out;
 		}
 		nat_rewrite(iph, &iph->daddr, dport, l4check, proto == IPPROTO_UDP, real->addr, real->port,
-			    hop != HOP_KERNEL);
-		if (hop != HOP_KERNEL)
-			set_macs(eth, &fib);
+			    hop_kind != HOP_KERNEL);
+		if (hop_kind != HOP_KERNEL)
+			set_macs(eth, hop);
 	} else if (real->forwarding == FWD_ROUTE) {
-		rc = fib_lookup_v4(ctx, &fib, proto, iph->tos, key.saddr, real->addr, key.sport, key.dport,
-				   ip_bytes);
-		hop = next_hop(ctx, &fib, rc, &reason, 0);
-		if (hop == HOP_NONE || hop == HOP_KERNEL) {
+		rc = route(ctx, hop, ingress, epoch, now, proto, iph->tos, key.saddr, real->addr, key.sport,
+			   key.dport, ip_bytes);
+		hop_kind = next_hop(hop, ingress, rc, &reason, 0);
+		if (hop_kind == HOP_NONE || hop_kind == HOP_KERNEL) {
 			real_id = NO_ID; /* unmodified: the first-packet path forwards it and counts it */
 			goto out;
 		}
-		set_macs(eth, &fib);
+		set_macs(eth, hop);
 	} else {
-		cfg = config.lookup(&zero);
-		if (!cfg || !cfg->tunnel_saddr) {
+		if (!cfg->tunnel_saddr) {
 			real_id = NO_ID;
 			reason = REASON_PASS_NO_TUNNEL_SRC;
 			goto out;
 		}
-		rc = fib_lookup_v4(ctx, &fib, IPPROTO_IPIP, iph->tos, cfg->tunnel_saddr, real->addr, 0, 0,
-				   ip_bytes + sizeof(struct iphdr));
-		hop = next_hop(ctx, &fib, rc, &reason, 0);
-		if (hop == HOP_NONE) {
+		rc = route(ctx, hop, ingress, epoch, now, IPPROTO_IPIP, iph->tos, cfg->tunnel_saddr, real->addr, 0,
+			   0, ip_bytes + sizeof(struct iphdr));
+		hop_kind = next_hop(hop, ingress, rc, &reason, 0);
+		if (hop_kind == HOP_NONE) {
 			real_id = NO_ID;
 			goto out;
 		}
-		rc = ipip_encap(ctx, cfg->tunnel_saddr, real->addr, hop == HOP_KERNEL ? NULL : &fib);
+		rc = ipip_encap(ctx, cfg->tunnel_saddr, real->addr, hop_kind == HOP_KERNEL ? NULL : hop);
 		if (rc) {
 			real_id = NO_ID;
 			action = rc == -1 ? XDP_PASS : XDP_ABORTED;
@@ -218,13 +238,12 @@ int xdp_lb(struct xdp_md *ctx)
 			goto out;
 		}
 	}
-	service_id = flow->service_id;
-	if (hop == HOP_KERNEL)
+	if (hop_kind == HOP_KERNEL)
 		goto out;
 
 transmit:
 	/* 5. verdict */
-	action = hop == HOP_TX ? XDP_TX : XDP_REDIRECT;
+	action = hop_kind == HOP_TX ? XDP_TX : XDP_REDIRECT;
 out:
 	{
 		__u64 *n = reason_counts.lookup(&reason);
@@ -232,9 +251,7 @@ out:
 		if (n)
 			*n += 1;
 	}
-	if (real_id != NO_ID) {
+	if (real_id != NO_ID)
 		count_traffic(real_counts.lookup(&real_id), outbound, ip_bytes);
-		count_traffic(service_counts.lookup(&service_id), outbound, ip_bytes);
-	}
 	return action;
 }

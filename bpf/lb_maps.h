@@ -16,9 +16,10 @@ BPF_TABLE(LB_MAP_TYPE("lru_hash", flows), struct flow_key, struct flow_state, fl
 BPF_TABLE(LB_MAP_TYPE("lru_hash", reverse), struct flow_key, struct reverse_state, reverse, MAX_FLOWS); /* real→client 5-tuple → VIP:port */
 BPF_TABLE(LB_MAP_TYPE("array", config), __u32, struct lb_config, config, 1);                         /* datapath settings, slot 0 */
 BPF_XDP_REDIRECT_MAP(LB_MAP_TYPE("devmap", tx_ports), int, tx_ports, MAX_TX_PORTS);                  /* ifindex → ifindex, for XDP_REDIRECT */
+BPF_TABLE(LB_MAP_TYPE("percpu_array", real_hops), __u32, struct next_hop, real_hops, MAX_REALS);     /* real id → cached next hop to it */
+BPF_TABLE(LB_MAP_TYPE("percpu_array", client_hops), __u32, struct next_hop, client_hops, CLIENT_HOPS); /* hash of a client address → cached next hop */
 BPF_TABLE(LB_MAP_TYPE("percpu_array", reason_counts), __u32, __u64, reason_counts, REASON_MAX);       /* verdict reason → packets */
-BPF_TABLE(LB_MAP_TYPE("percpu_array", service_counts), __u32, struct traffic_counter, service_counts, MAX_SERVICES); /* service id → traffic */
-BPF_TABLE(LB_MAP_TYPE("percpu_array", real_counts), __u32, struct traffic_counter, real_counts, MAX_REALS); /* real id → traffic */
+BPF_TABLE(LB_MAP_TYPE("percpu_array", real_counts), __u32, struct traffic_counter, real_counts, MAX_REALS); /* real id → traffic (a service's is the sum of its reals') */
 
 /* Per-CPU counters need no atomics: each CPU owns its slot. */
 static __always_inline void count_traffic(struct traffic_counter *c, int outbound, __u64 bytes)
@@ -34,13 +35,23 @@ static __always_inline void count_traffic(struct traffic_counter *c, int outboun
 	}
 }
 
-/* Stamp a flow entry; written only when something changed, so that an established flow's cache line
- * is not dirtied for the flags on every packet. */
-static __always_inline void touch_flow(__u64 *last_seen_ns, __u32 *tcp_seen, __u32 seen)
+/* Stamp a flow entry, writing only what changed: last_seen once it is LAST_SEEN_SLACK_NS behind (the
+ * sweeper's timeouts are seconds), the TCP bits when a new one shows up. An established flow's
+ * entry is then read on every packet but written a few times a second, so its cache line stays
+ * shared between CPUs instead of bouncing. */
+static __always_inline void touch_flow(__u64 *last_seen_ns, __u32 *tcp_seen, __u32 seen, __u64 now)
 {
-	*last_seen_ns = bpf_ktime_get_ns();
+	if (now - *last_seen_ns >= LAST_SEEN_SLACK_NS)
+		*last_seen_ns = now;
 	if ((*tcp_seen | seen) != *tcp_seen)
 		*tcp_seen |= seen;
+}
+
+/* Slot of a client address in client_hops: Fibonacci hashing (Knuth, TAOCP vol. 3 §6.4) spreads
+ * addresses that differ only in their last octet over the whole table. */
+static __always_inline __u32 client_hop_slot(__be32 addr)
+{
+	return ((__u32)addr * 0x9E3779B1u) >> (32 - CLIENT_HOP_BITS);
 }
 
 #endif /* LB_MAPS_H */

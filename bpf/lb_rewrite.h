@@ -23,10 +23,53 @@ static __always_inline int fib_lookup_v4(struct xdp_md *ctx, struct bpf_fib_look
 	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 }
 
-static __always_inline void set_macs(struct ethhdr *eth, const struct bpf_fib_lookup *fib)
+/* Is the cached answer in `hop` the one bpf_fib_lookup() would give now, as far as we can tell without
+ * asking? Same destination and ingress, not expired, not flushed, and the packet no longer than one
+ * the lookup let through (a longer one must meet the MTU check again). */
+static __always_inline int hop_fresh(const struct next_hop *hop, __be32 daddr, __u32 ingress, __u32 epoch,
+				     __u32 tot_len, __u64 now)
 {
-	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	return hop->expires_ns > now && hop->daddr == daddr && hop->ingress == ingress && hop->epoch == epoch &&
+	       tot_len <= hop->max_len;
+}
+
+/* Cache a successful lookup. It is asked only when the slot was not fresh for this packet, so either
+ * the slot held something else or this packet is longer than any approved so far: in both cases its
+ * length is the new bound. */
+static __always_inline void remember_hop(struct next_hop *hop, const struct bpf_fib_lookup *fib, __be32 daddr,
+					 __u32 ingress, __u32 epoch, __u32 tot_len, __u64 now)
+{
+	hop->expires_ns = now + NEXT_HOP_TTL_NS;
+	hop->daddr = daddr;
+	hop->ingress = ingress;
+	hop->epoch = epoch;
+	hop->max_len = tot_len;
+	hop->ifindex = fib->ifindex;
+	__builtin_memcpy(hop->smac, fib->smac, ETH_ALEN);
+	__builtin_memcpy(hop->dmac, fib->dmac, ETH_ALEN);
+}
+
+/* The next hop to daddr for this packet: the cached answer while hop_fresh(), else bpf_fib_lookup(),
+ * whose success replaces the slot's. Returns BPF_FIB_LKUP_RET_*; on SUCCESS `hop` holds the answer. */
+static __always_inline int route(struct xdp_md *ctx, struct next_hop *hop, __u32 ingress, __u32 epoch, __u64 now,
+				 __u8 proto, __u8 tos, __be32 saddr, __be32 daddr, __be16 sport, __be16 dport,
+				 __u32 tot_len)
+{
+	struct bpf_fib_lookup fib;
+	int rc;
+
+	if (hop_fresh(hop, daddr, ingress, epoch, tot_len, now))
+		return BPF_FIB_LKUP_RET_SUCCESS;
+	rc = fib_lookup_v4(ctx, &fib, proto, tos, saddr, daddr, sport, dport, tot_len);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS)
+		remember_hop(hop, &fib, daddr, ingress, epoch, tot_len, now);
+	return rc;
+}
+
+static __always_inline void set_macs(struct ethhdr *eth, const struct next_hop *hop)
+{
+	__builtin_memcpy(eth->h_dest, hop->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, hop->smac, ETH_ALEN);
 }
 
 /* Masquerading: replace one address and its port (the destination on the way in, the source on the
@@ -58,11 +101,11 @@ static __always_inline void nat_rewrite(struct iphdr *iph, __be32 *addr, __be16 
 
 /* IPIP (RFC 2003): grow the head by an outer IPv4 header to the real. TOS and DF are copied from the
  * inner header (RFC 2003 §3.1), the id is 0, the TTL IPIP_TTL. The Ethernet header moves to the front;
- * its MACs come from `fib`, or stay as they were (addressed to us) when fib is NULL, for the kernel to
+ * its MACs come from `hop`, or stay as they were (addressed to us) when hop is NULL, for the kernel to
  * route. Returns 0; -1 when the head could not grow (packet unchanged); -2 if, after growing, the
  * headers do not fit (impossible, but the verifier wants the check and the packet is no longer whole). */
 static __always_inline int ipip_encap(struct xdp_md *ctx, __be32 saddr, __be32 daddr,
-				      const struct bpf_fib_lookup *fib)
+				      const struct next_hop *hop)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -92,8 +135,8 @@ static __always_inline int ipip_encap(struct xdp_md *ctx, __be32 saddr, __be32 d
 	eth = data;
 	if ((void *)eth + sizeof(*eth) + sizeof(outer) > data_end)
 		return -2;
-	if (fib)
-		set_macs(&l2, fib);
+	if (hop)
+		set_macs(&l2, hop);
 	*eth = l2;
 	__builtin_memcpy((void *)eth + sizeof(*eth), &outer, sizeof(outer));
 	return 0;

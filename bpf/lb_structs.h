@@ -58,7 +58,22 @@ struct reverse_state {
 /* config value (one slot): settings of the whole datapath */
 struct lb_config {
 	__be32 tunnel_saddr; /* outer source of IPIP packets; 0 = IPIP disabled (packets PASS) */
-	__u32 flags;         /* reserved; 0 today */
+	__u32 hop_epoch;     /* user space bumps it to invalidate every cached next hop at once */
+};
+
+/* real_hops and client_hops value (per CPU): a successful bpf_fib_lookup() answer, reused for
+ * packets to the same address from the same ingress until expires_ns, while hop_epoch is current
+ * and the packet is no longer than one the lookup approved (its MTU check). */
+struct next_hop {
+	__u64 expires_ns;  /* bpf_ktime_get_ns() after which the answer is asked again; 0 = empty */
+	__be32 daddr;      /* the destination looked up: a slot is a cache line, not a key */
+	__u32 ingress;     /* ingress ifindex the lookup was made from */
+	__u32 ifindex;     /* egress */
+	__u32 epoch;       /* lb_config.hop_epoch when cached */
+	__u16 max_len;     /* largest tot_len the lookup approved */
+	__u8 smac[6];
+	__u8 dmac[6];
+	__u16 pad;
 };
 
 /* service_counts and real_counts value; "in" is client → real, "out" is real → client.

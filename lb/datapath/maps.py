@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,8 @@ class DatapathMaps:
 
         Counters are left alone (reset_counters()). Flows are written with the last_seen/tcp_seen
         the Tables carry; use it for tests, restores and full syncs, and the single-entry methods
-        below on the daemon's hot paths.
+        below on the daemon's hot paths. The cached next hops are flushed (set_tunnel_source() does
+        it), so the next packets ask bpf_fib_lookup() again, exactly as the rewrite model does.
         """
         current = self.read()
         for key in current.services.keys() - tables.services.keys():
@@ -138,7 +139,19 @@ class DatapathMaps:
         self.set_flow(flow, entry)
 
     def set_tunnel_source(self, source: IPv4Address | None) -> None:
-        self._update("config", ctypes.c_uint32(0), S.LbConfigC(S.be32(source) if source else 0, 0))
+        """Set IPIP's outer source; cached next hops were looked up from the old one, so flush them."""
+        self._update("config", ctypes.c_uint32(0), S.LbConfigC(S.be32(source) if source else 0, self._next_epoch()))
+
+    def flush_next_hops(self) -> None:
+        """Make XDP ask bpf_fib_lookup() again for every destination (after a route or neighbour change
+        the daemon knows of; without it a cached answer lives at most NEXT_HOP_TTL_NS, 1 s)."""
+        config = self._lookup("config", ctypes.c_uint32(0)) or S.LbConfigC()
+        self._update("config", ctypes.c_uint32(0), S.LbConfigC(config.tunnel_saddr, self._next_epoch()))
+
+    def _next_epoch(self) -> int:
+        """hop_epoch + 1: every cached next hop carries the epoch it was cached in, so this voids them."""
+        config = self._lookup("config", ctypes.c_uint32(0))
+        return ((config.hop_epoch if config is not None else 0) + 1) & 0xFFFFFFFF
 
     def add_tx_port(self, ifindex: int) -> None:
         """Let XDP redirect to `ifindex`; call from the namespace the interface lives in."""
@@ -215,18 +228,20 @@ class DatapathMaps:
         """Packets per verdict reason, summed over CPUs (every reason, zeros included)."""
         return {reason: sum(self._percpu("reason_counts", int(reason))) for reason in Reason}
 
-    def service_traffic(self, service_ids: range | list[int]) -> dict[int, Traffic]:
-        return {sid: self._traffic("service_counts", sid) for sid in service_ids}
+    def service_traffic(self, reals_of: Mapping[int, Iterable[int]]) -> dict[int, Traffic]:
+        """Per-service totals, `reals_of` mapping each service id to its real ids: XDP counts per real
+        only (one counter update per packet), and a real id belongs to one service."""
+        return {sid: sum(self.real_traffic(list(rids)).values(), Traffic()) for sid, rids in reals_of.items()}
 
     def real_traffic(self, real_ids: range | list[int]) -> dict[int, Traffic]:
         return {rid: self._traffic("real_counts", rid) for rid in real_ids}
 
     def reset_counters(self, service_ids: range | list[int] = (), real_ids: range | list[int] = ()) -> None:
-        """Zero the reason counters and the given services' and reals' traffic counters."""
+        """Zero the reason counters and the given reals' traffic counters. `service_ids` is accepted for
+        the callers' sake and needs nothing: a service's traffic is the sum of its reals'."""
+        del service_ids
         for reason in Reason:
             self._set_percpu("reason_counts", int(reason), ctypes.c_uint64)
-        for sid in service_ids:
-            self._set_percpu("service_counts", sid, S.TrafficCounterC)
         for rid in real_ids:
             self._set_percpu("real_counts", rid, S.TrafficCounterC)
 

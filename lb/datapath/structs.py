@@ -78,7 +78,23 @@ class ReverseStateC(ctypes.Structure):
 class LbConfigC(ctypes.Structure):
     """struct lb_config"""
 
-    _fields_ = [("tunnel_saddr", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+    _fields_ = [("tunnel_saddr", ctypes.c_uint32), ("hop_epoch", ctypes.c_uint32)]
+
+
+class NextHopC(ctypes.Structure):
+    """struct next_hop (a cached bpf_fib_lookup() answer; real_hops and client_hops, per CPU)"""
+
+    _fields_ = [
+        ("expires_ns", ctypes.c_uint64),
+        ("daddr", ctypes.c_uint32),
+        ("ingress", ctypes.c_uint32),
+        ("ifindex", ctypes.c_uint32),
+        ("epoch", ctypes.c_uint32),
+        ("max_len", ctypes.c_uint16),
+        ("smac", ctypes.c_uint8 * 6),
+        ("dmac", ctypes.c_uint8 * 6),
+        ("pad", ctypes.c_uint16),
+    ]
 
 
 class TrafficCounterC(ctypes.Structure):
@@ -100,8 +116,9 @@ MAP_TYPES: dict[str, tuple[type, type]] = {
     "reverse": (FlowKeyC, ReverseStateC),
     "config": (ctypes.c_uint32, LbConfigC),
     "tx_ports": (ctypes.c_int, ctypes.c_int),
+    "real_hops": (ctypes.c_uint32, NextHopC),
+    "client_hops": (ctypes.c_uint32, NextHopC),
     "reason_counts": (ctypes.c_uint32, ctypes.c_uint64),
-    "service_counts": (ctypes.c_uint32, TrafficCounterC),
     "real_counts": (ctypes.c_uint32, TrafficCounterC),
 }
 

@@ -9,7 +9,7 @@ import fixtures as F
 from lb.datapath import progrun
 from lb.model import Protocol
 from lb.rewrite import Reason, Verdict, process
-from lb.tables import TcpSeen, Traffic
+from lb.tables import Tables, TcpSeen, Traffic
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 
@@ -32,7 +32,7 @@ def test_row(datapath, row: F.Row) -> None:
     assert counts[row.reason] == 1 and sum(counts.values()) == 1, {r.name: n for r, n in counts.items() if n}
     # the model says which counters the packet adds to; the program must agree
     model = process(frame, row.tables, F.LAB_FIB, row.ingress)
-    services = {k: v for k, v in maps.service_traffic(IDS).items() if v != Traffic()}
+    services = {k: v for k, v in maps.service_traffic(_reals_by_service(row.tables)).items() if v != Traffic()}
     reals = {k: v for k, v in maps.real_traffic(IDS).items() if v != Traffic()}
     if model.counted is None:
         assert services == {} and reals == {}
@@ -40,6 +40,14 @@ def test_row(datapath, row: F.Row) -> None:
         c = model.counted
         one = Traffic(0, 0, 1, c.ip_bytes) if c.outbound else Traffic(1, c.ip_bytes, 0, 0)
         assert services == {c.service_id: one} and reals == {c.real_id: one}
+
+
+def _reals_by_service(tables: Tables) -> dict[int, set[int]]:
+    """Which real ids each service's traffic is the sum of (from the flows the row installed)."""
+    out: dict[int, set[int]] = {}
+    for entry in [*tables.flows.values(), *tables.reverse.values()]:
+        out.setdefault(entry.service_id, set()).add(entry.real_id)
+    return out
 
 
 def test_flow_hit_stamps_last_seen_and_tcp_flags(datapath) -> None:
