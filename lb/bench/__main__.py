@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lb.bench import machine
 from lb.bench.report import markdown, rich_tables, summary_lines
-from lb.bench.results import Results, Row, not_measured
+from lb.bench.results import Results
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_NAMES = ("fastpath", "forwarding", "newflows", "tcp", "scale")
@@ -41,26 +41,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def daemon_rows() -> list[Row]:
-    why = "the daemon-driven cases (NFQUEUE first packets, wrk through lbxdp) are not wired into the bench yet"
-    return [not_measured("newflows", "lbxdp NFQUEUE", "flows/s", why)]
-
-
-def tcp_rows() -> list[Row]:
-    why = "the wrk → nginx case is not written yet"
-    return [not_measured("tcp", name, unit, why) for name, unit in (
-        ("lbxdp conn/s", "conn/s"), ("iptables DNAT conn/s", "conn/s"),
-        ("HAProxy (TCP mode) conn/s", "conn/s"), ("direct to one real conn/s", "conn/s"))]
-
-
 def run_cases(args: argparse.Namespace, results: Results, tick: Callable[[str], None]) -> None:
-    from lb.bench import fastpath, forwarding, scale
+    from lb.bench import fastpath, forwarding
     from lb.bench.programs import Registry
     from lb.datapath.testbed import two_arm
 
     wanted = set(args.only or CASE_NAMES)
     repeat = 50_000 if args.quick else 400_000
-    seconds = 0.5 if args.quick else 2.0
+    seconds = 0.3 if args.quick else 1.5
     registry = Registry()
     try:
         if "fastpath" in wanted:
@@ -69,19 +57,50 @@ def run_cases(args: argparse.Namespace, results: Results, tick: Callable[[str], 
                 for row in fastpath.run(topo, registry, args.runs, repeat, tick):
                     results.add(row)
         if "forwarding" in wanted:
-            for row in forwarding.run(registry, args.runs, seconds, tick):
+            for row in forwarding.run(registry, args.runs, seconds, tick, quick=args.quick):
                 results.add(row)
-        if "newflows" in wanted:
-            for row in daemon_rows():
-                results.add(row)
-        if "tcp" in wanted:
-            for row in tcp_rows():
-                results.add(row)
-        if "scale" in wanted:
-            for row in scale.run(args.runs, tick, quick=args.quick):
-                results.add(row)
+        if wanted & {"newflows", "tcp", "scale"}:
+            run_live(args, wanted, registry, results, tick)
     finally:
         registry.close()
+
+
+def run_live(args: argparse.Namespace, wanted: set[str], registry: object, results: Results,
+             tick: Callable[[str], None]) -> None:
+    """Cases 3-5 against one live daemon: TCP first (an empty flow table), then the SYN bursts,
+    then the daemon's memory with those flows and `lbxdp -R` of 1000 services (last: 1000 more
+    mangle rules would slow every later first packet)."""
+    from lb.bench import newflows, scale, tcp
+    from lb.bench.live import live_balancer
+
+    try:
+        with live_balancer(tick) as live:
+            if "tcp" in wanted:
+                for row in tcp.run(live, args.runs, 1.0 if args.quick else 3.0, tick):
+                    results.add(row)
+            if "newflows" in wanted:
+                burst = 1.0 if args.quick else 2.0
+                for row in newflows.run(live, registry, args.runs, burst, tick):  # type: ignore[arg-type]
+                    results.add(row)
+                profile = newflows.profile_daemon(live, registry, burst, tick)  # type: ignore[arg-type]
+                if profile is not None:
+                    results.extras["daemon_profile"] = profile
+            if "scale" in wanted:
+                for row in scale.run(args.runs, tick, quick=args.quick, live=live):
+                    results.add(row)
+            return
+    except Exception as exc:  # noqa: BLE001 (the live cases become rows saying why)
+        why = f"live daemon: {(str(exc).splitlines() or [type(exc).__name__])[0][:120]}"
+    done = {r.case for r in results.rows}
+    if "tcp" in wanted and "tcp" not in done:
+        for row in tcp.run(None, args.runs, 0, tick, why_not=why):
+            results.add(row)
+    if "newflows" in wanted and "newflows" not in done:
+        for row in newflows.run(None, registry, args.runs, 0, tick, why_not=why):  # type: ignore[arg-type]
+            results.add(row)
+    if "scale" in wanted and "scale" not in done:
+        for row in scale.run(args.runs, tick, quick=args.quick, why_not=why):
+            results.add(row)
 
 
 def main(argv: list[str] | None = None) -> int:

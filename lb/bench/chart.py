@@ -1,4 +1,4 @@
-"""The PNG: forwarding throughput and fast-path cost, medians with the run-to-run range."""
+"""The PNG: forwarding throughput, fast-path cost and real TCP, medians with the run-to-run range."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ def draw(results: Results, paths: list[Path]) -> None:
     import matplotlib.pyplot as plt
 
     panels = [("forwarding", "forwarding (Mpps at the reals)", 1e-6),
-              ("fastpath", "fast path (ns/packet, BPF_PROG_RUN)", 1.0)]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+              ("fastpath", "fast path (ns/packet, BPF_PROG_RUN)", 1.0),
+              ("tcp", "real TCP, wrk → nginx (thousands/s)", 1e-3)]
+    fig, axes = plt.subplots(1, 3, figsize=(19, 5.5))
     for ax, (case, title, scale) in zip(axes, panels):
         rows = [r for r in results.rows if r.case == case and r.median is not None]
         names = [r.name for r in rows]

@@ -180,7 +180,8 @@ class Registry:
     """Every program of a bench run, compiled once (bcc takes seconds per object) and shared by the
     cases; counters are read as differences, so what an earlier case left in them does not matter.
 
-    Roles: "pass", "drop", "dnat", "gen" (the traffic generator), "lbxdp", "lbxdp-<anything>"
+    Roles: "pass", "drop", "dnat", "gen" (the UDP traffic generator), "syn" (the SYN generator),
+    "lbxdp", "lbxdp-<anything>"
     (another lbxdp object with maps of its own), and "sink" (a second drop object whose counter is
     what reached the receivers).
     """
@@ -198,6 +199,8 @@ class Registry:
                     self._progs[role] = Lbxdp()
                 elif role == "gen":
                     self._progs[role] = Program(BPF_DIR / "bench_gen.c", "xdp_bench_gen")
+                elif role == "syn":
+                    self._progs[role] = Program(BPF_DIR / "bench_syn.c", "xdp_bench_syn")
                 else:
                     self._progs[role] = Baseline("drop" if role == "sink" else role)
             except Exception as exc:  # noqa: BLE001 (a work-in-progress program may not compile)

@@ -13,8 +13,8 @@ from lb.bench.results import Results, Row, comparisons, fmt, verdicts
 CASES: tuple[tuple[str, str], ...] = (
     ("fastpath", "1. Fast-path cost (BPF_PROG_RUN, ns/packet, lower is better)"),
     ("forwarding", "2. Forwarding throughput (64-byte UDP, 1024 source ports, packets/s at the reals)"),
-    ("newflows", "3. New flows per second"),
-    ("tcp", "4. Real TCP (wrk → nginx reals)"),
+    ("newflows", "3. New flows per second (TCP SYNs of new flows through NFQUEUE into the live daemon)"),
+    ("tcp", "4. Real TCP (wrk → nginx on 3 reals; req/s keep-alive, conn/s with Connection: close)"),
     ("scale", "5. Scale"),
 )
 
@@ -67,8 +67,23 @@ def markdown(results: Results) -> str:
         out += ["", f"## {title}", "", "| what | median | runs | how we know |", "|---|---|---|---|"]
         for r in rows:
             out.append(f"| {r.name} | {cell(r)} | {runs_cell(r)} | {r.check} |")
+    out += profile_markdown(results.extras.get("daemon_profile"))
     out += ["", "## How each case is measured", "", METHOD]
     return "\n".join(out) + "\n"
+
+
+def profile_markdown(profile: dict[str, Any] | None) -> list[str]:
+    """The daemon's hot spots during a SYN burst (py-spy), if the run took a profile."""
+    if not profile:
+        return []
+    out = ["", "## Where the daemon's time goes (py-spy during a SYN burst)", "",
+           f"`{profile['command']}` on the live daemon during one extra burst "
+           f"({profile['samples']} samples, {fmt(profile['rate'])} flows/s while sampled). "
+           "self: the function itself was running; total: it was on the stack.", "",
+           "| function | self | total |", "|---|---|---|"]
+    out += [f"| `{h['function']}` | {100 * h['self']:.1f} % | {100 * h['total']:.1f} % |"
+            for h in profile["hot_spots"]]
+    return out
 
 
 METHOD = """\
@@ -89,8 +104,24 @@ METHOD = """\
   benches its hit path), 3 masquerading reals. iptables: kube-proxy's `statistic --mode random`
   chain; nftables: `dnat to numgen random mod 3 map`; plain routing: an ECMP route with L4 hashing.
   Veths have one queue: a run's softirq work shares the generator's CPU.
-- **Scale**: memlock of the `flows` and `reverse` maps compiled with MAX_FLOWS=1048576 (preallocated
-  LRU hashes); Maglev and service-table times in process after a warm-up.
+  `--quick` leaves out the variants no target needs (generic, nftables, routing) and sends
+  smaller chunks.
+- **New flows** (lb/bench/newflows.py): the real daemon (`lbxdp attach eth0 eth1 --mode native
+  --max-flows 1048576`, one masquerading rr service over 3 nginx reals) in the balancer namespace.
+  bpf/bench_syn.c, in live-frames mode on the client's veth, sends 40k SYN/s in 10 ms slices, each
+  the SYN of a new flow (source ports 1024…65023 on 8 client addresses). Counted: the daemon's
+  `scheduled` events read over its control socket before and after the burst; the read after
+  the burst waits behind the SYNs still queued, so the window is one in which the daemon was busy
+  throughout. NFQUEUE's drops (queue full) and the flows in the table are the check.
+- **Real TCP** (lb/bench/tcp.py): wrk -t1 -c32 in the client namespace; the four variants share the
+  topology of the new-flows case: lbxdp (VIP:80), iptables DNAT with kube-proxy's statistic chain
+  (VIP:8081), HAProxy 2.6 in TCP mode in the balancer namespace (config and pid file in the run's
+  temp dir), direct to r1 (routed, no NAT). nginx keeps connections alive unless asked to close.
+- **Scale**: memlock of the `flows` and `reverse` maps of the live daemon (MAX_FLOWS=1048576,
+  preallocated LRU hashes: the figure does not depend on how many flows are in); the daemon's
+  VmRSS after the new-flows case; `lbxdp -R` of a generated 1000-service rules file (wall clock,
+  CLI start-up included). Maglev: `MaglevHashing.update` with 1000 reals, M=65537, after a warm-up
+  build in the same process (numpy imported and warmed), each run the median of several builds.
 """
 
 
@@ -117,5 +148,15 @@ def rich_tables(results: Results) -> list[Any]:
         table.add_column("value", justify="right")
         for label, value in ratios:
             table.add_row(label, f"{value:.2f}×")
+        tables.append(table)
+    profile = results.extras.get("daemon_profile")
+    if profile:
+        table = Table(title=f"Daemon hot spots during a SYN burst (py-spy, {profile['samples']} samples)",
+                      title_justify="left")
+        table.add_column("function", overflow="fold")
+        table.add_column("self", justify="right")
+        table.add_column("total", justify="right")
+        for h in profile["hot_spots"][:10]:
+            table.add_row(h["function"], f"{100 * h['self']:.1f} %", f"{100 * h['total']:.1f} %")
         tables.append(table)
     return tables

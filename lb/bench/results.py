@@ -179,6 +179,10 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("lbxdp conn/s / iptables DNAT conn/s", "tcp/lbxdp conn/s", "tcp/iptables DNAT conn/s"),
     Comparison("HAProxy conn/s / iptables DNAT conn/s", "tcp/HAProxy (TCP mode) conn/s",
                "tcp/iptables DNAT conn/s"),
+    Comparison("lbxdp conn/s / direct conn/s", "tcp/lbxdp conn/s", "tcp/direct to one real conn/s"),
+    Comparison("lbxdp req/s / iptables DNAT req/s", "tcp/lbxdp req/s", "tcp/iptables DNAT req/s"),
+    Comparison("HAProxy req/s / iptables DNAT req/s", "tcp/HAProxy (TCP mode) req/s",
+               "tcp/iptables DNAT req/s"),
 )
 
 
@@ -204,6 +208,7 @@ class Results:
     runs: int = 3
     elapsed_s: float = 0.0
     started: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. "daemon_profile" (lb.bench.newflows)
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
@@ -215,14 +220,16 @@ class Results:
             "rows": [dict(asdict(r), median=r.median) for r in self.rows],
             "ratios": {label: round(v, 4) for label, v in comparisons(self.rows)},
             "targets": [asdict(v) for v in verdicts(self.rows)],
+            **self.extras,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Results:
         rows = [Row(r["case"], r["name"], r["unit"], tuple(r["samples"]), r["higher_is_better"],
                     r.get("check", ""), r.get("skipped")) for r in data["rows"]]
+        extras = {k: v for k, v in data.items() if k == "daemon_profile"}
         return cls(data["mode"], dict(data["machine"]), rows, data.get("runs", 3),
-                   data.get("elapsed_s", 0.0), data.get("started", ""))
+                   data.get("elapsed_s", 0.0), data.get("started", ""), extras)
 
 
 def _fmt(value: float) -> str:
