@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
 
 from lb.datapath.testbed import Topology
@@ -148,8 +149,9 @@ class Traffic:
     """Packets between the client and one VIP:port as the client's interface saw them. Bytes are
     IPv4 total lengths (what IPVS counts: skb->len at the IP layer)."""
 
-    flows: int  # distinct client (address, port) pairs that sent to the VIP
+    flows: int  # connections: TCP, distinct (address, port, ISN) of SYNs; UDP, (address, port)
     syns: int  # SYNs sent, retransmissions included
+    tuples: int  # distinct client (address, port) pairs: fewer than flows when a port was reused
     in_pkts: int
     out_pkts: int
     in_bytes: int
@@ -165,7 +167,7 @@ def capture(topo: Topology, vip: str, port: int, *, udp: bool = False,
     proto = "udp" if udp else "tcp"
     log = topo.workdir / f"tcpdump-{time.monotonic_ns()}.log"
     with open(log, "wb") as err:
-        proc = topo.spawn("client", ["tcpdump", "-i", "eth0", "-n", "-U", "--immediate-mode",
+        proc = topo.spawn("client", ["tcpdump", "-i", "eth0", "-n", "-U", "--immediate-mode", "-B", "65536",
                                      "-w", str(pcap),
                                      f"{proto} and host {vip} and port {port}"], stderr=err)
     deadline = time.monotonic() + 5.0
@@ -179,27 +181,39 @@ def capture(topo: Topology, vip: str, port: int, *, udp: bool = False,
         time.sleep(0.5)  # the last answers are on the wire and read by tcpdump
     finally:
         topo.stop(proc, grace=2.0)
-    result.append(_summarise(rdpcap(str(pcap)), vip, port, udp))
+    dropped = re.search(rb"(\d+) packets? dropped by kernel", log.read_bytes())
+    if dropped is None or int(dropped[1]) != 0:
+        raise RuntimeError(f"tcpdump lost packets; counts would be wrong: {log.read_text(errors='replace')}")
+    result.append(_summarise(rdpcap(str(pcap)), topo.client.iface.mac, vip, port, udp))
 
 
-def _summarise(packets: object, vip: str, port: int, udp: bool) -> Traffic:
-    flows: set[tuple[str, int]] = set()
+def _summarise(packets: object, mac: str, vip: str, port: int, udp: bool) -> Traffic:
+    """Only frames the client sent or was sent count: on a bridge (one-arm), a frame the lb sends
+    to a real whose MAC the bridge has not learned yet is flooded, and the client's interface sees
+    its own SYN again, now addressed to the real's MAC."""
+    flows: set[tuple[str, int, int]] = set()
+    tuples: set[tuple[str, int]] = set()
     syns = in_pkts = out_pkts = in_bytes = out_bytes = 0
     l4 = UDP if udp else TCP
     for pkt in packets:  # type: ignore[attr-defined]
         if IP not in pkt or l4 not in pkt:
             continue
         ip = pkt[IP]
-        if ip.dst == vip and pkt[l4].dport == port:
+        if Ether in pkt and mac not in (pkt[Ether].src, pkt[Ether].dst):
+            continue
+        if ip.dst == vip and pkt[l4].dport == port and pkt[Ether].src == mac:
             in_pkts += 1
             in_bytes += ip.len
-            flows.add((ip.src, pkt[l4].sport))
-            if not udp and pkt[TCP].flags.S:
+            tuples.add((ip.src, pkt[l4].sport))
+            if udp:
+                flows.add((ip.src, pkt[l4].sport, 0))
+            elif pkt[TCP].flags.S:
                 syns += 1
-        elif ip.src == vip and pkt[l4].sport == port:
+                flows.add((ip.src, pkt[l4].sport, pkt[TCP].seq))
+        elif ip.src == vip and pkt[l4].sport == port and pkt[Ether].dst == mac:
             out_pkts += 1
             out_bytes += ip.len
-    return Traffic(len(flows), syns, in_pkts, out_pkts, in_bytes, out_bytes)
+    return Traffic(len(flows), syns, len(tuples), in_pkts, out_pkts, in_bytes, out_bytes)
 
 
 # -- kernel state in the lb namespace -------------------------------------------------------------
