@@ -132,3 +132,4 @@ def test_syn_flood_at_ten_times_the_table_keeps_established_flows(world: Lab, lb
     assert fresh.exchange(2) in {"r1", "r2", "r3"}
     for conn in [*held, fresh]:
         conn.close()
+

@@ -26,9 +26,12 @@ from liveness_helpers import TCP_PORT, Lab, Talker, lab, status_json, timed
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
 
+MAX_FLOWS = 4096  # not the default: a restarted daemon must know the size of the table it adopts
+
+
 @pytest.fixture(scope="module")
 def world() -> Iterator[Lab]:
-    with lab() as built:
+    with lab(attach_args=("--max-flows", str(MAX_FLOWS))) as built:
         yield built
 
 
@@ -107,6 +110,10 @@ def test_sigkill_and_restart_keeps_held_connections_and_counters(world: Lab, lbx
 
     status = status_json(lbxdp)
     assert status["pid"] != pid
+    # Re-attached without --max-flows, as an operator would: the daemon guards the adopted table's
+    # size (its table-full limit derives from it), not the default.
+    header = lbxdp("-L", "-n").stdout.splitlines()[0]
+    assert f"size={MAX_FLOWS}" in header, header
     # The flow table was adopted, not reset: every held connection is still in it, plus the new one.
     assert status["flows"] >= flows_before + 1, (flows_before, status)
     assert [c.exchange(2) for c in held] == identities
@@ -120,7 +127,8 @@ def test_sigkill_and_restart_keeps_held_connections_and_counters(world: Lab, lbx
     total = f"TCP {service}"
     assert after[total][0] == before[total][0] + 1, (before[total], after[total])  # the gap's connection
     listing = lbxdp.conns(service)
-    # Recounted from the adopted table: the six held connections, and the gap's one (closed).
-    assert [sum(row[i] for row in listing.values()) for i in (2, 3)] == [6, 1], listing
+    # Recounted from the adopted table: the six held connections are active. (The gap's connection,
+    # closed by now, is inactive until its close timeout; not asserted: under load it can be gone.)
+    assert sum(row[2] for row in listing.values()) == 6, (listing, lbxdp("-L", "-n", "-c").stdout)
     for conn in held:
         conn.close()
