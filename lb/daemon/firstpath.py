@@ -15,23 +15,23 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
-from lb.daemon.engine import Balancer, NoDestination, Placement
+from lb.daemon.decide import Fate, decide, fate
+from lb.daemon.engine import Balancer, Placement
 from lb.daemon.firstpacket import read_packet, wrap_in_frame
 from lb.daemon.flows import FlowBook
 from lb.datapath.interfaces import LinkFacts, link_facts
 from lb.datapath.maps import DatapathMaps
 from lb.datapath.neighbours import NeighbourResolver
 from lb.datapath.sender import FrameSender
-from lb.model import FlowKey, Forwarding
+from lb.model import FlowKey
 from lb.rewrite import process
 from lb.rewrite.fib import FibResult, FibStatus
-from lb.rewrite.verdicts import Reason, Verdict
+from lb.rewrite.verdicts import Reason
 from lb.tables import FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables
 
 log = logging.getLogger("lbxdp")
 
 FIB_CACHE_SECONDS = 1.0  # how long the first-packet path trusts a next hop it looked up
-HASH_SCHEDULERS = frozenset({"sh", "dh", "mh"})  # a mid-flow miss re-derives the real it had
 
 
 @dataclass
@@ -95,36 +95,17 @@ class FirstPacketPath:
         self.counters.packets += 1
         l3 = pkt.get_payload()
         queued = read_packet(l3)
-        if queued is None:
-            return self._refuse(pkt, "unschedulable")
-        flow = queued.flow
-        state = self.balancer.service_for(flow)
-        if state is None:
-            return self._refuse(pkt, "no_service")
-        entry = self.maps.get_flow(flow)
-        if entry is not None and self.balancer.real_by_id(entry.real_id) is not None:
-            self.counters.bump("existing_flow")
-            return self._forward(pkt, l3, flow, self._placement_for(entry.real_id))
-        if not queued.opens_flow and state.service.scheduler not in HASH_SCHEDULERS:
-            # IPVS drops a mid-connection packet it has no entry for (unless sloppy_tcp).
-            return self._refuse(pkt, "no_flow_not_syn")
-        if self.flows.full():
-            # Never let a new flow push an established one out of the LRU (a SYN flood would):
-            # refuse it, as IPVS's drop_entry does under memory pressure. The client retries.
-            return self._refuse(pkt, "refused_table_full")
-        try:
-            placement = self.balancer.place(flow, time.monotonic())
-        except NoDestination:
-            return self._refuse(pkt, "no_destination")
-        self._install(flow, placement)
-        self.counters.bump("scheduled")
-        return self._forward(pkt, l3, flow, placement)
-
-    def _placement_for(self, real_id: int) -> Placement:
-        found = self.balancer.real_by_id(real_id)
-        assert found is not None
-        sstate, rstate = found
-        return Placement(sstate.service, sstate.service_id, rstate.real, rstate.real_id)
+        existing = self.maps.get_flow(queued.flow) if queued is not None else None
+        decision = decide(
+            queued, self.balancer, existing.real_id if existing else None, self.flows.full, time.monotonic()
+        )
+        if decision.placement is None:
+            return self._refuse(pkt, decision.note)
+        assert queued is not None
+        if decision.new_flow:
+            self._install(queued.flow, decision.placement)
+        self.counters.bump(decision.note)
+        self._forward(pkt, l3, queued.flow, decision.placement)
 
     def _tables_for(self, flow: FlowKey, placement: Placement, stamp_ns: int = 0) -> Tables:
         """The slice of the maps the rewrite model needs to treat this one flow as XDP would."""
@@ -159,28 +140,23 @@ class FirstPacketPath:
         hw = pkt.get_hw()
         frame = wrap_in_frame(l3, facts.mac if facts else bytes(6), bytes(hw[:6]) if hw else bytes(6))
         result = process(frame, self._tables_for(flow, placement), self._fib, ingress)
-        if result.verdict in (Verdict.TX, Verdict.REDIRECT):
+        where = fate(result, placement.real.forwarding)
+        if where is Fate.SENT:
             assert result.egress_ifindex is not None
             self.sender.send(result.frame_out, result.egress_ifindex)
             pkt.drop()
-            self.counters.bump("forwarded")
-            self._count(placement.real_id, len(l3))
-        elif result.reason is Reason.PASS_NO_NEIGH:
-            self.resolver.resolve(placement.real.address)
-            if placement.real.forwarding is Forwarding.ROUTE:
-                # Only a MAC can carry a direct-routed packet: wait for ARP; the client retries.
-                self._refuse(pkt, "waiting_for_neighbour")
-                return
-            # The model rewrote L3; the kernel routes it and resolves the neighbour itself.
+        elif where is Fate.KERNEL:
             pkt.set_payload(result.frame_out[14:])
             pkt.accept()
-            self.counters.bump("forwarded_by_kernel")
-            self._count(placement.real_id, len(l3))
-        elif result.reason is Reason.PASS_TTL_EXCEEDED:
-            pkt.accept()  # the kernel answers with ICMP time exceeded
-            self.counters.bump("ttl_exceeded")
+        elif where is Fate.KERNEL_AS_IS:
+            pkt.accept()
         else:
-            self._refuse(pkt, f"dropped_{result.reason.name.lower()}")
+            pkt.drop()
+        if result.reason is Reason.PASS_NO_NEIGH:
+            self.resolver.resolve(placement.real.address)  # so that the next packets find it
+        if where in (Fate.SENT, Fate.KERNEL):
+            self._count(placement.real_id, len(l3))
+        self.counters.bump(where.value if where is not Fate.DROPPED else f"dropped_{result.reason.name.lower()}")
 
     def _count(self, real_id: int, ip_bytes: int) -> None:
         counted = self.first_traffic.setdefault(real_id, [0, 0])

@@ -1,0 +1,66 @@
+"""The first-packet policy table of docs/daemon.md, row by row."""
+
+from ipaddress import IPv4Address as A
+
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
+
+from lb.daemon.decide import Fate, decide, fate
+from lb.daemon.engine import Balancer
+from lb.daemon.firstpacket import read_packet
+from lb.model import Forwarding, Protocol, RealServer, Service, ServiceKey, VirtualService
+from lb.rewrite import Reason, Result, Verdict
+
+VIP = "10.0.0.100"
+
+
+def balancer(scheduler="rr", weight=1):
+    b = Balancer()
+    key = ServiceKey(Protocol.TCP, A(VIP), 80)
+    real = RealServer(A("10.0.2.11"), 8080, Forwarding.MASQ, weight=weight)
+    b.sync([VirtualService(Service(key, scheduler=scheduler), {real.key: real})])
+    return b
+
+
+def queued(flags="S", dport=80, udp=False):
+    l4 = UDP(sport=5000, dport=dport) if udp else TCP(sport=5000, dport=dport, flags=flags)
+    return read_packet(bytes(IP(src="10.1.0.2", dst=VIP) / l4))
+
+
+NOT_FULL = lambda: False  # noqa: E731
+FULL = lambda: True  # noqa: E731
+
+
+@pytest.mark.parametrize(
+    "description, packet, sched, weight, existing, full, note, new_flow",
+    [
+        ("SYN schedules a new flow", queued("S"), "rr", 1, None, NOT_FULL, "scheduled", True),
+        ("a known flow is reused", queued("A"), "rr", 1, 1, NOT_FULL, "existing_flow", False),
+        ("mid-flow miss is dropped (no sloppy TCP)", queued("A"), "rr", 1, None, NOT_FULL, "no_flow_not_syn", False),
+        ("mid-flow miss re-derived by a hash scheduler", queued("A"), "sh", 1, None, NOT_FULL, "scheduled", True),
+        ("a full table refuses new flows", queued("S"), "rr", 1, None, FULL, "refused_table_full", False),
+        ("a full table still serves known flows", queued("A"), "rr", 1, 1, FULL, "existing_flow", False),
+        ("all reals quiescent", queued("S"), "rr", 0, None, NOT_FULL, "no_destination", False),
+        ("no service on that port", queued("S", dport=81), "rr", 1, None, NOT_FULL, "no_service", False),
+        ("not schedulable at all", None, "rr", 1, None, NOT_FULL, "unschedulable", False),
+    ],
+)
+def test_policy(description, packet, sched, weight, existing, full, note, new_flow):
+    d = decide(packet, balancer(sched, weight), existing, full, now=0.0)
+    assert (d.note, d.new_flow, d.placement is not None) == (note, new_flow, note in ("scheduled", "existing_flow"))
+
+
+@pytest.mark.parametrize(
+    "verdict, reason, forwarding, expected",
+    [
+        (Verdict.REDIRECT, Reason.REDIRECT_FORWARD, Forwarding.MASQ, Fate.SENT),
+        (Verdict.TX, Reason.TX_FORWARD, Forwarding.ROUTE, Fate.SENT),
+        (Verdict.PASS, Reason.PASS_NO_NEIGH, Forwarding.MASQ, Fate.KERNEL),
+        (Verdict.PASS, Reason.PASS_NO_NEIGH, Forwarding.TUNNEL, Fate.KERNEL),
+        (Verdict.PASS, Reason.PASS_NO_NEIGH, Forwarding.ROUTE, Fate.WAIT_NEIGHBOUR),
+        (Verdict.PASS, Reason.PASS_TTL_EXCEEDED, Forwarding.MASQ, Fate.KERNEL_AS_IS),
+        (Verdict.PASS, Reason.PASS_NO_ROUTE, Forwarding.MASQ, Fate.DROPPED),
+    ],
+)
+def test_fate_of_the_first_packet(verdict, reason, forwarding, expected):
+    assert fate(Result(verdict, b"", reason), forwarding) is expected
