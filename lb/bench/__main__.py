@@ -50,17 +50,24 @@ def run_cases(args: argparse.Namespace, results: Results, tick: Callable[[str], 
     repeat = 50_000 if args.quick else 400_000
     seconds = 0.3 if args.quick else 1.5
     registry = Registry()
+    timings: dict[str, float] = results.extras.setdefault("case_seconds", {})
     try:
         if "fastpath" in wanted:
+            start = time.monotonic()
             tick("fast path: building the topology and compiling programs")
             with two_arm(reals=3, xdp_peers="pass") as topo:
                 for row in fastpath.run(topo, registry, args.runs, repeat, tick):
                     results.add(row)
+            timings["fastpath"] = round(time.monotonic() - start, 1)
         if "forwarding" in wanted:
+            start = time.monotonic()
             for row in forwarding.run(registry, args.runs, seconds, tick, quick=args.quick):
                 results.add(row)
+            timings["forwarding"] = round(time.monotonic() - start, 1)
         if wanted & {"newflows", "tcp", "scale"}:
+            start = time.monotonic()
             run_live(args, wanted, registry, results, tick)
+            timings["live daemon (newflows, tcp, scale)"] = round(time.monotonic() - start, 1)
     finally:
         registry.close()
 
@@ -76,10 +83,10 @@ def run_live(args: argparse.Namespace, wanted: set[str], registry: object, resul
     try:
         with live_balancer(tick) as live:
             if "tcp" in wanted:
-                for row in tcp.run(live, args.runs, 1.0 if args.quick else 3.0, tick):
+                for row in tcp.run(live, args.runs, 1.0 if args.quick else 3.0, tick, quick=args.quick):
                     results.add(row)
             if "newflows" in wanted:
-                burst = 1.0 if args.quick else 2.0
+                burst = 1500 if args.quick else 4000  # SYNs a run; the daemon's queue holds 4096
                 for row in newflows.run(live, registry, args.runs, burst, tick):  # type: ignore[arg-type]
                     results.add(row)
                 profile = newflows.profile_daemon(live, registry, burst, tick)  # type: ignore[arg-type]
@@ -139,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"chart not drawn: {exc}")
         console.print(f"wrote bench/results.json, docs/benchmarks.md, bench/benchmarks.png "
                       f"({results.elapsed_s:.0f} s)")
+    console.print("case times: " + ", ".join(f"{k} {v:.0f} s" for k, v in
+                                            results.extras.get("case_seconds", {}).items()))
     console.print("\n[bold]Summary (issue 7 targets)[/bold]")
     for line in summary_lines(results):
         console.print(line, markup=False)

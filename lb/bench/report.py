@@ -108,11 +108,14 @@ METHOD = """\
   smaller chunks.
 - **New flows** (lb/bench/newflows.py): the real daemon (`lbxdp attach eth0 eth1 --mode native
   --max-flows 1048576`, one masquerading rr service over 3 nginx reals) in the balancer namespace.
-  bpf/bench_syn.c, in live-frames mode on the client's veth, sends 40k SYN/s in 10 ms slices, each
-  the SYN of a new flow (source ports 1024…65023 on 8 client addresses). Counted: the daemon's
-  `scheduled` events read over its control socket before and after the burst; the read after
-  the burst waits behind the SYNs still queued, so the window is one in which the daemon was busy
-  throughout. NFQUEUE's drops (queue full) and the flows in the table are the check.
+  bpf/bench_syn.c, in live-frames mode on the client's veth, sends a burst of SYNs (4000 full,
+  1500 quick: fewer than the 4096 the queue holds) at 40k/s in 10 ms slices, each the SYN of a new
+  flow (source ports 1024…65023 on 8 client addresses). Figure: the flows answered (the client's
+  kernel resets each SYN-ACK a real sends back through XDP: Tcp OutRsts of the client namespace,
+  polled every 20 ms from the bench, which costs the daemon nothing) over the time from the first
+  SYN to the last answer. The daemon's `scheduled` counter, NFQUEUE's drops and the flows in the
+  table are the check.
+  A last burst runs under py-spy for the hot-spot table.
 - **Real TCP** (lb/bench/tcp.py): wrk -t1 -c32 in the client namespace; the four variants share the
   topology of the new-flows case: lbxdp (VIP:80), iptables DNAT with kube-proxy's statistic chain
   (VIP:8081), HAProxy 2.6 in TCP mode in the balancer namespace (config and pid file in the run's

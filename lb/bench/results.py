@@ -227,7 +227,7 @@ class Results:
     def from_dict(cls, data: Mapping[str, Any]) -> Results:
         rows = [Row(r["case"], r["name"], r["unit"], tuple(r["samples"]), r["higher_is_better"],
                     r.get("check", ""), r.get("skipped")) for r in data["rows"]]
-        extras = {k: v for k, v in data.items() if k == "daemon_profile"}
+        extras = {k: v for k, v in data.items() if k in ("daemon_profile", "case_seconds")}
         return cls(data["mode"], dict(data["machine"]), rows, data.get("runs", 3),
                    data.get("elapsed_s", 0.0), data.get("started", ""), extras)
 

@@ -119,21 +119,26 @@ def _wrk(topo: Any, url: str, extra: list[str], seconds: float) -> tuple[float, 
     return parse_wrk(done.stdout)
 
 
-def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None], why_not: str = ""
-        ) -> list[Row]:
+QUICK_SKIPS = frozenset({"HAProxy (TCP mode)", "direct to one real"})  # in no target
+
+
+def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None], why_not: str = "",
+        quick: bool = False) -> list[Row]:
+    """With `quick`, only the variants a target compares (lbxdp, iptables DNAT)."""
     names = [(f"{v.name} {unit}", unit) for v in VARIANTS for unit, _, _ in MODES]
     if live is None:
         return [not_measured("tcp", n, u, why_not or "the live daemon did not start") for n, u in names]
     topo = live.topo
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = {name: "left out of --quick (full run only)" for name in QUICK_SKIPS if quick}
     try:
         setup_iptables(topo)
     except Exception as exc:  # noqa: BLE001
         errors["iptables DNAT"] = f"iptables: {str(exc).splitlines()[0][:100]}"
-    try:
-        start_haproxy(topo)
-    except Exception as exc:  # noqa: BLE001
-        errors["HAProxy (TCP mode)"] = f"haproxy: {str(exc).splitlines()[0][:100]}"
+    if "HAProxy (TCP mode)" not in errors:
+        try:
+            start_haproxy(topo)
+        except Exception as exc:  # noqa: BLE001
+            errors["HAProxy (TCP mode)"] = f"haproxy: {str(exc).splitlines()[0][:100]}"
     samples: dict[str, list[float]] = {n: [] for n, _ in names}
     totals: dict[str, list[int]] = {n: [0, 0] for n, _ in names}
     for i in range(runs):
