@@ -310,6 +310,11 @@ class Daemon:
         if self.first.dirty:
             self.save_state()  # counters a SIGKILLed daemon's successor continues from
         self._sample_rates()
+        self._apply_health()
+
+    def _apply_health(self) -> None:
+        """Act on up/down transitions of health checks: called as soon as the monitor reports one,
+        so a real that `-L` shows DOWN already gets no new flows."""
         for (skey, rkey), healthy, detail in self.health.results():
             if self.balancer.set_health(skey, rkey, healthy):
                 log.info("real %s of %s is %s: %s", rkey, skey, "up" if healthy else "down", detail)
@@ -384,9 +389,10 @@ class Daemon:
             if (only is not None and key != only) or key not in self.balancer.services:
                 continue
             reals = []
-            for rkey in self.balancer.services[key].reals:
+            for rkey, rstate in self.balancer.services[key].reals.items():
                 state = states.get((key, rkey))
-                reals.append((rkey, state.up if state else True, state.last_result if state else "not checked"))
+                # UP/DOWN as scheduling sees it, so the listing never runs ahead of what new flows get.
+                reals.append((rkey, rstate.dest.healthy, state.last_result if state else "not checked"))
             rows.append((key, check, reals))
         return rows
 
@@ -486,6 +492,7 @@ class Daemon:
                     self.control.serve_one(self.handle)
                 else:
                     self.health.drain_wakeups()
+                    self._apply_health()
             if time.monotonic() >= next_tick:
                 try:
                     self.tick()
