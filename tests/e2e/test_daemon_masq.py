@@ -228,14 +228,16 @@ def _counted(topo: Topology, lbxdp: Lbxdp, port: int, sched: str, client: list[s
 def _check_counters(topo: Topology, traffic: Traffic, stats: dict[str, list[int]],
                     proto: str, port: int, first: int, misses: int) -> None:
     conns, in_pkts, out_pkts, in_bytes, out_bytes = stats[f"{proto} {topo.vip}:{port}"]
-    assert conns == traffic.flows, (stats, traffic)
+    assert conns == first, (stats, traffic, first)
     per_real = [stats[f"{r.ip}:{HTTP_PORT if proto == 'TCP' else UDP_PORT}"][0] for r in topo.reals]
     assert max(per_real) - min(per_real) <= 1 and sum(per_real) == conns, (stats, traffic)
     # Replies all take the fast path (the reverse entry exists before the real answers).
     assert (out_pkts, out_bytes) == (traffic.out_pkts, traffic.out_bytes), (stats, traffic)
-    # Only the first packet of each flow reaches user space (a retransmitted SYN would be another
-    # flow miss, so count SYNs, which equal flows when none was lost).
-    assert first == misses == traffic.syns, (first, misses, traffic)
+    # Only the first packet of each connection reaches user space (a retransmitted SYN finds the
+    # flow installed and stays in XDP). A connection reusing the address and port of one still in
+    # the table is not scheduled anew (see test_reused_client_port_is_a_new_connection), hence
+    # the range; with no reuse it is exact.
+    assert first == misses and traffic.tuples <= first <= traffic.flows, (first, misses, traffic)
     # ipvsadm's InPkts/InBytes count every packet forwarded to the real, each flow's first one
     # (which took the NFQUEUE path) included: ip_vs_in_stats runs for it too. Bytes are IP lengths.
     assert (in_pkts, in_bytes) == (traffic.in_pkts, traffic.in_bytes), (stats, traffic)
@@ -243,7 +245,7 @@ def _check_counters(topo: Topology, traffic: Traffic, stats: dict[str, list[int]
 
 def test_curl_stats_and_first_packet_path(topo: Topology, lbxdp: Lbxdp) -> None:
     traffic, stats, first, misses = _counted(topo, lbxdp, 84, "rr", ["curl", "9"])
-    assert traffic.flows == 9
+    assert traffic.flows == traffic.tuples == 9 and first == 9, (traffic, first)
     _check_counters(topo, traffic, stats, "TCP", 84, first, misses)
 
 
@@ -257,3 +259,27 @@ def test_udp_masquerading_carries_datagrams(topo: Topology, lbxdp: Lbxdp) -> Non
     assert (traffic.flows, traffic.in_pkts, traffic.out_pkts) == (9, 9, 9), traffic
     assert stats[f"UDP {topo.vip}:53"] == [9, 9, 9, traffic.in_bytes, traffic.out_bytes], stats
     assert first == misses == 9
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "A SYN from a client (address, port) whose previous connection is still in the flow table "
+    "(FIN_WAIT/CLOSE, kept tcpfin=120 s) matches that flow in XDP (bpf/lb_kern.c flow lookup) and "
+    "goes to the old real without reaching the scheduler: no new placement, Conns not counted, "
+    "first-packet path not taken. IPVS (conn_reuse_mode=1, ip_vs_in()) expires a closing "
+    "connection when a new SYN reuses its tuple and schedules the SYN as a new connection. "
+    "Seen with wrk (≈1800 connections in 2 s reuse ~60 client ports)."))
+def test_reused_client_port_is_a_new_connection(topo: Topology, lbxdp: Lbxdp) -> None:
+    """The server closes first (HTTP/1.0), so the client port is free at once and the second
+    request reuses the exact 5-tuple while the balancer still holds the first flow as closing."""
+    service = vip(topo, 87)
+    lbxdp.service(service, "rr", masq_reals(topo))
+    before = lbxdp.status()
+    answers = []
+    for _ in range(2):
+        out = topo.run("client", ["curl", "-sS", "-o", "/dev/null", "--max-time", "2",
+                                  "--local-port", "47001", "-w", "%header{x-real-server}",
+                                  f"http://{service}/"], check=False).stdout
+        answers.append(out.strip())
+    conns = lbxdp.stats(service)[f"TCP {service}"][0]
+    first = lbxdp.status().first_packets - before.first_packets
+    assert (answers, conns, first) == (["r1", "r2"], 2, 2)
