@@ -35,14 +35,20 @@ def decide(
     existing_real_id: int | None,
     table_full: Callable[[], bool],
     now: float,
+    existing_closing: bool = False,
 ) -> Decision:
-    """What the daemon does with one queued packet, given the flow entry XDP missed or not."""
+    """What the daemon does with one queued packet, given the flow entry XDP missed or not.
+
+    `existing_closing`: that entry saw a FIN or RST. A new SYN on its 5-tuple (a client reusing its
+    port) then opens a new connection, scheduled afresh, as IPVS does with conn_reuse_mode=1.
+    """
     if queued is None:
         return Decision("unschedulable")
     state = balancer.service_for(queued.flow)
     if state is None:
         return Decision("no_service")
-    if existing_real_id is not None:
+    reused = existing_real_id is not None and existing_closing and queued.is_syn
+    if existing_real_id is not None and not reused:
         found = balancer.real_by_id(existing_real_id)
         if found is not None:
             sstate, rstate = found
@@ -58,7 +64,7 @@ def decide(
         placement = balancer.place(queued.flow, now)
     except NoDestination:
         return Decision("no_destination")
-    return Decision("scheduled", placement, new_flow=True)
+    return Decision("rescheduled_reused_port" if reused else "scheduled", placement, new_flow=True)
 
 
 class Fate(enum.Enum):

@@ -27,7 +27,7 @@ from lb.model import FlowKey
 from lb.rewrite import process
 from lb.rewrite.fib import FibResult, FibStatus
 from lb.rewrite.verdicts import Reason
-from lb.tables import FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables
+from lb.tables import FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables, TcpSeen
 
 log = logging.getLogger("lbxdp")
 
@@ -96,13 +96,16 @@ class FirstPacketPath:
         l3 = pkt.get_payload()
         queued = read_packet(l3)
         existing = self.maps.get_flow(queued.flow) if queued is not None else None
+        closing = existing is not None and bool(existing.tcp_seen & (TcpSeen.FIN | TcpSeen.RST))
         decision = decide(
-            queued, self.balancer, existing.real_id if existing else None, self.flows.full, time.monotonic()
+            queued, self.balancer, existing.real_id if existing else None, self.flows.full, time.monotonic(), closing
         )
         if decision.placement is None:
             return self._refuse(pkt, decision.note)
         assert queued is not None
         if decision.new_flow:
+            if existing is not None:
+                self.flows.remove(queued.flow, existing.real_id)  # the closed connection it replaces
             self._install(queued.flow, decision.placement)
         self.counters.bump(decision.note)
         self._forward(pkt, l3, queued.flow, decision.placement)

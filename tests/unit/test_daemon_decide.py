@@ -31,6 +31,16 @@ NOT_FULL = lambda: False  # noqa: E731
 FULL = lambda: True  # noqa: E731
 
 
+def test_a_syn_reusing_a_closed_flows_port_is_scheduled_afresh():
+    b = balancer()
+    d = decide(queued("S"), b, 1, NOT_FULL, now=0.0, existing_closing=True)
+    assert (d.note, d.new_flow) == ("rescheduled_reused_port", True)
+    # the same SYN on a live (not closing) flow stays on its real: a retransmission
+    assert decide(queued("S"), b, 1, NOT_FULL, now=0.0).note == "existing_flow"
+    # a non-SYN packet of a closing flow still belongs to it
+    assert decide(queued("A"), b, 1, NOT_FULL, now=0.0, existing_closing=True).note == "existing_flow"
+
+
 @pytest.mark.parametrize(
     "description, packet, sched, weight, existing, full, note, new_flow",
     [
