@@ -229,16 +229,14 @@ class Daemon:
     def _update_tunnel_source(self) -> None:
         """IPIP packets leave from the address this host uses toward the (first) tunnelled real,
         unless the operator set one."""
-        if self.tunnel_source_override is not None:
-            self.maps.set_tunnel_source(self.tunnel_source_override)
-            return
+        source = self.tunnel_source_override
         for state in self.balancer.services.values():
             for rstate in state.reals.values():
-                if rstate.real.forwarding is Forwarding.TUNNEL:
+                if source is None and rstate.real.forwarding is Forwarding.TUNNEL:
                     source = self.first.resolver.source_for(rstate.real.address)
-                    if source is not None:
-                        self.maps.set_tunnel_source(source)
-                        return
+        if source is not None:
+            self.maps.set_tunnel_source(source)
+            self.first.tunnel_source = source
 
     def _sync_rules(self) -> None:
         if self.ifaces:
@@ -399,7 +397,6 @@ class Daemon:
     def status_data(self) -> dict[str, Any]:
         """`lbxdp status --json`: the same facts as the text, for scripts and the demo."""
         reasons = self.maps.reason_counts()
-        flows, _ = self.maps.read_flows()
         events = dict(self.first.counters.counts)
         if self.flows.pruned:
             events["pruned_half_open"] = self.flows.pruned
@@ -407,7 +404,7 @@ class Daemon:
             "pid": os.getpid(),
             "ifaces": dict(self.ifaces),
             "services": len(self.balancer.services),
-            "flows": len(flows),
+            "flows": self.flows.count,  # as of the last sweep, plus flows installed since
             "flow_limit": self.flows.limit,
             "xdp_forwarded": sum(n for r, n in reasons.items() if r.verdict in (Verdict.TX, Verdict.REDIRECT)),
             "xdp_passed": sum(n for r, n in reasons.items() if r.verdict is Verdict.PASS),

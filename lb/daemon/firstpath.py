@@ -65,6 +65,7 @@ class FirstPacketPath:
         # and ipvsadm's InPkts/InBytes include every packet of a connection.
         self.first_traffic: dict[int, list[int]] = {}
         self.dirty = False  # counts changed since the daemon last saved its state
+        self.tunnel_source: IPv4Address | None = None  # what the daemon wrote into the config map
         self._links: dict[int, LinkFacts] = {}
         self._fib_cache: dict[IPv4Address, tuple[FibResult, float]] = {}
 
@@ -76,6 +77,7 @@ class FirstPacketPath:
         """Interfaces changed (attach/detach): cached facts may be stale."""
         self._links.clear()
         self._fib_cache.clear()
+        self.sender.forget_names()
 
     # -- deciding --------------------------------------------------------------------------------
 
@@ -103,29 +105,29 @@ class FirstPacketPath:
         if decision.placement is None:
             return self._refuse(pkt, decision.note)
         assert queued is not None
+        tables = self._tables_for(queued.flow, decision.placement, time.monotonic_ns())
         if decision.new_flow:
             if existing is not None:
                 self.flows.remove(queued.flow, existing.real_id)  # the closed connection it replaces
-            self._install(queued.flow, decision.placement)
+            self._install(queued.flow, decision.placement, tables)
         self.counters.bump(decision.note)
-        self._forward(pkt, l3, queued.flow, decision.placement)
+        self._forward(pkt, l3, decision.placement, tables)
 
-    def _tables_for(self, flow: FlowKey, placement: Placement, stamp_ns: int = 0) -> Tables:
-        """The slice of the maps the rewrite model needs to treat this one flow as XDP would."""
-        tables = Tables(tx_ports=set(self.tx_ifindexes), tunnel_source=self.maps.tunnel_source())
+    def _tables_for(self, flow: FlowKey, placement: Placement, stamp_ns: int) -> Tables:
+        """The slice of the maps the rewrite model needs to treat this one flow as XDP would,
+        stamped with the clock bpf_ktime_get_ns() reads (CLOCK_MONOTONIC): a new flow is not idle."""
+        tables = Tables(tx_ports=self.tx_ifindexes, tunnel_source=self.tunnel_source)
         tables.services[flow.service_key] = ServiceEntry(placement.service_id)
         real = placement.real
         tables.reals[placement.real_id] = RealEntry(real.address, real.port, real.forwarding)
         tables.install_flow(flow, placement.real_id)
-        if stamp_ns:
-            tables.flows[flow] = FlowEntry(placement.real_id, placement.service_id, stamp_ns)
-            for rkey, rev in list(tables.reverse.items()):
-                tables.reverse[rkey] = ReverseEntry(rev.vip, rev.vport, rev.real_id, rev.service_id, stamp_ns)
+        tables.flows[flow] = FlowEntry(placement.real_id, placement.service_id, stamp_ns)
+        for rkey, rev in list(tables.reverse.items()):
+            tables.reverse[rkey] = ReverseEntry(rev.vip, rev.vport, rev.real_id, rev.service_id, stamp_ns)
         return tables
 
-    def _install(self, flow: FlowKey, placement: Placement) -> None:
-        # Stamped with the clock bpf_ktime_get_ns() reads (CLOCK_MONOTONIC): a new flow is not idle.
-        self.maps.install_flow(self._tables_for(flow, placement, time.monotonic_ns()), flow)
+    def _install(self, flow: FlowKey, placement: Placement, tables: Tables) -> None:
+        self.maps.install_flow(tables, flow)
         self.flows.count += 1
         self.conns[placement.real_id] = self.conns.get(placement.real_id, 0) + 1
         self.dirty = True
@@ -137,12 +139,12 @@ class FirstPacketPath:
 
     # -- forwarding ------------------------------------------------------------------------------
 
-    def _forward(self, pkt: Any, l3: bytes, flow: FlowKey, placement: Placement) -> None:
+    def _forward(self, pkt: Any, l3: bytes, placement: Placement, tables: Tables) -> None:
         ingress = pkt.indev
         facts = self._link(ingress)
         hw = pkt.get_hw()
         frame = wrap_in_frame(l3, facts.mac if facts else bytes(6), bytes(hw[:6]) if hw else bytes(6))
-        result = process(frame, self._tables_for(flow, placement), self._fib, ingress)
+        result = process(frame, tables, self._fib, ingress)
         where = fate(result, placement.real.forwarding)
         if where is Fate.SENT:
             assert result.egress_ifindex is not None

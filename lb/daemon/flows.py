@@ -30,12 +30,9 @@ class FlowBook:
         self.real_of = real_of  # real id → the real (configured or draining), None when unknown
         self.count = 0  # flows in the table as of the last sweep, plus those installed since
         self.pruned = 0  # half-open flows removed under pressure, since start
-
-    @property
-    def limit(self) -> int:
-        """How many flows the daemon lets the table hold. BPF's LRU keeps part of its free list per
-        CPU and starts evicting before max_entries, so the limit stays below that by a margin."""
-        return max(1, min(int(self.max_flows * 0.9), self.max_flows - 256 * (os.cpu_count() or 1)))
+        # BPF's LRU keeps part of its free list per CPU and starts evicting before max_entries,
+        # so the daemon lets the table hold less, by a margin.
+        self.limit = max(1, min(int(max_flows * 0.9), max_flows - 256 * (os.cpu_count() or 1)))
 
     def reverse_key(self, flow: FlowKey, real_id: int) -> FlowKey | None:
         real = self.real_of(real_id)

@@ -15,10 +15,17 @@ class FrameSender:
     def __init__(self) -> None:
         # ETH_P_ALL is irrelevant for sending; protocol 0 means this socket receives nothing.
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        self._names: dict[int, str] = {}
 
     def send(self, frame: bytes, ifindex: int) -> None:
-        name = socket.if_indextoname(ifindex)
+        name = self._names.get(ifindex)
+        if name is None:  # an ioctl per packet would cost as much as the send
+            name = self._names[ifindex] = socket.if_indextoname(ifindex)
         self._sock.sendto(frame, (name, 0))
+
+    def forget_names(self) -> None:
+        """Interfaces changed: an ifindex may now name another interface."""
+        self._names.clear()
 
     def close(self) -> None:
         self._sock.close()
