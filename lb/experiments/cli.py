@@ -1,7 +1,7 @@
 """`lbxdp experiment …`: run one research experiment and write its CSV, PNG and summary.md.
 
 lb/cli.py dispatches `experiment` here with the arguments after it; `main` returns the exit code:
-0 done, 1 the experiment cannot run here (e.g. throughput without the datapath), 2 bad usage.
+0 done, 1 the experiment cannot run here (e.g. throughput without root), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def render_list() -> str:
         needs = "simulation" if e.needs == "simulation" else "live"
         lines.append(f"{e.name:<{width}}  {needs:<12}  {e.measures}")
     lines.append("")
-    lines.append("throughput needs root and the live datapath (XDP program and daemon), which is not available yet.")
+    lines.append("throughput needs root: it builds network namespaces, loads XDP programs and runs the daemon.")
     return "\n".join(lines)
 
 

@@ -34,6 +34,6 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment("affinity", "affinity", "packets sent to another real when the flow table is too small, "
                    "with and without a consistent-hash fallback", "simulation"),
         Experiment("throughput", "throughput", "forwarding and first-packet rate vs concurrent flows and "
-                   "flow-table size", "root, live datapath (not available yet)"),
+                   "flow-table size", "root, live datapath (XDP in network namespaces, the daemon)"),
     )
 }

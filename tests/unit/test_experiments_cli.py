@@ -17,10 +17,12 @@ def test_list_shows_every_experiment(capsys: pytest.CaptureFixture[str]) -> None
         assert f"\n{name} " in out
 
 
-def test_throughput_says_it_needs_the_live_datapath(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_throughput_without_root_refuses_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)  # the check must fire before anything is built
     assert main(["throughput", "--out", str(tmp_path)]) == 1
     captured = capsys.readouterr()
-    assert captured.err.count("\n") == 1 and "live datapath" in captured.err
+    assert captured.err.count("\n") == 1 and "needs root" in captured.err
     assert not any(tmp_path.iterdir())
 
 
