@@ -19,16 +19,19 @@
 #define MAX_TX_PORTS 4096 /* slots in `tx_ports`: a devmap is indexed by ifindex, so this bounds it */
 #endif
 
-#ifndef NEXT_HOP_TTL_NS
-#define NEXT_HOP_TTL_NS 1000000000ULL /* how long a cached bpf_fib_lookup() answer is reused (1 s) */
+/* Time on the hot path is counted in jiffies (bpf_jiffies64(): one load; a nanosecond clock costs
+ * 20-45 ns per packet here). A tick is 1/HZ s, and HZ is 100 to 1000, so a bound of N ticks is at
+ * most N/100 s on any kernel. */
+#ifndef NEXT_HOP_TTL_TICKS
+#define NEXT_HOP_TTL_TICKS 100 /* a cached bpf_fib_lookup() answer is reused this long (≤ 1 s) */
 #endif
 
 #ifndef CLIENT_HOP_BITS
 #define CLIENT_HOP_BITS 12 /* client_hops holds 1 << CLIENT_HOP_BITS slots (direct-mapped by address) */
 #endif
 
-#ifndef LAST_SEEN_SLACK_NS
-#define LAST_SEEN_SLACK_NS 125000000ULL /* last_seen_ns is rewritten once it is this much behind (1/8 s) */
+#ifndef LAST_SEEN_SLACK_TICKS
+#define LAST_SEEN_SLACK_TICKS 12 /* last_seen_ns is rewritten once it is this far behind (≤ 0.12 s) */
 #endif
 
 #define CLIENT_HOPS (1 << CLIENT_HOP_BITS)

@@ -1,5 +1,5 @@
-/* lbxdp: the XDP entry point. Parse → service lookup → flow lookup → rewrite → verdict; every verdict
- * leaves through `out:`, which counts it under its reason (docs/datapath.md states the policy). */
+/* lbxdp: the XDP entry point. Parse → flow lookup (else reverse, else service) → rewrite → verdict; every
+ * verdict leaves through `out:`, which counts it under its reason (docs/datapath.md states the policy). */
 #include <uapi/linux/bpf.h>
 #include <linux/in.h>
 #include <linux/if_ether.h>
@@ -61,7 +61,6 @@ int xdp_lb(struct xdp_md *ctx)
 	struct iphdr *iph;
 	struct tcphdr *tcp;
 	struct udphdr *udp;
-	struct service_info *svc;
 	struct flow_state *flow;
 	struct reverse_state *rev;
 	struct real_info *real;
@@ -71,7 +70,7 @@ int xdp_lb(struct xdp_md *ctx)
 	__sum16 *l4check;
 	void *l4_end;
 	__u32 reason, seen = 0, zero = 0, real_id = NO_ID, epoch = 0, ingress, slot;
-	__u64 ip_bytes = 0, now;
+	__u64 ip_bytes = 0, now; /* now: jiffies */
 	int action = XDP_PASS, proto, rc, hop_kind, outbound = 0;
 
 	/* 1. parse: only plain Ethernet + option-less, unfragmented IPv4 + TCP/UDP is ours */
@@ -122,56 +121,56 @@ int xdp_lb(struct xdp_md *ctx)
 	key.dport = *dport;
 	key.proto = proto;
 
-	/* 2. service lookup: a VIP packet goes forward; anything else may be a masqueraded reply */
-	skey.vip = key.daddr;
-	skey.port = key.dport;
-	skey.proto = proto;
-	svc = services.lookup(&skey);
-	if (!svc) {
-		rev = reverse.lookup(&key);
-		if (!rev) {
-			reason = REASON_PASS_NOT_VIP;
-			goto out;
-		}
-		now = bpf_ktime_get_ns();
-		touch_flow(&rev->last_seen_ns, &rev->tcp_seen, seen, now);
-		if (iph->ttl <= 1) {
-			reason = REASON_PASS_TTL_EXCEEDED;
-			goto out;
-		}
-		cfg = config.lookup(&zero);
-		if (cfg)
-			epoch = cfg->hop_epoch;
-		slot = client_hop_slot(key.daddr);
-		hop = client_hops.lookup(&slot);
-		if (!hop) { /* cannot happen: the slot is below the array's size */
-			reason = REASON_PASS_NO_ROUTE;
-			goto out;
-		}
-		ingress = ctx->ingress_ifindex;
-		rc = route(ctx, hop, ingress, epoch, now, proto, iph->tos, rev->vip, key.daddr, rev->vport,
-			   key.dport, ip_bytes);
-		hop_kind = next_hop(hop, ingress, rc, &reason, 1);
-		if (hop_kind == HOP_NONE)
-			goto out;
-		nat_rewrite(iph, &iph->saddr, sport, l4check, proto == IPPROTO_UDP, rev->vip, rev->vport,
-			    hop_kind != HOP_KERNEL);
-		real_id = rev->real_id;
-		outbound = 1;
-		if (hop_kind == HOP_KERNEL)
-			goto out;
-		set_macs(eth, hop);
-		goto transmit;
-	}
-
-	/* 3. flow lookup: a miss goes up to the first-packet path (NFQUEUE) */
+	/* 2. flow lookup: a client → VIP packet of a scheduled flow goes straight to its real, with one
+	 * lookup. Like IPVS (ip_vs_in() looks up the connection first and the service only to schedule),
+	 * a flow outlives its service's entry until the sweeper ends it. */
 	flow = flows.lookup(&key);
-	if (!flow) {
-		reason = REASON_PASS_FLOW_MISS;
+	if (flow)
+		goto forward;
+
+	/* 3. reverse lookup: a masqueraded reply from a real goes back to its client */
+	rev = reverse.lookup(&key);
+	if (!rev) {
+		/* 4. service lookup: a VIP's first packet goes up to the first-packet path (NFQUEUE) */
+		skey.vip = key.daddr;
+		skey.port = key.dport;
+		skey.proto = proto;
+		reason = services.lookup(&skey) ? REASON_PASS_FLOW_MISS : REASON_PASS_NOT_VIP;
 		goto out;
 	}
-	now = bpf_ktime_get_ns();
-	touch_flow(&flow->last_seen_ns, &flow->tcp_seen, seen, now);
+	now = bpf_jiffies64();
+	touch_flow(&rev->last_seen_ns, &rev->seen_jiffies, &rev->tcp_seen, seen, now);
+	if (iph->ttl <= 1) {
+		reason = REASON_PASS_TTL_EXCEEDED;
+		goto out;
+	}
+	cfg = config.lookup(&zero);
+	if (cfg)
+		epoch = cfg->hop_epoch;
+	slot = client_hop_slot(key.daddr);
+	hop = client_hops.lookup(&slot);
+	if (!hop) { /* cannot happen: the slot is below the array's size */
+		reason = REASON_PASS_NO_ROUTE;
+		goto out;
+	}
+	ingress = ctx->ingress_ifindex;
+	rc = route(ctx, hop, ingress, epoch, now, proto, iph->tos, rev->vip, key.daddr, rev->vport, key.dport,
+		   ip_bytes);
+	hop_kind = next_hop(hop, ingress, rc, &reason, 1);
+	if (hop_kind == HOP_NONE)
+		goto out;
+	nat_rewrite(iph, &iph->saddr, sport, l4check, proto == IPPROTO_UDP, rev->vip, rev->vport,
+		    hop_kind != HOP_KERNEL);
+	real_id = rev->real_id;
+	outbound = 1;
+	if (hop_kind == HOP_KERNEL)
+		goto out;
+	set_macs(eth, hop);
+	goto transmit;
+
+forward:
+	now = bpf_jiffies64();
+	touch_flow(&flow->last_seen_ns, &flow->seen_jiffies, &flow->tcp_seen, seen, now);
 	real_id = flow->real_id;
 	real = reals.lookup(&real_id);
 	if (!real || real->forwarding == FWD_NONE) {
@@ -190,7 +189,7 @@ int xdp_lb(struct xdp_md *ctx)
 	epoch = cfg->hop_epoch;
 	ingress = ctx->ingress_ifindex;
 
-	/* 4. rewrite by forwarding method */
+	/* 5. rewrite by forwarding method */
 	if (real->forwarding == FWD_MASQ) {
 		if (iph->ttl <= 1) {
 			real_id = NO_ID;
@@ -242,7 +241,7 @@ int xdp_lb(struct xdp_md *ctx)
 		goto out;
 
 transmit:
-	/* 5. verdict */
+	/* 6. verdict */
 	action = hop_kind == HOP_TX ? XDP_TX : XDP_REDIRECT;
 out:
 	{

@@ -35,14 +35,17 @@ static __always_inline void count_traffic(struct traffic_counter *c, int outboun
 	}
 }
 
-/* Stamp a flow entry, writing only what changed: last_seen once it is LAST_SEEN_SLACK_NS behind (the
- * sweeper's timeouts are seconds), the TCP bits when a new one shows up. An established flow's
+/* Stamp a flow entry, writing only what changed: last_seen once it is LAST_SEEN_SLACK_TICKS behind
+ * (the sweeper's timeouts are seconds), the TCP bits when a new one shows up. An established flow's
  * entry is then read on every packet but written a few times a second, so its cache line stays
- * shared between CPUs instead of bouncing. */
-static __always_inline void touch_flow(__u64 *last_seen_ns, __u32 *tcp_seen, __u32 seen, __u64 now)
+ * shared between CPUs instead of bouncing, and the nanosecond clock is read as rarely. */
+static __always_inline void touch_flow(__u64 *last_seen_ns, __u32 *seen_jiffies, __u32 *tcp_seen, __u32 seen,
+				       __u64 ticks)
 {
-	if (now - *last_seen_ns >= LAST_SEEN_SLACK_NS)
-		*last_seen_ns = now;
+	if ((__u32)ticks - *seen_jiffies >= LAST_SEEN_SLACK_TICKS || !*last_seen_ns) {
+		*last_seen_ns = bpf_ktime_get_ns();
+		*seen_jiffies = (__u32)ticks;
+	}
 	if ((*tcp_seen | seen) != *tcp_seen)
 		*tcp_seen |= seen;
 }

@@ -23,13 +23,13 @@ static __always_inline int fib_lookup_v4(struct xdp_md *ctx, struct bpf_fib_look
 	return bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 }
 
-/* Is the cached answer in `hop` the one bpf_fib_lookup() would give now, as far as we can tell without
- * asking? Same destination and ingress, not expired, not flushed, and the packet no longer than one
+/* Is the cached answer in `hop` the one bpf_fib_lookup() would give now (`now` in jiffies, as in all
+ * of the next-hop cache), as far as we can tell without asking? Same destination and ingress, not expired, not flushed, and the packet no longer than one
  * the lookup let through (a longer one must meet the MTU check again). */
 static __always_inline int hop_fresh(const struct next_hop *hop, __be32 daddr, __u32 ingress, __u32 epoch,
 				     __u32 tot_len, __u64 now)
 {
-	return hop->expires_ns > now && hop->daddr == daddr && hop->ingress == ingress && hop->epoch == epoch &&
+	return hop->expires > now && hop->daddr == daddr && hop->ingress == ingress && hop->epoch == epoch &&
 	       tot_len <= hop->max_len;
 }
 
@@ -39,7 +39,7 @@ static __always_inline int hop_fresh(const struct next_hop *hop, __be32 daddr, _
 static __always_inline void remember_hop(struct next_hop *hop, const struct bpf_fib_lookup *fib, __be32 daddr,
 					 __u32 ingress, __u32 epoch, __u32 tot_len, __u64 now)
 {
-	hop->expires_ns = now + NEXT_HOP_TTL_NS;
+	hop->expires = now + NEXT_HOP_TTL_TICKS;
 	hop->daddr = daddr;
 	hop->ingress = ingress;
 	hop->epoch = epoch;

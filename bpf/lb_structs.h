@@ -36,11 +36,11 @@ struct flow_key {
 
 /* flows value: the decision for client → VIP packets, and what the sweeper needs to age it */
 struct flow_state {
-	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last packet (CLOCK_MONOTONIC) */
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() of a recent packet (CLOCK_MONOTONIC), ≤ LAST_SEEN_SLACK_TICKS old */
 	__u32 real_id;
 	__u32 service_id;
 	__u32 tcp_seen;     /* enum lb_tcp_seen bits */
-	__u32 pad;
+	__u32 seen_jiffies; /* low 32 bits of jiffies when last_seen_ns was written (XDP's own) */
 };
 
 /* reverse value: what a masqueraded reply's source becomes again */
@@ -52,7 +52,7 @@ struct reverse_state {
 	__u32 real_id;
 	__u32 service_id;
 	__u32 tcp_seen;
-	__u32 pad2;
+	__u32 seen_jiffies;
 };
 
 /* config value (one slot): settings of the whole datapath */
@@ -62,10 +62,10 @@ struct lb_config {
 };
 
 /* real_hops and client_hops value (per CPU): a successful bpf_fib_lookup() answer, reused for
- * packets to the same address from the same ingress until expires_ns, while hop_epoch is current
+ * packets to the same address from the same ingress until `expires`, while hop_epoch is current
  * and the packet is no longer than one the lookup approved (its MTU check). */
 struct next_hop {
-	__u64 expires_ns;  /* bpf_ktime_get_ns() after which the answer is asked again; 0 = empty */
+	__u64 expires;     /* jiffies from which the answer is asked again; 0 = empty */
 	__be32 daddr;      /* the destination looked up: a slot is a cache line, not a key */
 	__u32 ingress;     /* ingress ifindex the lookup was made from */
 	__u32 ifindex;     /* egress */

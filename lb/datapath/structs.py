@@ -56,7 +56,7 @@ class FlowStateC(ctypes.Structure):
         ("real_id", ctypes.c_uint32),
         ("service_id", ctypes.c_uint32),
         ("tcp_seen", ctypes.c_uint32),
-        ("pad", ctypes.c_uint32),
+        ("seen_jiffies", ctypes.c_uint32),
     ]
 
 
@@ -71,7 +71,7 @@ class ReverseStateC(ctypes.Structure):
         ("real_id", ctypes.c_uint32),
         ("service_id", ctypes.c_uint32),
         ("tcp_seen", ctypes.c_uint32),
-        ("pad2", ctypes.c_uint32),
+        ("seen_jiffies", ctypes.c_uint32),
     ]
 
 
@@ -85,7 +85,7 @@ class NextHopC(ctypes.Structure):
     """struct next_hop (a cached bpf_fib_lookup() answer; real_hops and client_hops, per CPU)"""
 
     _fields_ = [
-        ("expires_ns", ctypes.c_uint64),
+        ("expires", ctypes.c_uint64),
         ("daddr", ctypes.c_uint32),
         ("ingress", ctypes.c_uint32),
         ("ifindex", ctypes.c_uint32),

@@ -1,8 +1,8 @@
 """The rewrite model: the exact frame and verdict the XDP program produces for a frame.
 
-`process()` follows bpf/lb_kern.c step for step (parse → service lookup → flow lookup → rewrite →
-verdict) over a `Tables` and a `Fib`, and returns the bytes XDP would emit and the reason it would
-count. Tests use it as the oracle; the first-packet path uses it as its rewriter (wrap the queued IP
+`process()` follows bpf/lb_kern.c step for step (parse → flow lookup, else reverse lookup, else service
+lookup → rewrite → verdict) over a `Tables` and a `Fib`, and returns the bytes XDP would emit and the
+reason it would count. Tests use it as the oracle; the first-packet path uses it as its rewriter (wrap the queued IP
 packet in an Ethernet header addressed to the ingress interface, process(), send the output frame on
 the egress interface). The policy it encodes is written down in docs/datapath.md.
 """
@@ -66,12 +66,13 @@ def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int) -> Res
     parsed = _parse(frame)
     if isinstance(parsed, Reason):
         return Result(parsed.verdict, frame, parsed)
-    service = tables.services.get(ServiceKey(parsed.key.proto, parsed.key.daddr, parsed.key.dport))
-    if service is None:
-        return _reverse(frame, parsed, tables, fib, ingress_ifindex)
     flow = tables.flows.get(parsed.key)
     if flow is None:
-        return Result(Verdict.PASS, frame, Reason.PASS_FLOW_MISS)
+        if parsed.key in tables.reverse:
+            return _reverse(frame, parsed, tables, fib, ingress_ifindex)
+        if ServiceKey(parsed.key.proto, parsed.key.daddr, parsed.key.dport) in tables.services:
+            return Result(Verdict.PASS, frame, Reason.PASS_FLOW_MISS)
+        return Result(Verdict.PASS, frame, Reason.PASS_NOT_VIP)
     real = tables.reals.get(flow.real_id)
     if real is None:
         return Result(Verdict.PASS, frame, Reason.PASS_NO_REAL)
@@ -155,9 +156,7 @@ def _masq_forward(
 
 
 def _reverse(frame: bytes, p: _Packet, tables: Tables, fib: Fib, ingress: int) -> Result:
-    rev = tables.reverse.get(p.key)
-    if rev is None:
-        return Result(Verdict.PASS, frame, Reason.PASS_NOT_VIP)
+    rev = tables.reverse[p.key]
     if p.ttl <= 1:
         return Result(Verdict.PASS, frame, Reason.PASS_TTL_EXCEEDED)
     found = fib(p.key.daddr, ingress)
