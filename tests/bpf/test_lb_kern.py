@@ -80,3 +80,74 @@ def test_short_frame_is_refused_by_prog_run(datapath) -> None:
     with pytest.raises(OSError):
         progrun.run(datapath.prog_fd, b"\x00" * 10, ingress_ifindex=F.A0)
     assert Reason.PASS_NOT_IPV4.verdict is Verdict.PASS
+
+
+# --- the next-hop cache (docs/datapath.md, "Next-hop cache") ----------------------------------------
+REAL1 = "10.1.0.20"  # real 1 of the fixtures: masqueraded, on a0's segment
+OTHER_MAC = "02:00:00:01:00:99"
+
+
+def _masq_hit(datapath) -> bytes:
+    row = next(r for r in F.ROWS if r.name.startswith("masq tcp: DNAT"))
+    retval, out, _ = progrun.run(datapath.prog_fd, row.input_frame(), ingress_ifindex=row.ingress)
+    assert Verdict(retval) is Verdict.TX
+    return out
+
+
+def _dst_mac(frame: bytes) -> str:
+    return frame[:6].hex(":")
+
+
+@pytest.fixture
+def moved_real(lab):
+    """Real 1's neighbour entry answers with another MAC for the test's duration."""
+    import subprocess
+
+    balancer = getattr(lab, "balancer", lab)  # the lab yields its namespace (or names with it)
+
+    def neigh(mac: str) -> None:
+        subprocess.run(["ip", "-n", balancer, "neigh", "replace", REAL1, "lladdr", mac, "dev", "a0",
+                        "nud", "permanent"], check=True, capture_output=True, timeout=10)
+
+    yield neigh
+    neigh(F.MAC[REAL1])
+
+
+def test_next_hop_is_cached_until_flushed(datapath, moved_real) -> None:
+    datapath.maps.write(next(r for r in F.ROWS if r.name.startswith("masq tcp: DNAT")).tables)
+    assert _dst_mac(_masq_hit(datapath)) == F.MAC[REAL1]
+    moved_real(OTHER_MAC)
+    assert _dst_mac(_masq_hit(datapath)) == F.MAC[REAL1]  # cached: bpf_fib_lookup() not asked
+    datapath.maps.flush_next_hops()
+    assert _dst_mac(_masq_hit(datapath)) == OTHER_MAC
+
+
+def test_next_hop_expires_within_a_second(datapath, moved_real) -> None:
+    import time
+
+    datapath.maps.write(next(r for r in F.ROWS if r.name.startswith("masq tcp: DNAT")).tables)
+    assert _dst_mac(_masq_hit(datapath)) == F.MAC[REAL1]
+    moved_real(OTHER_MAC)
+    time.sleep(1.05)  # NEXT_HOP_TTL_TICKS = 100 jiffies ≤ 1 s at any HZ
+    assert _dst_mac(_masq_hit(datapath)) == OTHER_MAC
+
+
+def test_cached_next_hop_does_not_skip_the_mtu_check(datapath) -> None:
+    small = next(r for r in F.ROWS if r.name.startswith("masq tcp: DNAT"))
+    big = next(r for r in F.ROWS if r.name == "masq tcp: larger than the egress MTU → PASS unchanged")
+    datapath.maps.write(small.tables)
+    assert _dst_mac(_masq_hit(datapath)) == F.MAC[REAL1]  # real 1's next hop is now cached
+    datapath.maps.reset_counters((), IDS)
+    retval, out, _ = progrun.run(datapath.prog_fd, big.input_frame(), ingress_ifindex=big.ingress)
+    assert Verdict(retval) is Verdict.PASS and out == big.input_frame()
+    assert datapath.maps.reason_counts()[Reason.PASS_FRAG_NEEDED] == 1
+
+
+def test_service_traffic_is_the_sum_of_its_reals(datapath) -> None:
+    row = next(r for r in F.ROWS if r.name.startswith("masq tcp: DNAT"))
+    datapath.maps.write(row.tables)
+    datapath.maps.reset_counters((), IDS)
+    for _ in range(3):
+        _masq_hit(datapath)
+    ip_bytes = len(row.input_frame()) - 14
+    assert datapath.maps.service_traffic({1: [1, 2]}) == {1: Traffic(3, 3 * ip_bytes, 0, 0)}
