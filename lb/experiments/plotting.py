@@ -36,6 +36,7 @@ class LinePanel:
     log_x: bool = False
     log_y: bool = False
     xticks: Sequence[str] | None = None  # category labels for x = 0, 1, …
+    ylim: tuple[float, float] | None = None  # fixed y range (e.g. 0…1 for a fraction)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ def line_panels(path: Path, title: str, panels: Sequence[LinePanel]) -> Path:
             ax.set_xscale("log")
         if panel.log_y:
             ax.set_yscale("log")
+        if panel.ylim is not None:
+            ax.set_ylim(*panel.ylim)
         if panel.xticks is not None:
             ax.set_xticks(range(len(panel.xticks)), panel.xticks, rotation=20, ha="right")
         ax.grid(alpha=0.3)

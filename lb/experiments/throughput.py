@@ -226,14 +226,13 @@ def _figures(ctx: RunContext, plan: Plan, flows_pts: list[Point], table_pts: lis
                              [p.hit_rate for p in table_pts]),
                       Series("ideal LRU: min(1, table / flows)", [p.max_flows for p in table_pts],
                              [expected_hit_rate(p.max_flows, p.flows) for p in table_pts], "--"),
-                  ], log_x=True),
-        LinePanel(f"first-packet path (live daemon, {plan.first_packet_syns} new flows offered "
-                  f"at {plan.first_packet_rate // 1000}k/s)",
-                  "flow-table size --max-flows (entries)", "new flows per second / flows", [
-                      Series("new flows/s scheduled and answered", tables, [s.rate for s in fp]),
-                      Series("flows scheduled (count)", tables, [s.scheduled for s in fp], "--s"),
-                      Series("refused: table full (count)", tables, [s.refused_table_full for s in fp], ":^"),
-                  ], log_x=True),
+                  ], log_x=True, ylim=(0.0, 1.05)),
+        LinePanel(f"first-packet path (live daemon; SYNs of new flows at {plan.first_packet_rate // 1000}k/s, "
+                  f"to its limit + {plan.first_packet_overflow})",
+                  "flow-table size --max-flows (entries)", "decisions per second (log)", [
+                      Series("new flows/s (scheduled, forwarded, answered)", tables, [s.rate for s in fp]),
+                      Series("refusals/s once the table is full", tables, [s.refusals_per_s for s in fp], "--s"),
+                  ], log_x=True, log_y=True),
     ]))
 
 
