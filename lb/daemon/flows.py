@@ -21,6 +21,7 @@ from lb.tables import FlowEntry, ReverseEntry
 log = logging.getLogger("lbxdp")
 
 HALF_OPEN_GRACE_NS = 1_000_000_000  # a half-open flow younger than this is not pruned under pressure
+PRUNE_INTERVAL = 1.0  # seconds between whole-table prunes while the table is full
 
 
 class FlowBook:
@@ -30,6 +31,7 @@ class FlowBook:
         self.real_of = real_of  # real id → the real (configured or draining), None when unknown
         self.count = 0  # flows in the table as of the last sweep, plus those installed since
         self.pruned = 0  # half-open flows removed under pressure, since start
+        self._last_prune = float("-inf")
         # BPF's LRU keeps part of its free list per CPU and starts evicting before max_entries,
         # so the daemon lets the table hold less, by a margin.
         self.limit = max(1, min(int(max_flows * 0.9), max_flows - 256 * (os.cpu_count() or 1)))
@@ -88,10 +90,15 @@ class FlowBook:
                 self.maps.delete_reverse(rkey)
 
     def full(self) -> bool:
-        """True when a new flow must be refused; prunes old half-open flows first."""
+        """True when a new flow must be refused; prunes old half-open flows first, at most once a
+        second: a prune reads the whole table, and a SYN flood against a full table must cost each
+        refused SYN nothing more than this comparison."""
         if self.count < self.limit:
             return False
-        self._prune_half_open()
+        now = time.monotonic()
+        if now - self._last_prune >= PRUNE_INTERVAL:
+            self._last_prune = now
+            self._prune_half_open()
         return self.count >= self.limit
 
     def _prune_half_open(self) -> int:
