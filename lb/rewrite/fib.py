@@ -3,6 +3,11 @@
 `Fib` is what the rewrite model calls where the program calls bpf_fib_lookup(): given the address to
 reach and the ingress ifindex, the route's status, egress ifindex, MACs and MTU. `StaticFib` is a
 pure longest-prefix table with a neighbour table, enough to mirror a test namespace exactly.
+
+The program caches successful answers per (destination, ingress) for up to a second (docs/datapath.md,
+"Next-hop cache"); a `Fib` depends on exactly those two, so the model needs no cache of its own as long
+as the network does not change under a cached answer. DatapathMaps.write() flushes the cache, so every
+test row starts from fresh lookups.
 Statuses are the kernel's BPF_FIB_LKUP_RET_* (include/uapi/linux/bpf.h).
 """
 
