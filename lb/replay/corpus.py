@@ -101,7 +101,7 @@ def check_file(name: str, frames: list[bytes], table: ServiceTable, topology: To
                program: Datapath | None, reset: Callable[[Tables], None] | None = None) -> FileReport:
     """Every frame of one capture through `program` (None: the model) and the contract checks."""
     report = FileReport(name, len(frames))
-    first = FirstPacketPath(table, topology.fib(), topology.tx_ports, _tunnel(topology))
+    first = FirstPacketPath.for_topology(table, topology)
     model = ModelDatapath(first.tables, topology.fib())
     if reset is not None:
         reset(first.tables)
@@ -188,12 +188,6 @@ def _checksums_kept(before: bytes, after: bytes, ipip: bool) -> list[str]:
         if was is Csum.NONE and now is not Csum.NONE:
             problems.append(f"UDP without checksum now has one ({now.value})")
     return problems
-
-
-def _tunnel(topology: Topology):  # type: ignore[no-untyped-def]
-    from ipaddress import IPv4Address
-
-    return IPv4Address(topology.tunnel_source) if topology.tunnel_source else None
 
 
 def captures(path: Path) -> list[Path]:

@@ -11,8 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 
+from lb.daemon.decide import Fate
 from lb.model import FlowKey
-from lb.replay.firstpath import Fate, FirstPacketPath, Handled
+from lb.replay.firstpath import FirstPacketPath, Handled
 from lb.rewrite import Reason, Verdict, process
 from lb.rewrite.fib import Fib
 from lb.tables import Tables
@@ -107,6 +108,8 @@ def _one(number: int, frame: bytes, ingress: int, datapath: Datapath, first: Fir
         assert result is not None
         return Step(number, frame, ingress, out, Path.FIRST, result.frame_out, result.egress_ifindex, handled)
     if handled.fate is Fate.KERNEL:
-        sent = result.frame_out if result is not None else out.frame_out
-        return Step(number, frame, ingress, out, Path.KERNEL, sent, None, handled)
+        assert result is not None
+        return Step(number, frame, ingress, out, Path.KERNEL, result.frame_out, None, handled)
+    if handled.fate is Fate.KERNEL_AS_IS:
+        return Step(number, frame, ingress, out, Path.KERNEL, out.frame_out, None, handled)
     return Step(number, frame, ingress, out, Path.DROPPED, out.frame_out, None, handled)

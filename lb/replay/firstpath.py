@@ -1,48 +1,45 @@
 """The daemon's first-packet path, without NFQUEUE, maps or sockets: what replay runs for a packet XDP
 passed up.
 
-It follows lb/daemon/daemon.py `_first_packet` and `_forward` step for step: read the queued packet
-(lb.daemon.firstpacket.read_packet), find its service, reuse an existing flow entry, refuse a
-mid-connection packet that has none (as IPVS does without sloppy_tcp) unless the scheduler is a hash,
-else place the flow with the daemon's own `Balancer` (lb.daemon.engine, pure) and install it; then
-rewrite the packet with the rewrite model and say where it goes (transmitted, handed to the kernel,
-dropped). A recording fixes the decisions: `decisions` maps a flow to the real it got, so a replay
-rebuilds the flow table the recording had, and the scheduler's own choice is only compared with it.
+The judgement is the daemon's own: `lb.daemon.decide.decide` (reuse a flow, schedule a new one with
+the daemon's `Balancer`, or refuse by the stated policy) and `lb.daemon.decide.fate` (where the
+rewritten packet goes). What is replay's own: the maps are a `Tables` the datapath is given, the
+flow table never fills, and a recording fixes the decisions: `decisions` maps a flow to the real it
+got, so a replay rebuilds the flow table the recording had, and the scheduler's own choice (which
+still runs, so its state moves as it did live) is only compared with it.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from lb.config.table import ServiceTable
-from lb.daemon.engine import Balancer, NoDestination, Placement
+from lb.daemon.decide import Decision, Fate, decide, fate
+from lb.daemon.engine import Balancer, Placement
 from lb.daemon.firstpacket import read_packet
-from lb.model import FlowKey, Forwarding, RealKey
-from lb.rewrite import Reason, Result, Verdict, process
+from lb.model import FlowKey, RealKey
+from lb.replay.frames import ETH_LEN, ETH_P_IP
+from lb.replay.scenario import Topology
+from lb.rewrite import Result, process
 from lb.rewrite.fib import Fib
 from lb.tables import RealEntry, ServiceEntry, Tables
 
-ETH_LEN = 14
-# lb/daemon/daemon.py HASH_SCHEDULERS: a hash re-derives the same real for a mid-flow miss.
-HASH_SCHEDULERS = frozenset({"sh", "dh", "mh"})
-
-
-class Fate(enum.Enum):
-    """What happened to a packet the first-packet path was given."""
-
-    SENT = "sent"  # transmitted, rewritten (AF_PACKET in the daemon)
-    KERNEL = "kernel"  # accepted back to the kernel (rewritten or not), which forwards it
-    DROPPED = "dropped"
+RECORDED_TIME = 0.0  # the clock the Balancer sees: persistence never times out within a capture
 
 
 @dataclass(frozen=True)
 class Handled:
+    """The first-packet path's answer for one packet."""
+
     fate: Fate
     note: str  # the daemon's counter name (scheduled, existing_flow, no_flow_not_syn, …)
     result: Result | None = None  # the model's output when a rewrite was attempted
     installed: FlowKey | None = None  # the flow this packet installed, if any
+
+
+def _never_full() -> bool:
+    return False  # a replay's tables have no limit; the recordings never met the daemon's
 
 
 @dataclass
@@ -57,10 +54,18 @@ class FirstPacketPath:
     agreed: int = 0  # first packets where the scheduler picked the recorded real
     disagreed: list[FlowKey] = field(default_factory=list)
 
+    @classmethod
+    def for_topology(
+        cls, table: ServiceTable, topology: Topology, decisions: dict[FlowKey, RealKey] | None = None
+    ) -> FirstPacketPath:
+        """The daemon of a balancer with these facts: its tx_ports, tunnel source and routing."""
+        tunnel = IPv4Address(topology.tunnel_source) if topology.tunnel_source else None
+        return cls(table, topology.fib(), topology.tx_ports, tunnel, dict(decisions or {}))
+
     def __post_init__(self) -> None:
         self.balancer = Balancer()
         self.balancer.sync(self.table)
-        self.tables = Tables(tx_ports=set(self.tx_ports), tunnel_source=self.tunnel_source)
+        self.tables = self._slice()
         for state in self.balancer.services.values():
             self.tables.services[state.service.key] = ServiceEntry(state.service_id)
             for rstate in state.reals.values():
@@ -69,37 +74,35 @@ class FirstPacketPath:
 
     def queued(self, frame: bytes) -> bool:
         """Whether a frame XDP passed reaches NFQUEUE: the rules queue IPv4 TCP/UDP for a service."""
-        if len(frame) < ETH_LEN or frame[12:14] != b"\x08\x00":
+        if len(frame) < ETH_LEN or int.from_bytes(frame[12:14], "big") != ETH_P_IP:
             return False
         packet = read_packet(frame[ETH_LEN:])
         return packet is not None and self.balancer.service_for(packet.flow) is not None
 
     def handle(self, frame: bytes, ingress: int) -> Handled:
         packet = read_packet(frame[ETH_LEN:])
-        if packet is None:
-            return Handled(Fate.DROPPED, "unschedulable")
-        flow = packet.flow
-        state = self.balancer.service_for(flow)
-        if state is None:
-            return Handled(Fate.DROPPED, "no_service")
+        flow = packet.flow if packet is not None else None
+        entry = self.tables.flows.get(flow) if flow is not None else None
+        decision = decide(packet, self.balancer, entry.real_id if entry else None, _never_full, RECORDED_TIME)
+        if decision.placement is None:
+            return Handled(Fate.DROPPED, decision.note)
+        assert flow is not None
+        placement = decision.placement
         installed: FlowKey | None = None
-        entry = self.tables.flows.get(flow)
-        if entry is not None and self.balancer.real_by_id(entry.real_id) is not None:
-            placement = self._placement_for(entry.real_id)
-            note = "existing_flow"
-        elif not packet.opens_flow and state.service.scheduler not in HASH_SCHEDULERS:
-            return Handled(Fate.DROPPED, "no_flow_not_syn")
-        else:
-            try:
-                placement = self._place(flow)
-            except NoDestination:
+        if decision.new_flow:
+            placement = self._recorded(flow, decision)
+            if placement is None:
                 return Handled(Fate.DROPPED, "no_destination")
             self.tables.install_flow(flow, placement.real_id)
-            installed, note = flow, "scheduled"
-        return self._forward(frame, ingress, flow, placement, note, installed)
+            installed = flow
+        result = process(frame, self._slice(flow, placement), self.fib, ingress)
+        return Handled(fate(result, placement.real.forwarding), decision.note, result, installed)
 
-    def _place(self, flow: FlowKey) -> Placement:
-        chosen = self.balancer.place(flow, 0.0)  # the scheduler's choice moves its state, as live
+    def _recorded(self, flow: FlowKey, decision: Decision) -> Placement | None:
+        """The real the recording gave the flow (None: it is not in the rules); the scheduler's
+        choice only counts as agreeing or not."""
+        chosen = decision.placement
+        assert chosen is not None
         wanted = self.decisions.get(flow)
         if wanted is None:
             return chosen
@@ -111,29 +114,16 @@ class FirstPacketPath:
         assert state is not None
         rstate = state.reals.get(wanted)
         if rstate is None:
-            raise NoDestination(f"the recorded real {wanted} is not in the rules")
-        return Placement(state.service, state.service_id, rstate.real, rstate.real_id)
+            return None
+        return Placement(chosen.service, chosen.service_id, rstate.real, rstate.real_id)
 
-    def _placement_for(self, real_id: int) -> Placement:
-        found = self.balancer.real_by_id(real_id)
-        assert found is not None
-        sstate, rstate = found
-        return Placement(sstate.service, sstate.service_id, rstate.real, rstate.real_id)
-
-    def _forward(
-        self, frame: bytes, ingress: int, flow: FlowKey, placement: Placement, note: str, installed: FlowKey | None
-    ) -> Handled:
-        """daemon._forward: the one flow's slice of the tables through the model."""
-        one = Tables(tx_ports=set(self.tx_ports), tunnel_source=self.tunnel_source)
-        one.services[flow.service_key] = ServiceEntry(placement.service_id)
-        real = placement.real
-        one.reals[placement.real_id] = RealEntry(real.address, real.port, real.forwarding)
-        one.install_flow(flow, placement.real_id)
-        result = process(frame, one, self.fib, ingress)
-        if result.verdict in (Verdict.TX, Verdict.REDIRECT):
-            return Handled(Fate.SENT, note, result, installed)
-        if result.reason is Reason.PASS_NO_NEIGH and real.forwarding is not Forwarding.ROUTE:
-            return Handled(Fate.KERNEL, note, result, installed)
-        if result.reason is Reason.PASS_TTL_EXCEEDED:
-            return Handled(Fate.KERNEL, note, result, installed)
-        return Handled(Fate.DROPPED, f"dropped_{result.reason.name.lower()}", result, installed)
+    def _slice(self, flow: FlowKey | None = None, placement: Placement | None = None) -> Tables:
+        """Empty tables with the daemon's tx_ports and tunnel source; with a flow, the one flow's
+        slice the daemon gives the rewrite model to forward its first packet."""
+        tables = Tables(tx_ports=set(self.tx_ports), tunnel_source=self.tunnel_source)
+        if flow is not None and placement is not None:
+            tables.services[flow.service_key] = ServiceEntry(placement.service_id)
+            real = placement.real
+            tables.reals[placement.real_id] = RealEntry(real.address, real.port, real.forwarding)
+            tables.install_flow(flow, placement.real_id)
+        return tables

@@ -14,6 +14,8 @@ import hashlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from lb.rewrite.checksum import fold
+
 ETH_LEN = 14
 ETH_P_IP = 0x0800
 PROTO_TCP, PROTO_UDP, PROTO_IPIP = 6, 17, 4
@@ -110,12 +112,10 @@ def identity(frame: bytes) -> tuple[object, ...]:
 
 
 def _sum16(data: bytes) -> int:
+    """The one's complement sum of 16-bit words, an odd last byte padded with zero (RFC 1071)."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
+    return fold(sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)))
 
 
 def ip_checksum(frame: bytes, ip: IPv4View) -> Csum:

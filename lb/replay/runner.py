@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 
 from lb.replay import compare
 from lb.replay.engine import Datapath, ModelDatapath, Path, Step, replay
@@ -60,8 +59,7 @@ def run_scenario(
         if ingress is None:
             raise ScenarioError(f"{scenario.path}/in.pcap #{number}: addressed to no interface of the balancer")
         frames.append((frame.data, ingress))
-    tunnel = IPv4Address(topology.tunnel_source) if topology.tunnel_source else None
-    first = FirstPacketPath(scenario.table, topology.fib(), topology.tx_ports, tunnel, dict(scenario.decisions))
+    first = FirstPacketPath.for_topology(scenario.table, topology, scenario.decisions)
     factory = datapath_factory or _model
     with factory(topology, first.tables) as datapath:
         steps = replay(frames, datapath, first, progress)
