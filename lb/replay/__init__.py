@@ -5,9 +5,10 @@
     lbxdp replay --corpus DIR --rules RULES   # any captures, robustness contract only
 
 Modules: scenario (the files), frames (parsing, identity, checksums), firstpath (the daemon's
-first-packet logic), engine (the loop), compare (pairing and field diffs), runner (one scenario),
-corpus (the robustness contract), lab (the namespace and BPF_PROG_RUN: the only kernel side, with
-record). docs/replay.md explains the whole.
+first-packet policy, lb.daemon.decide, over replay's tables), engine (the loop), compare (pairing
+and field diffs), runner (one scenario), corpus (the robustness contract), lab (the program and
+BPF_PROG_RUN in a namespace lb.datapath.replaylab builds), record (lbxdp record, on the testbed).
+docs/replay.md explains the whole.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ AF_PACKET. On the peer, every frame crossing the wire is seen, whoever produced 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import socket
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 from lb.config.savefmt import RulesError, load_rules
+from lb.datapath.replaylab import gateway_routes, permanent_neighbours
 from lb.datapath.testbed import RealSpec, Topology, one_arm, two_arm, wait_until
 from lb.replay import decisions as D
 from lb.replay.scenario import (
@@ -196,25 +196,13 @@ def _facts(topo: Topology, s: Spec) -> Facts:
     interfaces = tuple(
         Interface(i.name, i.ifindex, i.mac, i.cidrs, role) for i, role in zip(topo.lb_ifaces, roles)
     )
-    index = {i.name: i.ifindex for i in topo.lb_ifaces}
-    neighbours = tuple(
-        Neighbour(index[n["dev"]], n["dst"], n["lladdr"])
-        for n in json.loads(_in_lb(topo, "neigh") or "[]")
-        if n.get("dev") in index and "lladdr" in n and "PERMANENT" in n.get("state", [])
-    )
-    routes = tuple(
-        GatewayRoute(r["dst"] if r["dst"] != "default" else "0.0.0.0/0", r["gateway"], index[r["dev"]])
-        for r in json.loads(_in_lb(topo, "route") or "[]")
-        if "gateway" in r and r.get("dev") in index
-    )
+    ifindexes = [i.ifindex for i in topo.lb_ifaces]
+    neighbours = tuple(Neighbour(*n) for n in permanent_neighbours(topo.lb.netns, ifindexes))
+    routes = tuple(GatewayRoute(*r) for r in gateway_routes(topo.lb.netns, ifindexes))
     hosts = {h.name: {"ip": h.ip, "mac": h.iface.mac, "role": h.role} for h in topo.hosts.values() if h.role != "switch"}
     capture = ("tcpdump -Q out (in.pcap) and -Q in (out.pcap) on the peer of each balancer interface: "
                + ", ".join(f"{i.name} <-> {i.peer_host}/{i.peer_ifname}" for i in topo.lb_ifaces))
     return Facts(s.kind, topo.vip, interfaces, neighbours, routes, None, hosts, capture)
-
-
-def _in_lb(topo: Topology, what: str) -> str:
-    return topo.run("lb", ["ip", "-j", "-4", what, "show"]).stdout
 
 
 def _merge(files: list[tuple[Path, str]], facts: Facts) -> tuple[list[Frame], list[Frame]]:

@@ -9,11 +9,13 @@ import functools
 from pathlib import Path
 
 import pytest
+from pyroute2 import netns
 
 import lb.replay as replay
 from lb.config.savefmt import load_rules
-from lb.replay.corpus import run_corpus
-from lb.replay.lab import xdp_datapath
+from lb.datapath.replaylab import gateway_routes, permanent_neighbours
+from lb.replay.corpus import lab_topology, run_corpus
+from lb.replay.lab import namespace, xdp_datapath
 from lb.replay.runner import run_scenario
 from lb.replay.scenario import load
 
@@ -67,3 +69,14 @@ def test_broken_program_fails_the_corpus_contract() -> None:
     violations = [v for r in reports for v in r.violations]
     assert any("L4 checksum was right and is now bad" in v for v in violations)
     assert any("XDP says" in v and "the bytes differ" in v for v in violations)
+
+
+def test_lab_namespace_reads_back_the_facts_it_was_built_from() -> None:
+    """What `lbxdp record` reads from a balancer's namespace is what replay rebuilds it from."""
+    topology = lab_topology(load_rules((PCAPS / "corpus-rules" / "zeek.rules").read_text()))
+    with namespace(topology) as name:
+        neighbours = permanent_neighbours(name, topology.tx_ports)
+        routes = gateway_routes(name, topology.tx_ports)
+    assert sorted(neighbours) == sorted((n.ifindex, n.address, n.mac) for n in topology.neighbours)
+    assert routes == [(r.network, r.gateway, r.ifindex) for r in topology.routes] != []
+    assert name not in netns.listnetns()

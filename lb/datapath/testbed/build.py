@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyroute2.netlink.rtnl.ndmsg import states as neigh_states
-
 from . import decap
 from .links import NsLinks, base_sysctls, create_netns
 from .naming import check_prefix, make_prefix, ns_name, subnet_index
@@ -304,11 +302,8 @@ def _neighbours(p: _Plan, ns: dict[str, str], links: NsLinks, lb_ifnames: list[s
     permanent entries make the first packet of a test take the same path as the thousandth, and
     keep ARP out of captures.
     """
-    permanent = neigh_states["permanent"]
-
     def add(host: str, ifname: str, dst: str, mac: str) -> None:
-        index = links.index(ns[host], ifname)
-        links.ipr(ns[host]).neigh("add", dst=dst, lladdr=mac, ifindex=index, state=permanent)
+        links.neighbour(ns[host], ifname, dst, mac)
 
     client_side = lb_ifnames[0]
     real_side = lb_ifnames[-1]

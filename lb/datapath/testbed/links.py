@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 from pyroute2 import IPRoute, netns
+from pyroute2.netlink.rtnl.ndmsg import states as neigh_states
 
 from .nsenter import write_sysctls
 
@@ -73,13 +74,17 @@ class NsLinks:
         return int(found[0])
 
     def veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str,
-             mac_a: str | None = None, mac_b: str | None = None) -> None:
+             mac_a: str | None = None, mac_b: str | None = None, index_a: int | None = None) -> None:
+        """A veth pair; `index_a` fixes the ifindex of the `ns_a` end (a replay lab rebuilds the
+        recorded ones, which bpf_fib_lookup answers with)."""
         peer: dict[str, object] = {"ifname": if_b, "net_ns_fd": ns_b}
         if mac_b:
             peer["address"] = mac_b
         args: dict[str, object] = {"ifname": if_a, "kind": "veth", "peer": peer}
         if mac_a:
             args["address"] = mac_a
+        if index_a:
+            args["index"] = index_a
         self.ipr(ns_a).link("add", **args)
 
     def bridge(self, ns: str, name: str) -> None:
@@ -97,8 +102,15 @@ class NsLinks:
         self.ipr(ns).addr("add", index=self.index(ns, ifname), address=str(iface.ip),
                           prefixlen=iface.network.prefixlen)
 
-    def route(self, ns: str, dst: str, gateway: str) -> None:
-        self.ipr(ns).route("add", dst=dst, gateway=gateway)
+    def route(self, ns: str, dst: str, gateway: str, ifname: str | None = None) -> None:
+        extra = {"oif": self.index(ns, ifname)} if ifname else {}
+        self.ipr(ns).route("add", dst=dst, gateway=gateway, **extra)
+
+    def neighbour(self, ns: str, ifname: str, dst: str, mac: str) -> None:
+        """A permanent ARP entry: bpf_fib_lookup answers NO_NEIGH until ARP has run, so a fixed
+        entry makes the first packet take the same path as the thousandth."""
+        self.ipr(ns).neigh("add", dst=dst, lladdr=mac, ifindex=self.index(ns, ifname),
+                           state=neigh_states["permanent"])
 
     def info(self, ns: str, ifname: str) -> tuple[int, str]:
         """(ifindex, MAC) of an interface."""
