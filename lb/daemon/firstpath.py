@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
-from lb.daemon.decide import Fate, decide, fate
+from lb.daemon.decide import Fate, decide, fate, flow_tables
 from lb.daemon.engine import Balancer, Placement
 from lb.daemon.firstpacket import read_packet, wrap_in_frame
 from lb.daemon.flows import FlowBook
@@ -27,7 +27,7 @@ from lb.model import FlowKey
 from lb.rewrite import process
 from lb.rewrite.fib import FibResult, FibStatus
 from lb.rewrite.verdicts import Reason
-from lb.tables import FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables, TcpSeen
+from lb.tables import Tables, TcpSeen
 
 log = logging.getLogger("lbxdp")
 
@@ -105,26 +105,15 @@ class FirstPacketPath:
         if decision.placement is None:
             return self._refuse(pkt, decision.note)
         assert queued is not None
-        tables = self._tables_for(queued.flow, decision.placement, time.monotonic_ns())
+        tables = flow_tables(
+            queued.flow, decision.placement, self.tx_ifindexes, self.tunnel_source, time.monotonic_ns()
+        )
         if decision.new_flow:
             if existing is not None:
                 self.flows.remove(queued.flow, existing.real_id)  # the closed connection it replaces
             self._install(queued.flow, decision.placement, tables)
         self.counters.bump(decision.note)
         self._forward(pkt, l3, decision.placement, tables)
-
-    def _tables_for(self, flow: FlowKey, placement: Placement, stamp_ns: int) -> Tables:
-        """The slice of the maps the rewrite model needs to treat this one flow as XDP would,
-        stamped with the clock bpf_ktime_get_ns() reads (CLOCK_MONOTONIC): a new flow is not idle."""
-        tables = Tables(tx_ports=self.tx_ifindexes, tunnel_source=self.tunnel_source)
-        tables.services[flow.service_key] = ServiceEntry(placement.service_id)
-        real = placement.real
-        tables.reals[placement.real_id] = RealEntry(real.address, real.port, real.forwarding)
-        tables.install_flow(flow, placement.real_id)
-        tables.flows[flow] = FlowEntry(placement.real_id, placement.service_id, stamp_ns)
-        for rkey, rev in list(tables.reverse.items()):
-            tables.reverse[rkey] = ReverseEntry(rev.vip, rev.vport, rev.real_id, rev.service_id, stamp_ns)
-        return tables
 
     def _install(self, flow: FlowKey, placement: Placement, tables: Tables) -> None:
         self.maps.install_flow(tables, flow)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from lb.config.table import ServiceTable
-from lb.daemon.decide import Decision, Fate, decide, fate
+from lb.daemon.decide import Decision, Fate, decide, fate, flow_tables
 from lb.daemon.engine import Balancer, Placement
 from lb.daemon.firstpacket import read_packet
 from lb.model import FlowKey, RealKey
@@ -65,7 +65,7 @@ class FirstPacketPath:
     def __post_init__(self) -> None:
         self.balancer = Balancer()
         self.balancer.sync(self.table)
-        self.tables = self._slice()
+        self.tables = Tables(tx_ports=set(self.tx_ports), tunnel_source=self.tunnel_source)
         for state in self.balancer.services.values():
             self.tables.services[state.service.key] = ServiceEntry(state.service_id)
             for rstate in state.reals.values():
@@ -95,7 +95,7 @@ class FirstPacketPath:
                 return Handled(Fate.DROPPED, "no_destination")
             self.tables.install_flow(flow, placement.real_id)
             installed = flow
-        result = process(frame, self._slice(flow, placement), self.fib, ingress)
+        result = process(frame, flow_tables(flow, placement, set(self.tx_ports), self.tunnel_source), self.fib, ingress)
         return Handled(fate(result, placement.real.forwarding), decision.note, result, installed)
 
     def _recorded(self, flow: FlowKey, decision: Decision) -> Placement | None:
@@ -116,14 +116,3 @@ class FirstPacketPath:
         if rstate is None:
             return None
         return Placement(chosen.service, chosen.service_id, rstate.real, rstate.real_id)
-
-    def _slice(self, flow: FlowKey | None = None, placement: Placement | None = None) -> Tables:
-        """Empty tables with the daemon's tx_ports and tunnel source; with a flow, the one flow's
-        slice the daemon gives the rewrite model to forward its first packet."""
-        tables = Tables(tx_ports=set(self.tx_ports), tunnel_source=self.tunnel_source)
-        if flow is not None and placement is not None:
-            tables.services[flow.service_key] = ServiceEntry(placement.service_id)
-            real = placement.real
-            tables.reals[placement.real_id] = RealEntry(real.address, real.port, real.forwarding)
-            tables.install_flow(flow, placement.real_id)
-        return tables
