@@ -7,6 +7,7 @@ language, the schedulers and the rewrite model all speak in these types.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
@@ -156,8 +157,10 @@ class FlowKey:
     daddr: IPv4Address
     dport: int
 
-    @property
+    @functools.cached_property
     def service_key(self) -> ServiceKey:
+        # Cached (written straight into __dict__, which a frozen dataclass allows): the first-packet
+        # path asks for it several times per packet.
         return ServiceKey(self.proto, self.daddr, self.dport)
 
 
