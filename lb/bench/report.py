@@ -27,7 +27,9 @@ def cell(row: Row) -> str:
 
 
 def runs_cell(row: Row) -> str:
-    return ", ".join(fmt(s) for s in row.samples) if row.samples else "—"
+    """The samples, then each failed run as "failed (why)": a run that failed is shown, not dropped."""
+    cells = [fmt(s) for s in row.samples] + [f"failed ({why})" for why in row.failed]
+    return ", ".join(cells) if cells else "—"
 
 
 def summary_lines(results: Results) -> list[str]:

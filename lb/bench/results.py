@@ -31,6 +31,7 @@ class Row:
     higher_is_better: bool = True
     check: str = ""
     skipped: str | None = None  # "not measured: <reason>" when there are no samples
+    failed: tuple[str, ...] = ()  # one reason per run that produced no sample (kept, never dropped)
 
     @property
     def key(self) -> str:
@@ -50,13 +51,16 @@ class Row:
 
 
 def measured(case: str, name: str, unit: str, samples: Iterable[float], *,
-             higher_is_better: bool = True, check: str = "") -> Row:
-    return Row(case, name, unit, tuple(float(s) for s in samples), higher_is_better, check)
+             higher_is_better: bool = True, check: str = "", failed: Iterable[str] = ()) -> Row:
+    """A row with samples; `failed` holds the reason of each run that gave none (the median is of
+    the others, and the page shows both)."""
+    return Row(case, name, unit, tuple(float(s) for s in samples), higher_is_better, check, None,
+               tuple(failed))
 
 
 def not_measured(case: str, name: str, unit: str, reason: str, *,
-                 higher_is_better: bool = True) -> Row:
-    return Row(case, name, unit, (), higher_is_better, "", reason)
+                 higher_is_better: bool = True, failed: Iterable[str] = ()) -> Row:
+    return Row(case, name, unit, (), higher_is_better, "", reason, tuple(failed))
 
 
 def ratio(numerator: Row | None, denominator: Row | None) -> float | None:
@@ -226,7 +230,7 @@ class Results:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Results:
         rows = [Row(r["case"], r["name"], r["unit"], tuple(r["samples"]), r["higher_is_better"],
-                    r.get("check", ""), r.get("skipped")) for r in data["rows"]]
+                    r.get("check", ""), r.get("skipped"), tuple(r.get("failed", ()))) for r in data["rows"]]
         extras = {k: v for k, v in data.items() if k in ("daemon_profile", "case_seconds")}
         return cls(data["mode"], dict(data["machine"]), rows, data.get("runs", 3),
                    data.get("elapsed_s", 0.0), data.get("started", ""), extras)

@@ -5,16 +5,27 @@ the nginx processes), each on its own address or port of the balancer namespace:
 
 - lbxdp: the live daemon's masquerading rr service VIP:80 → reals:80; every new connection's SYN
   goes through NFQUEUE to the daemon, the rest of the connection through XDP.
-- iptables DNAT: kube-proxy's chain (`statistic --mode random` 1/3, 1/2, rest) on VIP:8081 → reals:80;
-  XDP passes these packets (not a VIP:port it serves) and conntrack does the work.
+- iptables DNAT: kube-proxy's chain (`statistic --mode random` 1/3, 1/2, rest) on VIP:8081 →
+  reals:8080; XDP passes these packets (not a VIP:port it serves) and conntrack does the work.
 - HAProxy in TCP mode: Debian's haproxy run in the balancer namespace with a generated config and
   pid file in the topology's work directory (never the system service), listening on the
-  balancer's client-side address :8082, roundrobin over the reals.
-- direct to one real: r1:80, routed by the balancer without NAT.
+  balancer's client-side address :8082, roundrobin over reals:8080.
+- direct to one real: r1:8080, routed by the balancer without NAT.
+
+Why the other variants reach the reals on 8080, not 80: lbxdp keeps a closed masqueraded
+connection's reverse entry (real:80 → client:port) until the flow times out, as IPVS keeps its
+connection entry. wrk with `Connection: close` churns through thousands of client ports, so after
+an lbxdp run the replies of an iptables or direct connection that reuses one of those ports, from
+real:80, matched that entry and left rewritten to VIP:80: the client dropped them, and those runs
+fell to ~100 conn/s or ran past wrk's own deadline (measured: 3000 conn/s before the lbxdp run,
+100 after). On 8080 no reply can match an lbxdp entry. The client namespace also gets the whole
+port range and `tcp_tw_reuse`, so 32 closing connections a few thousand times a second never wait
+for a free port.
 
 Two figures each: requests/s over keep-alive connections, and connections/s with
 `Connection: close` (nginx closes after one request, so each request is a new connection).
-wrk runs bounded (`-d`), one thread, interleaved across variants and runs.
+wrk runs bounded (`-d`, and killed at `-d` + 10 s), one thread, interleaved across variants and
+runs; a run that fails is kept in its row with the reason, and the next runs still go ahead.
 """
 
 from __future__ import annotations
@@ -24,9 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lb.bench.live import OTHER_PORT, PORT
 from lb.bench.results import Row, measured, not_measured
 
 IPTABLES_PORT, HAPROXY_PORT = 8081, 8082
+CLIENT_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": 1}
 CONNECTIONS = 32  # wrk -c
 
 HAPROXY_CONF = """\
@@ -55,10 +68,10 @@ class Variant:
 
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant("lbxdp", lambda t: f"http://{t.vip}:80/"),
+    Variant("lbxdp", lambda t: f"http://{t.vip}:{PORT}/"),
     Variant("iptables DNAT", lambda t: f"http://{t.vip}:{IPTABLES_PORT}/"),
     Variant("HAProxy (TCP mode)", lambda t: f"http://{t.lb.iface_named('eth0').ip}:{HAPROXY_PORT}/"),
-    Variant("direct to one real", lambda t: f"http://{t.reals[0].ip}:80/"),
+    Variant("direct to one real", lambda t: f"http://{t.reals[0].ip}:{OTHER_PORT}/"),
 )
 MODES = (("req/s", "keep-alive", []), ("conn/s", "Connection: close", ["-H", "Connection: close"]))
 
@@ -71,7 +84,7 @@ def setup_iptables(topo: Any) -> None:
         if left > 1:
             match += ["-m", "statistic", "--mode", "random", "--probability", f"{1 / left:.5f}"]
         topo.run("lb", ["iptables", "-t", "nat", "-A", "PREROUTING", *match, "-j", "DNAT",
-                        "--to-destination", f"{real.ip}:80"])
+                        "--to-destination", f"{real.ip}:{OTHER_PORT}"])
 
 
 def start_haproxy(topo: Any) -> None:
@@ -80,7 +93,7 @@ def start_haproxy(topo: Any) -> None:
     root = topo.workdir / "haproxy"
     root.mkdir(exist_ok=True)
     bind = topo.lb.iface_named("eth0").ip
-    servers = "\n".join(f"    server {r.name} {r.ip}:80" for r in topo.reals)
+    servers = "\n".join(f"    server {r.name} {r.ip}:{OTHER_PORT}" for r in topo.reals)
     conf = root / "haproxy.cfg"
     conf.write_text(HAPROXY_CONF.format(root=root, bind=bind, port=HAPROXY_PORT, servers=servers))
     proc = topo.spawn("lb", ["haproxy", "-db", "-f", str(conf)])  # -db: foreground, no daemon
@@ -112,8 +125,13 @@ def parse_wrk(text: str) -> tuple[float, int, int]:
 
 
 def _wrk(topo: Any, url: str, extra: list[str], seconds: float) -> tuple[float, int, int]:
+    import subprocess
+
     argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--timeout", "2s", *extra, url]
-    done = topo.run("client", argv, timeout=seconds + 20, check=False)
+    try:
+        done = topo.run("client", argv, timeout=seconds + 10, check=False)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"wrk still running {seconds + 10:g} s after a {seconds:g} s run") from None
     if done.returncode != 0:
         raise RuntimeError(f"wrk exited {done.returncode}: {(done.stderr.strip() or done.stdout.strip())[:100]}")
     return parse_wrk(done.stdout)
@@ -124,11 +142,19 @@ QUICK_SKIPS = frozenset({"HAProxy (TCP mode)", "direct to one real"})  # in no t
 
 def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None], why_not: str = "",
         quick: bool = False) -> list[Row]:
-    """With `quick`, only the variants a target compares (lbxdp, iptables DNAT)."""
+    """With `quick`, only the variants a target compares (lbxdp, iptables DNAT).
+
+    A variant that could not be set up is a row saying why; a run that fails (wrk's exit, its
+    deadline, an unreadable report) is recorded in its row with the reason and the next runs go
+    ahead, so one bad run never costs the variant its other samples.
+    """
+    from lb.datapath.testbed import write_sysctls
+
     names = [(f"{v.name} {unit}", unit) for v in VARIANTS for unit, _, _ in MODES]
     if live is None:
         return [not_measured("tcp", n, u, why_not or "the live daemon did not start") for n, u in names]
     topo = live.topo
+    write_sysctls(topo.client.netns, CLIENT_SYSCTLS)
     errors: dict[str, str] = {name: "left out of --quick (full run only)" for name in QUICK_SKIPS if quick}
     try:
         setup_iptables(topo)
@@ -140,6 +166,7 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
         except Exception as exc:  # noqa: BLE001
             errors["HAProxy (TCP mode)"] = f"haproxy: {str(exc).splitlines()[0][:100]}"
     samples: dict[str, list[float]] = {n: [] for n, _ in names}
+    failed: dict[str, list[str]] = {n: [] for n, _ in names}
     totals: dict[str, list[int]] = {n: [0, 0] for n, _ in names}
     for i in range(runs):
         for v in VARIANTS:
@@ -147,12 +174,12 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
                 if v.name in errors:
                     continue
                 tick(f"real TCP: run {i + 1}/{runs}, wrk {label} → {v.name}")
+                key = f"{v.name} {unit}"
                 try:
                     rate, total, errs = _wrk(topo, v.url(topo), extra, seconds)
-                except Exception as exc:  # noqa: BLE001 (one variant's failure is a row)
-                    errors[v.name] = str(exc).splitlines()[0][:120]
+                except Exception as exc:  # noqa: BLE001 (a failed run is kept in the row)
+                    failed[key].append(f"run {i + 1}: {(str(exc).splitlines() or [type(exc).__name__])[0][:100]}")
                     continue
-                key = f"{v.name} {unit}"
                 samples[key].append(rate)
                 totals[key][0] += total
                 totals[key][1] += errs
@@ -160,9 +187,12 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
     for name, unit in names:
         variant = name.rsplit(" ", 1)[0]
         if not samples[name]:
-            rows.append(not_measured("tcp", name, unit, errors.get(variant, "no run finished")))
+            why = errors.get(variant) or (failed[name][0] if failed[name] else "no run finished")
+            rows.append(not_measured("tcp", name, unit, why, failed=failed[name]))
             continue
         total, errs = totals[name]
-        rows.append(measured("tcp", name, unit, samples[name],
-                             check=f"wrk -t1 -c{CONNECTIONS} -d{seconds:g}s: {total} requests, {errs} errors"))
+        done = len(samples[name])
+        rows.append(measured("tcp", name, unit, samples[name], failed=failed[name],
+                             check=f"wrk -t1 -c{CONNECTIONS} -d{seconds:g}s, {done} of {done + len(failed[name])} "
+                                   f"runs: {total} requests, {errs} errors"))
     return rows

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from lb.bench.programs import enum_values
-from lb.bench.report import cell, markdown, summary_lines
+from lb.bench.report import cell, markdown, runs_cell, summary_lines
 from lb.bench.results import Results, measured, not_measured
 
 
@@ -30,6 +29,10 @@ def test_cell_and_summary() -> None:
     assert lines[0].startswith("forwarding vs iptables DNAT: target ≥ 1.9×, measured 2.00× — met")
 
 
-def test_enum_values_reads_explicit_c_enums() -> None:
-    header = "enum lb_reason {\n\tA_ONE = 0, /* x */\n\tA_TWO = 7,\n\tA_MAX = 8,\n};\n"
-    assert enum_values(header, "lb_reason") == {"A_ONE": 0, "A_TWO": 7, "A_MAX": 8}
+def test_a_failed_run_is_shown_with_its_reason_next_to_the_samples() -> None:
+    row = measured("tcp", "iptables DNAT conn/s", "conn/s", [2400, 2950],
+                   failed=["run 2: wrk exited 1: connect refused"])
+    assert runs_cell(row) == "2400, 2950, failed (run 2: wrk exited 1: connect refused)"
+    assert cell(row) == "2675 conn/s"
+    none = not_measured("tcp", "direct conn/s", "conn/s", "run 1: x", failed=["run 1: x", "run 2: y"])
+    assert runs_cell(none) == "failed (run 1: x), failed (run 2: y)"

@@ -80,11 +80,13 @@ def test_comparisons_only_where_both_sides_measured() -> None:
 def test_results_round_trip_through_dict() -> None:
     r = Results("quick", {"kernel": "6.18"}, [measured("scale", "Maglev build", "ms", [70, 80, 75],
                                                        higher_is_better=False),
-                                              not_measured("tcp", "x", "conn/s", "why")])
+                                              not_measured("tcp", "x", "conn/s", "why"),
+                                              measured("tcp", "y", "conn/s", [1, 2], failed=["run 3: z"])])
     data = r.to_dict()
     back = Results.from_dict(data)
     assert back.rows == r.rows
     assert data["rows"][0]["median"] == 75
+    assert data["rows"][2]["failed"] == ["run 3: z"]
     assert {t["figure"] for t in data["targets"]} == {t.figure for t in TARGETS}
 
 

@@ -59,7 +59,7 @@ master_process on;
 worker_processes 1;
 pid {root}/nginx.pid;
 error_log {root}/error.log warn;
-events {{ worker_connections 1024; }}
+events {{ worker_connections {connections}; }}
 http {{
     access_log off;
     client_body_temp_path {root}/body;
@@ -67,10 +67,9 @@ http {{
     fastcgi_temp_path {root}/fastcgi;
     uwsgi_temp_path {root}/uwsgi;
     scgi_temp_path {root}/scgi;
-    # One request per connection: every request is a new scheduling decision for the balancer.
-    keepalive_timeout 0;
+{keepalive}
     server {{
-        listen {port} reuseport;
+{listen}
         location / {{
             default_type text/plain;
             add_header X-Real-Server {name} always;
@@ -79,20 +78,31 @@ http {{
     }}
 }}
 """
+# One request per connection by default: every request is a new scheduling decision for the balancer.
+_ONE_REQUEST = "    keepalive_timeout 0;"
+_KEEP_ALIVE = "    keepalive_timeout 60;\n    keepalive_requests 1000000;"
 
 
-def start_nginx(topo: Topology, real: Host, port: int) -> subprocess.Popen[bytes]:
-    """nginx in the foreground with a generated config in `<workdir>/nginx-<real>/`."""
+def start_nginx(topo: Topology, real: Host, port: int, *more_ports: int, keep_alive: bool = False,
+                backlog: int = 511) -> subprocess.Popen[bytes]:
+    """nginx in the foreground with a generated config in `<workdir>/nginx-<real>-<port>/`.
+
+    Defaults suit the tests (one request per connection); the bench asks for `keep_alive` (it
+    measures both), a deeper accept `backlog` (SYN bursts) and `more_ports` (one port per variant).
+    """
     root = topo.workdir / f"nginx-{real.name}-{port}"
     root.mkdir(parents=True, exist_ok=True)
     conf = root / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(name=real.name, root=root, port=port))
+    listen = "\n".join(f"        listen {p} reuseport backlog={backlog};" for p in (port, *more_ports))
+    conf.write_text(NGINX_CONF.format(name=real.name, root=root, listen=listen,
+                                      connections=4096 if keep_alive else 1024,
+                                      keepalive=_KEEP_ALIVE if keep_alive else _ONE_REQUEST))
     proc = topo.spawn(real, ["nginx", "-c", str(conf), "-p", str(root), "-e", str(root / "error.log")])
 
     def listening() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"nginx on {real.name} exited {proc.returncode}; see {root}/error.log")
-        return _connects(topo, real, real.ip, port)
+        return all(_connects(topo, real, real.ip, p) for p in (port, *more_ports))
 
     wait_until(listening, READY_TIMEOUT, what=f"nginx on {real.name}:{port} listening")
     return proc
