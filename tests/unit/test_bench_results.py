@@ -86,7 +86,7 @@ def test_results_round_trip_through_dict() -> None:
     back = Results.from_dict(data)
     assert back.rows == r.rows
     assert data["rows"][0]["median"] == 75
-    assert data["rows"][2]["failed"] == ["run 3: z"]
+    assert list(data["rows"][2]["failed"]) == ["run 3: z"]
     assert {t["figure"] for t in data["targets"]} == {t.figure for t in TARGETS}
 
 
