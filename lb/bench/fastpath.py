@@ -24,10 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lb.bench.progrun import test_run
-from lb.bench.programs import (FWD_MASQ, FWD_ROUTE, FWD_TUNNEL, XDP_DROP, XDP_PASS, XDP_REDIRECT,
-                               XDP_TX, Baseline, Lbxdp, Registry)
+from lb.bench.programs import XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX, Baseline, Lbxdp, Registry
 from lb.bench.results import Row, measured, not_measured
+from lb.datapath.progrun import BPF_F_TEST_XDP_LIVE_FRAMES, run as prog_run
 
 UDP = 17
 VPORT = 9000
@@ -46,7 +45,7 @@ class Probe:
     packet: bytes
     ingress: str  # lb interface name
     live: bool
-    counter: str  # lbxdp reason name, or "verdict:<n>" for a baseline
+    counter: str  # lbxdp's lb.rewrite.verdicts.Reason name, or "verdict:<n>" for a baseline
 
 
 def _udp(src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport: int) -> bytes:
@@ -90,22 +89,22 @@ def run(topo: Any, registry: Registry, runs: int, repeat: int, tick: Callable[[s
         Probe("XDP_PASS program", "pass", fwd, "eth0", False, f"verdict:{XDP_PASS}"),
         Probe("XDP_DROP program", "drop", fwd, "eth0", False, f"verdict:{XDP_DROP}"),
         Probe("minimal DNAT program", "dnat", fwd, "eth0", False, f"verdict:{XDP_REDIRECT}"),
-        Probe("lbxdp masq forward hit", "lbxdp", fwd, "eth0", False, "REASON_REDIRECT_FORWARD"),
+        Probe("lbxdp masq forward hit", "lbxdp", fwd, "eth0", False, "REDIRECT_FORWARD"),
         Probe("lbxdp masq reverse hit", "lbxdp", _udp(*from_real, r1, client, VPORT, SPORT_MASQ),
-              "eth1", False, "REASON_REDIRECT_REVERSE"),
+              "eth1", False, "REDIRECT_REVERSE"),
         Probe("lbxdp DR hit", "lbxdp", _udp(*to_lb, client, vip, SPORT_DR, VPORT), "eth0", False,
-              "REASON_REDIRECT_FORWARD"),
+              "REDIRECT_FORWARD"),
         Probe("lbxdp flow miss → pass", "lbxdp", _udp(*to_lb, client, vip, SPORT_MISS, VPORT), "eth0",
-              False, "REASON_PASS_FLOW_MISS"),
+              False, "PASS_FLOW_MISS"),
         Probe("lbxdp non-VIP pass", "lbxdp", _udp(*to_lb, client, r2, SPORT_MISS, 7), "eth0", False,
-              "REASON_PASS_NOT_VIP"),
+              "PASS_NOT_VIP"),
         Probe("XDP_DROP program (live)", "drop", fwd, "eth0", True, f"verdict:{XDP_DROP}"),
         Probe("minimal DNAT program (live)", "dnat", fwd, "eth0", True, f"verdict:{XDP_REDIRECT}"),
-        Probe("lbxdp masq forward hit (live)", "lbxdp", fwd, "eth0", True, "REASON_REDIRECT_FORWARD"),
+        Probe("lbxdp masq forward hit (live)", "lbxdp", fwd, "eth0", True, "REDIRECT_FORWARD"),
         Probe("lbxdp DR hit (live)", "lbxdp", _udp(*to_lb, client, vip, SPORT_DR, VPORT), "eth0", True,
-              "REASON_REDIRECT_FORWARD"),
+              "REDIRECT_FORWARD"),
         Probe("lbxdp IPIP hit (live)", "lbxdp", _udp(*to_lb, client, vip, SPORT_IPIP, VPORT), "eth0",
-              True, "REASON_REDIRECT_FORWARD"),
+              True, "REDIRECT_FORWARD"),
     ]
     samples: dict[str, list[float]] = {p.name: [] for p in probes}
     checks: dict[str, list[tuple[int, int]]] = {p.name: [] for p in probes}
@@ -142,7 +141,7 @@ def run(topo: Any, registry: Registry, runs: int, repeat: int, tick: Callable[[s
         if p.counter.startswith("verdict:"):
             label = VERDICT_NAMES[int(p.counter.split(":")[1])]
         else:
-            label = p.counter.removeprefix("REASON_")
+            label = p.counter.removeprefix("")
         check = f"{good}/{total} rounds {label}"
         if p.live and label != "XDP_DROP":
             check += f"; {sent.get(p.name, 0)} frames reached the peers"
@@ -196,24 +195,37 @@ def _sink_peers(topo: Any, sink: Baseline) -> None:
 
 def _install_lbxdp(lbx: Lbxdp, topo: Any, vip: str, client: str, reals: tuple[str, str, str],
                    ipip_addr: str, eth0: Any, eth1: Any) -> None:
+    """The rows' services, reals and flows as one Tables, written by the daemon's map writer."""
+    from ipaddress import IPv4Address as A
+
     from lb.datapath.testbed import in_netns_call
+    from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
+    from lb.tables import FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables
 
     r1, r2, r3 = reals
-    # A devmap resolves the ifindex in the namespace of the thread that updates it: filled from
+    udp = Protocol.UDP
+
+    def flow(saddr: str, sport: int, daddr: str, dport: int) -> FlowKey:
+        return FlowKey(udp, A(saddr), sport, A(daddr), dport)
+
+    tables = Tables(
+        services={ServiceKey(udp, A(vip), VPORT): ServiceEntry(0),
+                  # the masqueraded packet's second round hits a service too (module doc)
+                  ServiceKey(udp, A(r1), VPORT): ServiceEntry(1)},
+        reals={0: RealEntry(A(r1), VPORT, Forwarding.MASQ), 1: RealEntry(A(r2), VPORT, Forwarding.ROUTE),
+               2: RealEntry(A(ipip_addr), VPORT, Forwarding.TUNNEL)},
+        flows={flow(client, SPORT_MASQ, vip, VPORT): FlowEntry(0, 0),
+               flow(client, SPORT_MASQ, r1, VPORT): FlowEntry(0, 1),
+               flow(client, SPORT_DR, vip, VPORT): FlowEntry(1, 0),
+               flow(client, SPORT_IPIP, vip, VPORT): FlowEntry(2, 0)},
+        reverse={flow(r1, VPORT, client, SPORT_MASQ): ReverseEntry(A(vip), VPORT, 0, 0),
+                 flow(vip, VPORT, client, SPORT_MASQ): ReverseEntry(A(vip), VPORT, 0, 0)},  # 2nd round
+        tunnel_source=A(eth1.ip),
+        tx_ports={eth0.ifindex, eth1.ifindex},
+    )
+    # A devmap resolves the ifindex in the namespace of the thread that updates it: written from
     # the root namespace, these numbers would name the root's interfaces.
-    in_netns_call(topo.lb.netns, lambda: [lbx.add_tx_port(i.ifindex) for i in (eth0, eth1)])
-    lbx.set_tunnel_source(eth1.ip)
-    lbx.add_service(vip, VPORT, UDP, 0)
-    lbx.add_service(r1, VPORT, UDP, 1)  # the masqueraded packet's second round hits a service too
-    lbx.set_real(0, r1, VPORT, FWD_MASQ)
-    lbx.set_real(1, r2, VPORT, FWD_ROUTE)
-    lbx.set_real(2, ipip_addr, VPORT, FWD_TUNNEL)
-    lbx.add_flow(client, vip, SPORT_MASQ, VPORT, UDP, 0, 0)
-    lbx.add_flow(client, r1, SPORT_MASQ, VPORT, UDP, 0, 1)
-    lbx.add_flow(client, vip, SPORT_DR, VPORT, UDP, 1, 0)
-    lbx.add_flow(client, vip, SPORT_IPIP, VPORT, UDP, 2, 0)
-    lbx.add_reverse(r1, client, VPORT, SPORT_MASQ, UDP, vip, VPORT, 0, 0)
-    lbx.add_reverse(vip, client, VPORT, SPORT_MASQ, UDP, vip, VPORT, 0, 0)  # the reply's second round
+    in_netns_call(topo.lb.netns, lambda: lbx.maps.write(tables))
     # the IPIP real's odd address (module doc) is routed via the third real
     topo.run("lb", ["ip", "route", "replace", f"{ipip_addr}/32", "via", r3])
 
@@ -228,13 +240,14 @@ def _measure(topo: Any, prog: Any, sink: Any, p: Probe, repeat: int
     only the rounds (bpf_test_timer), so chunking adds no syscall cost to the figure.
     """
     from lb.datapath.testbed import in_netns_call
+    from lb.rewrite.verdicts import Reason
 
     ifindex = topo.lb.iface_named(p.ingress).ifindex
 
     def count() -> int:
         if p.counter.startswith("verdict:"):
             return int(prog.verdicts(int(p.counter.split(":")[1])))
-        return int(prog.reason_count(p.counter))
+        return int(prog.reason_count(Reason[p.counter]))
 
     chunk = CHUNK_LIVE if p.live else CHUNK_PROG
     before, sunk = count(), sink.verdicts(XDP_DROP)
@@ -243,8 +256,9 @@ def _measure(topo: Any, prog: Any, sink: Any, p: Probe, repeat: int
         total_ns = done = 0
         while done < repeat:
             n = min(chunk, repeat - done)
-            res = test_run(prog.fd, p.packet, n, ingress_ifindex=ifindex, live=p.live)
-            total_ns += res.ns_per_round * n
+            res = prog_run(prog.fd, p.packet, ingress_ifindex=ifindex, repeat=n,
+                           flags=BPF_F_TEST_XDP_LIVE_FRAMES if p.live else 0)
+            total_ns += res.duration_ns * n
             done += n
         return total_ns, done
 

@@ -30,7 +30,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from lb.bench.programs import FWD_MASQ, XDP_DROP, Registry
+from lb.bench.programs import XDP_DROP, Registry
 from lb.bench.results import Row, measured, not_measured
 
 UDP = 17
@@ -84,19 +84,25 @@ def _ceiling(topo: Any, registry: Registry, flows: int) -> str:
 
 def _lbxdp(native: bool) -> Callable[[Any, Registry, int], str]:
     def setup(topo: Any, registry: Registry, flows: int) -> str:
+        from ipaddress import IPv4Address as A
+
         from lb.datapath.testbed import in_netns_call
+        from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
+        from lb.tables import FlowEntry, RealEntry, ServiceEntry, Tables
 
         # one object per variant: a devmap entry names the device of the namespace it was
         # written from, so two topologies cannot share one tx_ports
         lbx = registry.get("lbxdp-native" if native else "lbxdp-generic")
-        eth0, eth1 = topo.lb.iface_named("eth0"), topo.lb.iface_named("eth1")
-        in_netns_call(topo.lb.netns, lambda: [lbx.add_tx_port(i.ifindex) for i in (eth0, eth1)])
-        lbx.add_service(topo.vip, VPORT, UDP, 0)
-        for i, real in enumerate(topo.reals):
-            lbx.set_real(i, real.ip, VPORT, FWD_MASQ)
-        # flows installed up front, as Katran benches its hit path: no daemon needed
-        for i in range(flows):
-            lbx.add_flow(topo.client.ip, topo.vip, SPORT_BASE + i, VPORT, UDP, i % len(topo.reals), 0)
+        n, client, vip = len(topo.reals), A(topo.client.ip), A(topo.vip)
+        tables = Tables(
+            services={ServiceKey(Protocol.UDP, vip, VPORT): ServiceEntry(0)},
+            reals={i: RealEntry(A(r.ip), VPORT, Forwarding.MASQ) for i, r in enumerate(topo.reals)},
+            # flows installed up front, as Katran benches its hit path: no daemon needed
+            flows={FlowKey(Protocol.UDP, client, SPORT_BASE + i, vip, VPORT): FlowEntry(i % n, 0)
+                   for i in range(flows)},
+            tx_ports={topo.lb.iface_named("eth0").ifindex, topo.lb.iface_named("eth1").ifindex},
+        )
+        in_netns_call(topo.lb.netns, lambda: lbx.maps.write(tables))
         _count_at_reals(topo, registry)
         if not native:
             _gro_on_ingress(topo)  # generic XDP gives the veth no NAPI; the generator's frames need one
@@ -233,7 +239,7 @@ def _first_line(exc: BaseException) -> str:
 def _one_run(topo: Any, counter: Any, gen: Any, seconds: float, chunk: int) -> tuple[float, float]:
     """(packets/s that arrived, packets/s the generator sent) over one bounded run."""
     from lb.bench.fastpath import _udp
-    from lb.bench.progrun import test_run
+    from lb.datapath.progrun import BPF_F_TEST_XDP_LIVE_FRAMES, run as prog_run
     from lb.datapath.testbed import in_netns_call
 
     client, lb0 = topo.client.iface, topo.lb.iface_named("eth0")
@@ -246,7 +252,7 @@ def _one_run(topo: Any, counter: Any, gen: Any, seconds: float, chunk: int) -> t
     def send() -> tuple[int, float]:
         frames, start = 0, time.monotonic()
         while time.monotonic() - start < seconds:
-            test_run(gen.fd, packet, chunk, ingress_ifindex=client.ifindex, live=True)
+            prog_run(gen.fd, packet, ingress_ifindex=client.ifindex, repeat=chunk, flags=BPF_F_TEST_XDP_LIVE_FRAMES)
             frames += chunk
         return frames, time.monotonic() - start
 

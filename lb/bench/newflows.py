@@ -45,7 +45,7 @@ def _syn(src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport: int)
 
 def _offer(live: Any, gen: Any, rate: int, count: int) -> int:
     """Send `count` SYNs at about `rate`/s, paced in slices; returns how many were sent."""
-    from lb.bench.progrun import test_run
+    from lb.datapath.progrun import BPF_F_TEST_XDP_LIVE_FRAMES, run as prog_run
     from lb.datapath.testbed import in_netns_call
 
     topo = live.topo
@@ -64,7 +64,7 @@ def _offer(live: Any, gen: Any, rate: int, count: int) -> int:
             due = (int((time.monotonic() - start) / SLICE) + 1) * per_slice
             if sent < due:
                 n = min(per_slice, count - sent)
-                test_run(gen.fd, packet, n, ingress_ifindex=client.ifindex, live=True)
+                prog_run(gen.fd, packet, ingress_ifindex=client.ifindex, repeat=n, flags=BPF_F_TEST_XDP_LIVE_FRAMES)
                 sent += n
             else:
                 time.sleep(SLICE / 4)

@@ -1,10 +1,10 @@
 """The XDP programs the bench runs: its own baselines (bpf/bench_*.c) and lbxdp (bpf/lb_kern.c).
 
-lbxdp is compiled here with bcc straight from bpf/lb_kern.c and its maps are filled through the
-ctypes Key/Leaf types bcc generates from bpf/lb_structs.h, so the bench depends on the C program and
-its field names only, not on a Python loader's interface. That is how Katran benches its hit path:
-flows installed directly in the maps, no control plane. Verdict reasons are read from the
-`lb_reason` enum in bpf/lb_consts.h rather than copied.
+lbxdp is loaded exactly as the daemon loads it, by lb.datapath.loader.load (unpinned: the maps
+live as long as the bench holds them), and its maps are written with lb.datapath.maps.DatapathMaps
+from a lb.tables.Tables, the project's one writer. That is still how Katran benches its hit path
+(flows installed directly in the maps, no control plane), and it costs no fidelity: the program,
+its tunables and the map entries are the daemon's own. Verdict reasons are lb.rewrite.verdicts.Reason.
 """
 
 from __future__ import annotations
@@ -13,18 +13,15 @@ import ctypes
 import ipaddress
 import os
 import tempfile
-import re
 import socket
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = 1, 2, 3, 4
-FWD_MASQ, FWD_ROUTE, FWD_TUNNEL = 1, 2, 3
 
 BASELINES = {"pass": "xdp_bench_pass", "drop": "xdp_bench_drop", "dnat": "xdp_bench_dnat"}
 
@@ -40,15 +37,6 @@ def be16(port: int) -> int:
 
 def mac_bytes(mac: str) -> bytes:
     return bytes(int(b, 16) for b in mac.split(":"))
-
-
-def enum_values(header: str, enum: str) -> dict[str, int]:
-    """NAME → value of a C enum with explicit values, e.g. `lb_reason` in bpf/lb_consts.h."""
-    body = re.search(r"enum\s+" + enum + r"\s*\{(.*?)\};", header, re.S)
-    if body is None:
-        raise LookupError(f"no enum {enum}")
-    return {m.group(1): int(m.group(2), 0)
-            for m in re.finditer(r"^\s*([A-Z_0-9]+)\s*=\s*(\w+)\s*,", body.group(1), re.M)}
 
 
 @contextmanager
@@ -105,66 +93,33 @@ class Baseline(Program):
         table[key] = leaf
 
 
-class Lbxdp(Program):
-    """bpf/lb_kern.c with maps filled directly (services, reals, flows, reverse, config, tx_ports)."""
+class Lbxdp:
+    """bpf/lb_kern.c as lb.datapath.loader.load() builds it, with its DatapathMaps (`maps`)."""
 
-    def __init__(self, cflags: list[str] | None = None) -> None:
-        super().__init__(BPF_DIR / "lb_kern.c", "xdp_lb", cflags)
+    def __init__(self, max_flows: int | None = None) -> None:
+        from lb.datapath.loader import Tunables, load
 
-    @cached_property
-    def reasons(self) -> dict[str, int]:
-        return enum_values((BPF_DIR / "lb_consts.h").read_text(), "lb_reason")
+        tunables = Tunables() if max_flows is None else Tunables(max_flows=max_flows)
+        with _stderr_to_file() as log:  # clang's warnings would tear through the progress display
+            try:
+                self.datapath = load(tunables, pin=False)
+            except Exception as exc:
+                errors = [ln for ln in log.read_text(errors="replace").splitlines() if "error" in ln]
+                raise RuntimeError(f"lb_kern.c: {errors[0] if errors else exc}") from exc
+        self.fd = self.datapath.prog_fd
+        self.maps = self.datapath.maps
+        self.name = "xdp_lb"
 
-    def reason_count(self, name: str) -> int:
-        return self.percpu_sum("reason_counts", self.reasons[name])
+    def reason_count(self, reason: Any) -> int:
+        """Packets counted under `reason` (an lb.rewrite.verdicts.Reason), summed over CPUs."""
+        return int(self.maps.reason_counts()[reason])
 
-    def all_reasons(self) -> dict[str, int]:
-        return {n: self.reason_count(n) for n, v in self.reasons.items() if n != "REASON_MAX"}
+    def memlock(self, *names: str) -> int:
+        """The kernel's memory accounting of the named maps (the daemon's own, same tunables)."""
+        return sum(memlock_bytes(int(self.datapath.bpf[n.encode()].map_fd)) for n in names)
 
-    def _flow_key(self, table: Any, saddr: str, daddr: str, sport: int, dport: int, proto: int) -> Any:
-        return table.Key(be32(saddr), be32(daddr), be16(sport), be16(dport), proto)
-
-    def add_service(self, vip: str, port: int, proto: int, service_id: int) -> None:
-        t = self.bpf["services"]
-        t[t.Key(be32(vip), be16(port), proto)] = t.Leaf(service_id, 0)
-
-    def set_real(self, real_id: int, addr: str, port: int, forwarding: int) -> None:
-        t = self.bpf["reals"]
-        t[t.Key(real_id)] = t.Leaf(be32(addr), be16(port), forwarding)
-
-    def add_flow(self, saddr: str, daddr: str, sport: int, dport: int, proto: int,
-                 real_id: int, service_id: int) -> None:
-        t = self.bpf["flows"]
-        leaf = t.Leaf()
-        leaf.real_id, leaf.service_id = real_id, service_id
-        t[self._flow_key(t, saddr, daddr, sport, dport, proto)] = leaf
-
-    def add_flows(self, entries: list[tuple[str, str, int, int, int, int, int]]) -> None:
-        """Many flows in one batch update where bcc offers it (1M entries one by one take minutes)."""
-        t = self.bpf["flows"]
-        keys = (t.Key * len(entries))()
-        leaves = (t.Leaf * len(entries))()
-        for i, (sa, da, sp, dp, proto, real_id, sid) in enumerate(entries):
-            keys[i] = self._flow_key(t, sa, da, sp, dp, proto)
-            leaves[i].real_id, leaves[i].service_id = real_id, sid
-        t.items_update_batch(keys, leaves)
-
-    def add_reverse(self, saddr: str, daddr: str, sport: int, dport: int, proto: int,
-                    vip: str, vport: int, real_id: int, service_id: int) -> None:
-        t = self.bpf["reverse"]
-        leaf = t.Leaf()
-        leaf.vip, leaf.vport, leaf.real_id, leaf.service_id = be32(vip), be16(vport), real_id, service_id
-        t[self._flow_key(t, saddr, daddr, sport, dport, proto)] = leaf
-
-    def set_tunnel_source(self, address: str) -> None:
-        t = self.bpf["config"]
-        t[t.Key(0)] = t.Leaf(be32(address), 0)
-
-    def add_tx_port(self, ifindex: int) -> None:
-        self.bpf["tx_ports"][ctypes.c_int(ifindex)] = ctypes.c_int(ifindex)
-
-    def map_fd(self, name: str) -> int:
-        return int(self.bpf[name].map_fd)
+    def close(self) -> None:
+        self.datapath.close()
 
 
 def memlock_bytes(map_fd: int) -> int:
@@ -187,10 +142,10 @@ class Registry:
     """
 
     def __init__(self) -> None:
-        self._progs: dict[str, Program] = {}
+        self._progs: dict[str, Program | Lbxdp] = {}
         self._errors: dict[str, str] = {}
 
-    def get(self, role: str) -> Program:
+    def get(self, role: str) -> Any:
         if role in self._errors:
             raise RuntimeError(self._errors[role])
         if role not in self._progs:

@@ -22,7 +22,7 @@ MILLION = 1_048_576  # MAX_FLOWS is a power of two here, as Katran sizes its LRU
 def flow_table_memory(live: Any | None = None) -> Row:
     """From the live daemon's maps when there is one (no extra compile), else from a program
     compiled here with MAX_FLOWS=1M."""
-    from lb.bench.programs import Lbxdp, memlock_bytes
+    from lb.bench.programs import Lbxdp
 
     name, unit = "flow table at 1M flows", "MB"
     if live is not None:
@@ -32,12 +32,12 @@ def flow_table_memory(live: Any | None = None) -> Row:
                             check=f"memlock of the live daemon's flows + reverse maps, {MILLION} entries "
                                   f"each (preallocated LRU), {live.status().get('flows', 0)} flows in")
     try:
-        lbx = Lbxdp([f"-DMAX_FLOWS={MILLION}"])
+        lbx = Lbxdp(max_flows=MILLION)
     except Exception as exc:  # noqa: BLE001
         return not_measured("scale", name, unit, f"lbxdp did not load: {str(exc).splitlines()[0][:80]}",
                             higher_is_better=False)
     try:
-        total = sum(memlock_bytes(lbx.map_fd(m)) for m in ("flows", "reverse"))
+        total = lbx.memlock("flows", "reverse")
     finally:
         lbx.close()
     return measured("scale", name, unit, [total / 2**20], higher_is_better=False,

@@ -101,8 +101,11 @@ def run(
         ctx = XdpMd(data=0, data_end=len(frame), ingress_ifindex=ingress_ifindex)
         opts.ctx_in = ctypes.cast(ctypes.pointer(ctx), ctypes.c_void_p)
         opts.ctx_size_in = ctypes.sizeof(XdpMd)
+    if flags & BPF_F_TEST_XDP_LIVE_FRAMES:
+        # the kernel refuses an output buffer in live-frames mode (EINVAL): the frames leave instead
+        opts.data_out, opts.data_size_out = None, 0
     rc = _lib().bpf_prog_test_run_opts(prog_fd, ctypes.byref(opts))
     if rc != 0:
         err = -rc if rc < 0 else ctypes.get_errno()
         raise OSError(err, f"BPF_PROG_RUN failed: {os.strerror(err)}")
-    return RunResult(opts.retval, data_out.raw[: opts.data_size_out], opts.duration)
+    return RunResult(opts.retval, data_out.raw[: opts.data_size_out], opts.duration)  # b"" when live

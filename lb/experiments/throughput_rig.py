@@ -14,7 +14,7 @@ daemon run, not a copy of them:
   path;
 - traffic is bpf/bench_syn.c, the bench's SYN generator, compiled with `-DSYN_PORTS=P
   -DSYN_ADDRS=A` so that it cycles through exactly P×A 5-tuples, run with BPF_PROG_RUN in
-  live-frames mode (lb.bench.progrun) on the client's veth; every frame really crosses the
+  live-frames mode (lb.datapath.progrun) on the client's veth; every frame really crosses the
   balancer;
 - packets are counted where they arrive, by bpf/bench_drop.c (lb.bench.programs.Baseline) on every
   real's eth0, and classified by lbxdp's own per-reason counters (hit = REDIRECT_FORWARD, miss =
@@ -219,7 +219,7 @@ class ForwardingRig:
     def measure(self, max_flows: int, flows: int, seconds: float) -> Sample:
         """Send the generator's flows for `seconds` (bounded) through lbxdp with table `max_flows`."""
         from lb.bench.programs import XDP_DROP
-        from lb.bench.progrun import test_run
+        from lb.datapath.progrun import BPF_F_TEST_XDP_LIVE_FRAMES, run as prog_run
         from lb.datapath.testbed import in_netns_call
         from lb.rewrite.verdicts import Reason
 
@@ -232,7 +232,8 @@ class ForwardingRig:
         def send() -> tuple[int, float]:
             sent, start = 0, time.monotonic()
             while time.monotonic() - start < seconds:
-                test_run(gen.prog.fd, frame, CHUNK, ingress_ifindex=client.ifindex, live=True)
+                prog_run(gen.prog.fd, frame, ingress_ifindex=client.ifindex, repeat=CHUNK,
+                         flags=BPF_F_TEST_XDP_LIVE_FRAMES)
                 sent += CHUNK
             return sent, time.monotonic() - start
 
@@ -301,7 +302,7 @@ def first_packet_burst(max_flows: int, count: int, rate: int, overflow: int,
     (lb/daemon/flows.py, FlowBook.full), and the SYNs here are answered and reset, so none is
     half-open and every refusal pays the full read."""
     from lb.bench.live import live_balancer
-    from lb.bench.progrun import test_run
+    from lb.datapath.progrun import BPF_F_TEST_XDP_LIVE_FRAMES, run as prog_run
     from lb.datapath.testbed import in_netns_call
 
     with live_balancer(tick, max_flows=max_flows) as live:
@@ -319,7 +320,8 @@ def first_packet_burst(max_flows: int, count: int, rate: int, overflow: int,
                     due = (int((time.monotonic() - start) / slice_s) + 1) * per_slice
                     if sent < due:
                         n = min(per_slice, count - sent)
-                        test_run(gen.prog.fd, frame, n, ingress_ifindex=client.ifindex, live=True)
+                        prog_run(gen.prog.fd, frame, ingress_ifindex=client.ifindex, repeat=n,
+                                 flags=BPF_F_TEST_XDP_LIVE_FRAMES)
                         sent += n
                     else:
                         time.sleep(slice_s / 4)
