@@ -1,7 +1,10 @@
 """`python -m lb.bench [--quick]`: every case, interleaved runs, then results.json, the page, the chart.
 
 Everything runs inside namespaces the run creates (lb.datapath.testbed), torn down on the way
-out whatever happens; nothing is added to the root namespace.
+out whatever happens; nothing is added to the root namespace. A full run writes bench/results.json,
+docs/benchmarks.md and the chart; a quick run writes bench/results-quick.json and
+bench/benchmarks-quick.png only, so checking the time of `make bench-quick` never replaces the
+page of the last full run.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ CASE_NAMES = ("fastpath", "forwarding", "newflows", "tcp", "scale")
 EXAMPLES = """\
 examples:
   python -m lb.bench                  # everything, 3 interleaved runs (≤ 10 minutes)
-  python -m lb.bench --quick          # shorter runs (≤ 2 minutes)
+  python -m lb.bench --quick          # shorter runs (≤ 2 minutes); writes bench/*-quick.*
   python -m lb.bench --only fastpath --only scale
 """
 
@@ -41,7 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def run_cases(args: argparse.Namespace, results: Results, tick: Callable[[str], None]) -> None:
+def run_cases(args: argparse.Namespace, results: Results, tick: Callable[[str], None],
+              done: Callable[[str, float], None] = lambda name, s: None) -> None:
+    """Every wanted case in order; `tick` shows what runs now, `done` is called as each case ends."""
     from lb.bench import fastpath, forwarding
     from lb.bench.programs import Registry
     from lb.datapath.testbed import two_arm
@@ -59,15 +64,18 @@ def run_cases(args: argparse.Namespace, results: Results, tick: Callable[[str], 
                 for row in fastpath.run(topo, registry, args.runs, repeat, tick):
                     results.add(row)
             timings["fastpath"] = round(time.monotonic() - start, 1)
+            done("1. fast path", timings["fastpath"])
         if "forwarding" in wanted:
             start = time.monotonic()
             for row in forwarding.run(registry, args.runs, seconds, tick, quick=args.quick):
                 results.add(row)
             timings["forwarding"] = round(time.monotonic() - start, 1)
+            done("2. forwarding", timings["forwarding"])
         if wanted & {"newflows", "tcp", "scale"}:
             start = time.monotonic()
             run_live(args, wanted, registry, results, tick)
             timings["live daemon (newflows, tcp, scale)"] = round(time.monotonic() - start, 1)
+            done("3-5. live daemon: new flows, real TCP, scale", timings["live daemon (newflows, tcp, scale)"])
     finally:
         registry.close()
 
@@ -110,6 +118,29 @@ def run_live(args: argparse.Namespace, wanted: set[str], registry: object, resul
             results.add(row)
 
 
+def write(results: Results, quick: bool, say: Callable[[str], None]) -> list[str]:
+    """The run's files (relative paths): a full run's page and chart, or a quick run's own files."""
+    bench_dir, docs = ROOT / "bench", ROOT / "docs"
+    bench_dir.mkdir(exist_ok=True)
+    suffix = "-quick" if quick else ""
+    data = bench_dir / f"results{suffix}.json"
+    data.write_text(json.dumps(results.to_dict(), indent=2) + "\n")
+    written = [data]
+    charts = [bench_dir / f"benchmarks{suffix}.png"]
+    if not quick:
+        (docs / "benchmarks.md").write_text(markdown(results))
+        written.append(docs / "benchmarks.md")
+        charts.append(docs / "figures" / "benchmarks.png")
+    try:
+        from lb.bench import chart
+
+        chart.draw(results, charts)
+        written += charts
+    except Exception as exc:  # noqa: BLE001 (the figures are extra; the numbers are written)
+        say(f"chart not drawn: {exc}")
+    return [str(p.relative_to(ROOT)) for p in written]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if os.geteuid() != 0:
@@ -122,11 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     results = Results("quick" if args.quick else "full", machine.describe(), runs=args.runs,
                       started=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     start = time.monotonic()
+    budget = "≤ 2 minutes" if args.quick else "≤ 10 minutes"
+    console.print(f"lb.bench {results.mode}: {args.runs} interleaved runs per figure, {budget}")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
         task = progress.add_task("starting", total=None)
+
+        def done(name: str, seconds: float) -> None:
+            rows = len(results.rows)
+            progress.console.print(f"  done: {name} in {seconds:.0f} s "
+                                   f"({time.monotonic() - start:.0f} s in, {rows} rows so far)")
+
         try:
-            run_cases(args, results, lambda text: progress.update(task, description=text))
+            run_cases(args, results, lambda text: progress.update(task, description=text), done)
         except KeyboardInterrupt:
             console.print("[red]interrupted: namespaces torn down; partial results follow[/red]")
     results.elapsed_s = time.monotonic() - start
@@ -134,18 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     for table in rich_tables(results):
         console.print(table)
     if not args.no_write:
-        bench_dir, docs = ROOT / "bench", ROOT / "docs"
-        bench_dir.mkdir(exist_ok=True)
-        (bench_dir / "results.json").write_text(json.dumps(results.to_dict(), indent=2) + "\n")
-        (docs / "benchmarks.md").write_text(markdown(results))
-        try:
-            from lb.bench import chart
-
-            chart.draw(results, [bench_dir / "benchmarks.png", docs / "figures" / "benchmarks.png"])
-        except Exception as exc:  # noqa: BLE001 (the figures are extra; the numbers are written)
-            console.print(f"chart not drawn: {exc}")
-        console.print(f"wrote bench/results.json, docs/benchmarks.md, bench/benchmarks.png "
-                      f"({results.elapsed_s:.0f} s)")
+        console.print("wrote " + ", ".join(write(results, quick=args.quick, say=console.print))
+                      + f" ({results.elapsed_s:.0f} s)")
     console.print("case times: " + ", ".join(f"{k} {v:.0f} s" for k, v in
                                             results.extras.get("case_seconds", {}).items()))
     console.print("\n[bold]Summary (issue 7 targets)[/bold]")
