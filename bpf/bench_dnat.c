@@ -12,7 +12,8 @@
 #define MAX_FLOWS 65536
 #endif
 
-/* the 5-tuple exactly as it appears in the packet (network byte order) */
+/* the 5-tuple exactly as it appears in the packet (network byte order): the layout of lbxdp's
+ * struct flow_key (same hashing cost), kept here so the baseline never depends on lbxdp's headers */
 struct dnat_key {
 	__be32 saddr;
 	__be32 daddr;

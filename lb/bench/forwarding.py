@@ -125,15 +125,11 @@ def _minimal_dnat(topo: Any, registry: Registry, flows: int) -> str:
 
 
 def _iptables(topo: Any, registry: Registry, flows: int) -> str:
-    """kube-proxy's iptables mode: one rule per endpoint, `statistic --mode random` 1/n, 1/(n-1), …"""
-    reals = topo.reals
-    for i, real in enumerate(reals):
-        match = ["-d", f"{topo.vip}/32", "-p", "udp", "--dport", str(VPORT)]
-        left = len(reals) - i
-        if left > 1:
-            match += ["-m", "statistic", "--mode", "random", "--probability", f"{1 / left:.5f}"]
-        topo.run("lb", ["iptables", "-t", "nat", "-A", "PREROUTING", *match, "-j", "DNAT",
-                        "--to-destination", f"{real.ip}:{VPORT}"])
+    """kube-proxy's iptables mode (lb.bench.kubeproxy)."""
+    from lb.bench.kubeproxy import statistic_dnat
+
+    for argv in statistic_dnat(topo.vip, "udp", VPORT, [f"{r.ip}:{VPORT}" for r in topo.reals]):
+        topo.run("lb", argv)
     _gro_on_ingress(topo)
     _count_at_reals(topo, registry)
     return "sink"

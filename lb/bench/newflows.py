@@ -43,9 +43,28 @@ def _syn(src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport: int)
     return frame + b"\x00" * (60 - len(frame))  # bench_syn.c's SYN_FRAME
 
 
-def _offer(live: Any, gen: Any, rate: int, count: int) -> int:
-    """Send `count` SYNs at about `rate`/s, paced in slices; returns how many were sent."""
+def paced_send(gen_fd: int, frame: bytes, ifindex: int, count: int, rate: int, slice_s: float = SLICE,
+               limit_s: float = 30.0) -> int:
+    """Run the generator `gen_fd` in live-frames mode on `ifindex` (in the calling thread's
+    namespace) until `count` frames left at about `rate`/s, one BPF_PROG_RUN per `slice_s` slice,
+    or `limit_s` passed; returns how many were sent. lb.experiments.throughput_rig paces with it too."""
     from lb.datapath.progrun import BPF_F_TEST_XDP_LIVE_FRAMES, run as prog_run
+
+    per_slice = max(1, int(rate * slice_s))
+    sent, start = 0, time.monotonic()
+    while sent < count and time.monotonic() - start < limit_s:
+        due = (int((time.monotonic() - start) / slice_s) + 1) * per_slice
+        if sent < due:
+            n = min(per_slice, count - sent)
+            prog_run(gen_fd, frame, ingress_ifindex=ifindex, repeat=n, flags=BPF_F_TEST_XDP_LIVE_FRAMES)
+            sent += n
+        else:
+            time.sleep(slice_s / 4)
+    return sent
+
+
+def _offer(live: Any, gen: Any, rate: int, count: int) -> int:
+    """Send `count` SYNs at about `rate`/s from the client's namespace; returns how many were sent."""
     from lb.datapath.testbed import in_netns_call
 
     topo = live.topo
@@ -56,21 +75,8 @@ def _offer(live: Any, gen: Any, rate: int, count: int) -> int:
     leaf = template.Leaf()
     ctypes.memmove(ctypes.addressof(leaf), packet, len(packet))
     template[template.Key(0)] = leaf
-    per_slice = max(1, int(rate * SLICE))
-
-    def send() -> int:
-        sent, start = 0, time.monotonic()
-        while sent < count and time.monotonic() - start < 30:
-            due = (int((time.monotonic() - start) / SLICE) + 1) * per_slice
-            if sent < due:
-                n = min(per_slice, count - sent)
-                prog_run(gen.fd, packet, ingress_ifindex=client.ifindex, repeat=n, flags=BPF_F_TEST_XDP_LIVE_FRAMES)
-                sent += n
-            else:
-                time.sleep(SLICE / 4)
-        return sent
-
-    return in_netns_call(topo.client.netns, send, timeout=60)
+    return in_netns_call(topo.client.netns, lambda: paced_send(gen.fd, packet, client.ifindex, count, rate),
+                         timeout=60)
 
 
 def _client_resets(live: Any) -> int:

@@ -23,7 +23,8 @@ from typing import Any
 BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = 1, 2, 3, 4
 
-BASELINES = {"pass": "xdp_bench_pass", "drop": "xdp_bench_drop", "dnat": "xdp_bench_dnat"}
+BASELINES = {"dnat": "xdp_bench_dnat"}
+VERDICT_BASELINES = {"pass": "XDP_PASS", "drop": "XDP_DROP"}  # bpf/bench_verdict.c's BENCH_VERDICT
 
 
 def be32(address: str) -> int:
@@ -75,8 +76,15 @@ class Program:
 
 
 class Baseline(Program):
+    """A bench baseline: "pass" and "drop" are bpf/bench_verdict.c built for that verdict, "dnat"
+    is bpf/bench_dnat.c."""
+
     def __init__(self, kind: str, cflags: list[str] | None = None) -> None:
-        super().__init__(BPF_DIR / f"bench_{kind}.c", BASELINES[kind], cflags)
+        if kind in VERDICT_BASELINES:
+            super().__init__(BPF_DIR / "bench_verdict.c", "xdp_bench_verdict",
+                             [f"-DBENCH_VERDICT={VERDICT_BASELINES[kind]}", *(cflags or [])])
+        else:
+            super().__init__(BPF_DIR / f"bench_{kind}.c", BASELINES[kind], cflags)
         self.kind = kind
 
     def verdicts(self, verdict: int) -> int:

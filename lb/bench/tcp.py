@@ -77,14 +77,10 @@ MODES = (("req/s", "keep-alive", []), ("conn/s", "Connection: close", ["-H", "Co
 
 
 def setup_iptables(topo: Any) -> None:
-    reals = topo.reals
-    for i, real in enumerate(reals):
-        match = ["-d", f"{topo.vip}/32", "-p", "tcp", "--dport", str(IPTABLES_PORT)]
-        left = len(reals) - i
-        if left > 1:
-            match += ["-m", "statistic", "--mode", "random", "--probability", f"{1 / left:.5f}"]
-        topo.run("lb", ["iptables", "-t", "nat", "-A", "PREROUTING", *match, "-j", "DNAT",
-                        "--to-destination", f"{real.ip}:{OTHER_PORT}"])
+    from lb.bench.kubeproxy import statistic_dnat
+
+    for argv in statistic_dnat(topo.vip, "tcp", IPTABLES_PORT, [f"{r.ip}:{OTHER_PORT}" for r in topo.reals]):
+        topo.run("lb", argv)
 
 
 def start_haproxy(topo: Any) -> None:

@@ -16,8 +16,8 @@ daemon run, not a copy of them:
   -DSYN_ADDRS=A` so that it cycles through exactly P×A 5-tuples, run with BPF_PROG_RUN in
   live-frames mode (lb.datapath.progrun) on the client's veth; every frame really crosses the
   balancer;
-- packets are counted where they arrive, by bpf/bench_drop.c (lb.bench.programs.Baseline) on every
-  real's eth0, and classified by lbxdp's own per-reason counters (hit = REDIRECT_FORWARD, miss =
+- packets are counted where they arrive, by bpf/bench_verdict.c built for XDP_DROP
+  (lb.bench.programs.Baseline("drop")) on every real's eth0, and classified by lbxdp's own per-reason counters (hit = REDIRECT_FORWARD, miss =
   PASS_FLOW_MISS);
 - the first-packet path is the real daemon, started by `lb.bench.live.live_balancer` (`lbxdp attach
   … --max-flows N`, nginx reals, an rr masquerading service), offered SYNs of flows never seen
@@ -302,7 +302,7 @@ def first_packet_burst(max_flows: int, count: int, rate: int, overflow: int,
     (lb/daemon/flows.py, FlowBook.full), and the SYNs here are answered and reset, so none is
     half-open and every refusal pays the full read."""
     from lb.bench.live import live_balancer
-    from lb.datapath.progrun import BPF_F_TEST_XDP_LIVE_FRAMES, run as prog_run
+    from lb.bench.newflows import paced_send
     from lb.datapath.testbed import in_netns_call
 
     with live_balancer(tick, max_flows=max_flows) as live:
@@ -312,27 +312,13 @@ def first_packet_burst(max_flows: int, count: int, rate: int, overflow: int,
             client, lb0 = topo.client.iface, topo.lb.iface_named("eth0")
             frame = syn_frame(client.mac, lb0.mac, topo.client_aliases[0], topo.vip, SPORT_BASE, live.port)
             gen.arm(frame)
-            per_slice, slice_s = max(1, rate // 100), 0.01
-
-            def offer() -> int:
-                sent, start = 0, time.monotonic()
-                while sent < count and time.monotonic() - start < 30:
-                    due = (int((time.monotonic() - start) / slice_s) + 1) * per_slice
-                    if sent < due:
-                        n = min(per_slice, count - sent)
-                        prog_run(gen.prog.fd, frame, ingress_ifindex=client.ifindex, repeat=n,
-                                 flags=BPF_F_TEST_XDP_LIVE_FRAMES)
-                        sent += n
-                    else:
-                        time.sleep(slice_s / 4)
-                return sent
-
             status = live.status()
             status0 = status["first_path_events"]
             count = min(count, int(status.get("flow_limit", count)) + overflow)
             drops0, resets0 = _queue_drops(topo), _client_resets(topo)
             t0 = time.monotonic()
-            sent = in_netns_call(topo.client.netns, offer, timeout=60)
+            sent = in_netns_call(topo.client.netns, lambda: paced_send(gen.prog.fd, frame, client.ifindex,
+                                                                       count, rate), timeout=60)
             offered_for = time.monotonic() - t0
             last, t_last, t_change = resets0, time.monotonic(), time.monotonic()
             deadline = t0 + 60
