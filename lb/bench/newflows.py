@@ -104,21 +104,29 @@ def _queue_drops(live: Any) -> int:
     return total
 
 
+def await_answers(read: Callable[[], int], before: int, sent: int, deadline: float,
+                  quiet_s: float = 2.0) -> tuple[int, float]:
+    """Poll the answer counter `read` every 20 ms until it is `sent` past `before`, stays still for
+    `quiet_s` (the rest is not coming) or `deadline` passes (bounded: a wedged daemon ends the run,
+    not the bench). Returns (the last reading, the monotonic time it was first seen)."""
+    last, t_last, t_change = before, time.monotonic(), time.monotonic()
+    while time.monotonic() < deadline and last - before < sent:
+        time.sleep(0.02)
+        now = read()
+        if now != last:
+            last, t_last, t_change = now, time.monotonic(), time.monotonic()
+        elif time.monotonic() - t_change > quiet_s:
+            break
+    return last, t_last
+
+
 def one_run(live: Any, gen: Any, count: int) -> tuple[float, dict[str, float]]:
     """Offer `count` SYNs at OFFERED/s and time how long until the client has reset the answers to
     all of them (or they stop coming: what is missing was dropped). Returns (flows/s, facts)."""
     drops0, scheduled0 = _queue_drops(live), live.scheduled()
     before, t0 = _client_resets(live), time.monotonic()
     sent = _offer(live, gen, OFFERED, count)
-    last, t1, t_change = before, time.monotonic(), time.monotonic()
-    deadline = t0 + 60  # bounded: a wedged daemon ends the run, not the bench
-    while time.monotonic() < deadline and last - before < sent:
-        time.sleep(0.02)
-        now = _client_resets(live)
-        if now != last:
-            last, t1, t_change = now, time.monotonic(), time.monotonic()
-        elif time.monotonic() - t_change > 2.0:
-            break  # nothing for 2 s: the rest is not coming
+    last, t1 = await_answers(lambda: _client_resets(live), before, sent, deadline=t0 + 60)
     scheduled = live.scheduled() - scheduled0
     return (last - before) / (t1 - t0), {"sent": sent, "answered": last - before, "scheduled": scheduled,
                                          "dropped": _queue_drops(live) - drops0, "elapsed": t1 - t0}

@@ -302,7 +302,7 @@ def first_packet_burst(max_flows: int, count: int, rate: int, overflow: int,
     (lb/daemon/flows.py, FlowBook.full), and the SYNs here are answered and reset, so none is
     half-open and every refusal pays the full read."""
     from lb.bench.live import live_balancer
-    from lb.bench.newflows import paced_send
+    from lb.bench.newflows import await_answers, paced_send
     from lb.datapath.testbed import in_netns_call
 
     with live_balancer(tick, max_flows=max_flows) as live:
@@ -320,15 +320,9 @@ def first_packet_burst(max_flows: int, count: int, rate: int, overflow: int,
             sent = in_netns_call(topo.client.netns, lambda: paced_send(gen.prog.fd, frame, client.ifindex,
                                                                        count, rate), timeout=60)
             offered_for = time.monotonic() - t0
-            last, t_last, t_change = resets0, time.monotonic(), time.monotonic()
             deadline = t0 + 60
-            while time.monotonic() < deadline and last - resets0 < sent:
-                time.sleep(0.02)
-                now = _client_resets(topo)
-                if now != last:
-                    last, t_last, t_change = now, time.monotonic(), time.monotonic()
-                elif time.monotonic() - t_change > 2.0:
-                    break  # nothing for 2 s: the rest was refused or dropped
+            # nothing for 2 s: the rest was refused or dropped
+            last, t_last = await_answers(lambda: _client_resets(topo), resets0, sent, deadline)
             tick(f"{sent} SYNs sent in {offered_for:.2f} s; {last - resets0} answered after {t_last - t0:.2f} s; "
                  "waiting for the daemon to decide on the rest")
             while True:  # bounded: each status read costs the daemon a read of its flow table
