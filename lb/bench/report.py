@@ -89,6 +89,10 @@ def profile_markdown(profile: dict[str, Any] | None) -> list[str]:
 
 
 METHOD = """\
+- **Programs**: lbxdp is loaded by the daemon's own loader (`lb.datapath.loader.load`, unpinned)
+  and its maps written by the daemon's `DatapathMaps` from a `Tables`; baselines are
+  bpf/bench_verdict.c (XDP_PASS, XDP_DROP) and bpf/bench_dnat.c; BPF_PROG_RUN goes through
+  `lb.datapath.progrun`.
 - **Fast path**: `bpf_prog_test_run_opts` with `repeat`, the kernel's per-round `duration`. With
   repeat the program sees its own output again, so each rewriting row installs a second entry that
   matches the rewritten packet and takes the same path; rounds run in chunks of 254 on a packet
@@ -119,9 +123,15 @@ METHOD = """\
   table are the check.
   A last burst runs under py-spy for the hot-spot table.
 - **Real TCP** (lb/bench/tcp.py): wrk -t1 -c32 in the client namespace; the four variants share the
-  topology of the new-flows case: lbxdp (VIP:80), iptables DNAT with kube-proxy's statistic chain
-  (VIP:8081), HAProxy 2.6 in TCP mode in the balancer namespace (config and pid file in the run's
-  temp dir), direct to r1 (routed, no NAT). nginx keeps connections alive unless asked to close.
+  topology of the new-flows case: lbxdp (VIP:80 → reals:80), iptables DNAT with kube-proxy's
+  statistic chain (VIP:8081 → reals:8080), HAProxy 2.6 in TCP mode in the balancer namespace
+  (config and pid file in the run's temp dir, → reals:8080), direct to r1:8080 (routed, no NAT).
+  The others use port 8080 because lbxdp keeps a closed connection's reverse entry (real:80 →
+  client:port) until the flow times out, as IPVS keeps its connection: a later reply from real:80 to
+  a reused client port would be rewritten to VIP:80 (this made iptables and direct fall to ~100
+  conn/s after an lbxdp run, and their runs fail). The client has the whole port range and
+  `tcp_tw_reuse`. nginx keeps connections alive unless asked to close. A failed run is shown in
+  the row ("failed (why)") and the next runs go ahead.
 - **Scale**: memlock of the `flows` and `reverse` maps of the live daemon (MAX_FLOWS=1048576,
   preallocated LRU hashes: the figure does not depend on how many flows are in); the daemon's
   VmRSS after the new-flows case; `lbxdp -R` of a generated 1000-service rules file (wall clock,
