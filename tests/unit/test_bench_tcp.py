@@ -1,6 +1,9 @@
-"""lb.bench.tcp: reading wrk's report (pure)."""
+"""lb.bench.tcp: reading wrk's report, and how a run that fails is kept (pure: a scripted topology)."""
 
 from __future__ import annotations
+
+import subprocess
+from types import SimpleNamespace
 
 import pytest
 
@@ -31,3 +34,46 @@ def test_clean_run_has_no_errors() -> None:
 def test_no_rate_line_is_an_error() -> None:
     with pytest.raises(ValueError, match="Requests/sec"):
         parse_wrk("unable to connect to 10.7.0.100:80 Connection refused\n")
+
+
+class FakeTopo:
+    """What tcp.run asks of a topology, with wrk answering from a script: one entry per wrk call,
+    either a return code (non-zero: wrk failed) or the report to print."""
+
+    def __init__(self, script: list[int | str]) -> None:
+        self.script = list(script)
+        self.vip = "10.7.0.100"
+        self.reals = [SimpleNamespace(ip=f"10.7.2.{i}", name=f"r{i}") for i in (1, 2, 3)]
+        self.client = SimpleNamespace(netns="client-ns")
+        self.commands: list[list[str]] = []
+
+    def run(self, host: str, argv: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        self.commands.append(argv)
+        if argv[0] != "wrk":
+            return subprocess.CompletedProcess(argv, 0, "", "")
+        step = self.script.pop(0)
+        if isinstance(step, int):
+            return subprocess.CompletedProcess(argv, step, "", "unable to connect")
+        return subprocess.CompletedProcess(argv, 0, step, "")
+
+
+def test_a_failed_run_is_kept_with_its_reason_and_later_runs_go_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lb.datapath.testbed
+
+    from lb.bench import tcp
+
+    monkeypatch.setattr(lb.datapath.testbed, "write_sysctls", lambda netns, settings: None)
+    # quick: lbxdp req/s, lbxdp conn/s, iptables req/s, iptables conn/s per run; run 1's iptables
+    # conn/s fails, runs 2 and 3 of it succeed
+    script: list[int | str] = [WRK, WRK, WRK, 1] + [WRK] * 8
+    topo = FakeTopo(script)
+    rows = {r.name: r for r in tcp.run(SimpleNamespace(topo=topo), 3, 1.0, lambda _: None, quick=True)}
+    row = rows["iptables DNAT conn/s"]
+    assert row.samples == (8333.33, 8333.33)
+    assert row.failed == ("run 1: wrk exited 1: unable to connect",)
+    assert "2 of 3 runs" in row.check
+    assert len(rows["lbxdp conn/s"].samples) == 3
+    assert rows["HAProxy (TCP mode) conn/s"].skipped == "left out of --quick (full run only)"
+    assert not topo.script  # every scripted wrk run happened: none was skipped after the failure
+    dnat = [c for c in topo.commands if c[0] == "iptables"]
+    assert all(c[-1].endswith(":8080") for c in dnat)  # not the reals' lbxdp port (module doc)
