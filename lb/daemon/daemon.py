@@ -111,6 +111,7 @@ class Daemon:
                 self.attach(name, mode if mode in ("native", "generic") else "auto")
             except (RuntimeError, loader.LoadError) as exc:
                 log.warning("could not re-attach %s: %s", name, exc)
+        self._sweep()  # the adopted flow table's counts, before the first command asks for them
         return True
 
     def save_state(self) -> None:
@@ -296,6 +297,14 @@ class Daemon:
         return Timeouts(tcp=t.tcp, tcpfin=t.tcpfin, udp=t.udp)
 
     def tick(self) -> None:
+        self._sweep()
+        if self.first.dirty:
+            self.save_state()  # counters a SIGKILLed daemon's successor continues from
+        self._sample_rates()
+        self._apply_health()
+
+    def _sweep(self) -> None:
+        """Expire idle flows and recount connections per real from the flow table."""
         now = time.monotonic()
         counts, open_flows = self.flows.sweep(self.timeouts)
         for flow in open_flows:
@@ -305,10 +314,6 @@ class Daemon:
         for real_id in [r for r in self.draining if r not in counts]:
             log.info("real id %d drained: removing its slot", real_id)
             self._retire_real(real_id)
-        if self.first.dirty:
-            self.save_state()  # counters a SIGKILLed daemon's successor continues from
-        self._sample_rates()
-        self._apply_health()
 
     def _apply_health(self) -> None:
         """Act on up/down transitions of health checks: called as soon as the monitor reports one,
