@@ -55,7 +55,7 @@ class Daemon:
         self.tx_ifindexes: set[int] = set()
         self.draining: dict[int, RealServer] = {}  # deleted reals whose flows are kept until they end
         self.tunnel_source_override: IPv4Address | None = None
-        self.rates: dict[int, dict[str, float]] = {}
+        self.rates: dict[int, dict[str, int]] = {}
         self._last_sample: tuple[float, dict[int, Any]] | None = None
         self._stop = False
         self._stopping_for_detach = False
@@ -338,12 +338,13 @@ class Daemon:
                 if rid not in before:
                     continue
                 t0, c0 = before[rid]
+                # Whole numbers per second, as ipvsadm shows them (lb.render formats integers).
                 self.rates[rid] = {
-                    "cps": (conns - c0) / dt,
-                    "inpps": (t.in_packets - t0.in_packets) / dt,
-                    "outpps": (t.out_packets - t0.out_packets) / dt,
-                    "inbps": (t.in_bytes - t0.in_bytes) / dt,
-                    "outbps": (t.out_bytes - t0.out_bytes) / dt,
+                    "cps": round((conns - c0) / dt),
+                    "inpps": round((t.in_packets - t0.in_packets) / dt),
+                    "outpps": round((t.out_packets - t0.out_packets) / dt),
+                    "inbps": round((t.in_bytes - t0.in_bytes) / dt),
+                    "outbps": round((t.out_bytes - t0.out_bytes) / dt),
                 }
         self._last_sample = (now, sample)
 
