@@ -53,7 +53,7 @@ def run_cases(args: argparse.Namespace, results: Results, tick: Callable[[str], 
 
     wanted = set(args.only or CASE_NAMES)
     repeat = 50_000 if args.quick else 400_000
-    seconds = 0.3 if args.quick else 1.5
+    seconds = 0.3 if args.quick else 2.5  # per forwarding run
     registry = Registry()
     timings: dict[str, float] = results.extras.setdefault("case_seconds", {})
     try:
@@ -91,7 +91,7 @@ def run_live(args: argparse.Namespace, wanted: set[str], registry: object, resul
     try:
         with live_balancer(tick) as live:
             if "tcp" in wanted:
-                for row in tcp.run(live, args.runs, 1.0 if args.quick else 3.0, tick, quick=args.quick):
+                for row in tcp.run(live, args.runs, 1.0 if args.quick else 5.0, tick, quick=args.quick):
                     results.add(row)
             if "newflows" in wanted:
                 burst = 1500 if args.quick else 4000  # SYNs a run; the daemon's queue holds 4096

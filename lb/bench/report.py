@@ -96,7 +96,10 @@ METHOD = """\
 - **Fast path**: `bpf_prog_test_run_opts` with `repeat`, the kernel's per-round `duration`. With
   repeat the program sees its own output again, so each rewriting row installs a second entry that
   matches the rewritten packet and takes the same path; rounds run in chunks of 254 on a packet
-  with TTL 255 so a TTL-decrementing forwarder never runs out; the per-reason counters must show
+  with TTL 255 so a TTL-decrementing forwarder never runs out (8192 in live mode). Within a run
+  the probes take turns 8 times, so each is measured across the whole run and all see the same
+  machine; a run's figure is the median chunk (a preempted chunk is the VM, not the program).
+  The per-reason counters must show
   every round on the claimed path (column "how we know"). "(live)" rows use
   BPF_F_TEST_XDP_LIVE_FRAMES: the frames really leave, and a counting XDP_DROP on the peers shows
   they arrived. IPIP is measured live only (plain mode keeps each round's extra outer header).
