@@ -2,7 +2,9 @@
 
 Each variant gets its own two-arm topology, built once and configured once, so nothing one
 variant leaves behind (conntrack entries with NAT bindings, XDP programs, routes) can change what
-another measures; the runs are interleaved across them. Packets are counted where they arrive:
+another measures; the runs are interleaved across them, and within a run the variants take
+turns (SLICES), so each sends across the whole run and all see the same machine; a failed run is
+kept in its row with the reason. Packets are counted where they arrive:
 an XDP_DROP program with a per-CPU counter on every real's interface (the ceiling is counted at
 the balancer's ingress, where it drops). The generator (udpgen.c, compiled here) runs only in the
 client's namespace and stops after a bounded time and count.
@@ -37,7 +39,8 @@ UDP = 17
 VPORT = 9000
 SPORT_BASE = 10000  # udpgen.c's first source port
 FLOWS = 1024  # bench_gen.c's GEN_FLOWS
-GEN_CHUNK = 131072  # frames per BPF_PROG_RUN call; the run stops at the first chunk past its time
+GEN_CHUNK = 65536  # frames per BPF_PROG_RUN call (each call sets up a page pool); a turn stops at the first chunk past its time
+SLICES = 5  # turns per run: every variant sends across the whole run, not in one stretch of it
 
 CEILING = "ceiling (XDP_DROP at ingress)"
 IPTABLES = "iptables DNAT (statistic random)"
@@ -199,31 +202,37 @@ def run(registry: Registry, runs: int, seconds: float, tick: Callable[[str], Non
                 errors[v.name] = _first_line(exc)
         samples: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
         sent: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
-        for _ in range(runs):  # interleaved: run 1 of every variant, then run 2, …
-            for v in variants:
-                if v.name not in ready:
-                    continue
-                tick(f"forwarding: {v.name}")
-                topo, role = ready[v.name]
-                try:
-                    got, offered = _one_run(topo, registry.get(role), gen, seconds, chunk)
-                except Exception as exc:  # noqa: BLE001
-                    errors[v.name] = _first_line(exc)
-                    del ready[v.name]
-                    continue
-                samples[v.name].append(got)
-                sent[v.name].append(offered)
+        failed: dict[str, list[str]] = {v.name: [] for v in VARIANTS}
+        for i in range(runs):  # interleaved: run 1 of every variant, then run 2, …
+            totals = {name: [0, 0, 0.0] for name in ready}  # arrived, sent, seconds
+            for part in range(SLICES):  # … and within a run the variants take turns
+                for v in variants:
+                    if v.name not in totals:
+                        continue
+                    tick(f"forwarding: run {i + 1}/{runs}, slice {part + 1}/{SLICES}: {v.name}")
+                    topo, role = ready[v.name]
+                    try:
+                        got = _one_run(topo, registry.get(role), gen, seconds / SLICES, chunk)
+                    except Exception as exc:  # noqa: BLE001 (a failed run is kept in the row)
+                        failed[v.name].append(f"run {i + 1}: {_first_line(exc)}")
+                        del totals[v.name]
+                        continue
+                    totals[v.name] = [a + b for a, b in zip(totals[v.name], got)]
+            for name, (arrived, frames, elapsed) in totals.items():
+                samples[name].append(arrived / elapsed)
+                sent[name].append(frames / elapsed)
     rows = []
     for v in VARIANTS:
         if quick and v.name in QUICK_SKIPS:
             rows.append(not_measured("forwarding", v.name, unit, "left out of --quick (full run only)"))
             continue
         if not samples[v.name]:
-            rows.append(not_measured("forwarding", v.name, unit, errors.get(v.name, "no run finished")))
+            why = errors.get(v.name) or (failed[v.name][0] if failed[v.name] else "no run finished")
+            rows.append(not_measured("forwarding", v.name, unit, why, failed=failed[v.name]))
             continue
         offered = statistics.median(sent[v.name])
         where = "dropped at the balancer's ingress" if v.name == CEILING else "counted at the reals"
-        rows.append(measured("forwarding", v.name, unit, samples[v.name],
+        rows.append(measured("forwarding", v.name, unit, samples[v.name], failed=failed[v.name],
                              check=f"{where}; generator offered {offered / 1e6:.2f} Mpps"))
     return rows
 
@@ -232,8 +241,8 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0][:120]
 
 
-def _one_run(topo: Any, counter: Any, gen: Any, seconds: float, chunk: int) -> tuple[float, float]:
-    """(packets/s that arrived, packets/s the generator sent) over one bounded run."""
+def _one_run(topo: Any, counter: Any, gen: Any, seconds: float, chunk: int) -> tuple[int, int, float]:
+    """(packets that arrived, packets the generator sent, seconds it sent for) over one bounded turn."""
     from lb.bench.fastpath import _udp
     from lb.datapath.progrun import BPF_F_TEST_XDP_LIVE_FRAMES, run as prog_run
     from lb.datapath.testbed import in_netns_call
@@ -255,5 +264,4 @@ def _one_run(topo: Any, counter: Any, gen: Any, seconds: float, chunk: int) -> t
     before = counter.verdicts(XDP_DROP)
     frames, elapsed = in_netns_call(topo.client.netns, send, timeout=seconds + 30)
     time.sleep(0.05)  # the last frames drain through the receivers' softirqs
-    arrived = counter.verdicts(XDP_DROP) - before
-    return arrived / elapsed, frames / elapsed
+    return counter.verdicts(XDP_DROP) - before, frames, elapsed

@@ -106,7 +106,8 @@ METHOD = """\
   Every measured program is attached to an idle veth, which keeps BPF_PROG_RUN from re-syncing
   the XDP dispatcher (a synchronize_rcu) on every call.
 - **Forwarding**: one two-arm topology per variant (client, balancer, bridge, 3 reals), built once
-  and configured once; runs interleaved across them. Traffic: bpf/bench_gen.c run in live-frames
+  and configured once; runs interleaved across them, and within a run the variants take 5 turns
+  each (a run's figure: all its turns' packets over their time). Traffic: bpf/bench_gen.c run in live-frames
   mode on the client's veth (XDP_TX), a 64-byte UDP frame written from a template with the next of
   1024 source ports. Counted by an XDP_DROP program with a per-CPU counter on every real (the
   ceiling at the balancer's ingress). lbxdp's flows are installed in its maps up front (as Katran
