@@ -39,7 +39,8 @@ UDP = 17
 VPORT = 9000
 SPORT_BASE = 10000  # udpgen.c's first source port
 FLOWS = 1024  # bench_gen.c's GEN_FLOWS
-GEN_CHUNK = 65536  # frames per BPF_PROG_RUN call (each call sets up a page pool); a turn stops at the first chunk past its time
+# frames per BPF_PROG_RUN call (each call sets up a page pool); a turn stops at the first chunk past its time
+GEN_CHUNK = 65536
 SLICES = 5  # turns per run: every variant sends across the whole run, not in one stretch of it
 
 CEILING = "ceiling (XDP_DROP at ingress)"
@@ -257,7 +258,8 @@ def _one_run(topo: Any, counter: Any, gen: Any, seconds: float, chunk: int) -> t
     def send() -> tuple[int, float]:
         frames, start = 0, time.monotonic()
         while time.monotonic() - start < seconds:
-            prog_run(gen.fd, packet, ingress_ifindex=client.ifindex, repeat=chunk, flags=BPF_F_TEST_XDP_LIVE_FRAMES)
+            prog_run(gen.fd, packet, ingress_ifindex=client.ifindex, repeat=chunk,
+                     flags=BPF_F_TEST_XDP_LIVE_FRAMES)
             frames += chunk
         return frames, time.monotonic() - start
 

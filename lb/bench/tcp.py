@@ -174,7 +174,8 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
                 try:
                     rate, total, errs = _wrk(topo, v.url(topo), extra, seconds)
                 except Exception as exc:  # noqa: BLE001 (a failed run is kept in the row)
-                    failed[key].append(f"run {i + 1}: {(str(exc).splitlines() or [type(exc).__name__])[0][:100]}")
+                    why = (str(exc).splitlines() or [type(exc).__name__])[0][:100]
+                    failed[key].append(f"run {i + 1}: {why}")
                     continue
                 samples[key].append(rate)
                 totals[key][0] += total
@@ -189,6 +190,6 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
         total, errs = totals[name]
         done = len(samples[name])
         rows.append(measured("tcp", name, unit, samples[name], failed=failed[name],
-                             check=f"wrk -t1 -c{CONNECTIONS} -d{seconds:g}s, {done} of {done + len(failed[name])} "
-                                   f"runs: {total} requests, {errs} errors"))
+                             check=f"wrk -t1 -c{CONNECTIONS} -d{seconds:g}s, {done} of "
+                                   f"{done + len(failed[name])} runs: {total} requests, {errs} errors"))
     return rows

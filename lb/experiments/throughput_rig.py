@@ -17,8 +17,8 @@ daemon run, not a copy of them:
   live-frames mode (lb.datapath.progrun) on the client's veth; every frame really crosses the
   balancer;
 - packets are counted where they arrive, by bpf/bench_verdict.c built for XDP_DROP
-  (lb.bench.programs.Baseline("drop")) on every real's eth0, and classified by lbxdp's own per-reason counters (hit = REDIRECT_FORWARD, miss =
-  PASS_FLOW_MISS);
+  (lb.bench.programs.Baseline("drop")) on every real's eth0, and classified by lbxdp's own
+  per-reason counters (hit = REDIRECT_FORWARD, miss = PASS_FLOW_MISS);
 - the first-packet path is the real daemon, started by `lb.bench.live.live_balancer` (`lbxdp attach
   … --max-flows N`, nginx reals, an rr masquerading service), offered SYNs of flows never seen
   before from the client's 8 addresses.
