@@ -164,6 +164,7 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
     samples: dict[str, list[float]] = {n: [] for n, _ in names}
     failed: dict[str, list[str]] = {n: [] for n, _ in names}
     totals: dict[str, list[int]] = {n: [0, 0] for n, _ in names}
+    scheduled: dict[str, int] = {}
     for i in range(runs):
         for v in VARIANTS:
             for unit, label, extra in MODES:
@@ -171,6 +172,7 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
                     continue
                 tick(f"real TCP: run {i + 1}/{runs}, wrk {label} → {v.name}")
                 key = f"{v.name} {unit}"
+                before = live.scheduled() if v.name == "lbxdp" else 0
                 try:
                     rate, total, errs = _wrk(topo, v.url(topo), extra, seconds)
                 except Exception as exc:  # noqa: BLE001 (a failed run is kept in the row)
@@ -180,6 +182,8 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
                 samples[key].append(rate)
                 totals[key][0] += total
                 totals[key][1] += errs
+                if v.name == "lbxdp":  # how many connections the daemon's first-packet path saw
+                    scheduled[key] = scheduled.get(key, 0) + live.scheduled() - before
     rows = []
     for name, unit in names:
         variant = name.rsplit(" ", 1)[0]
@@ -189,7 +193,9 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
             continue
         total, errs = totals[name]
         done = len(samples[name])
-        rows.append(measured("tcp", name, unit, samples[name], failed=failed[name],
-                             check=f"wrk -t1 -c{CONNECTIONS} -d{seconds:g}s, {done} of "
-                                   f"{done + len(failed[name])} runs: {total} requests, {errs} errors"))
+        check = (f"wrk -t1 -c{CONNECTIONS} -d{seconds:g}s, {done} of {done + len(failed[name])} runs: "
+                 f"{total} requests, {errs} errors")
+        if name in scheduled:
+            check += f"; {scheduled[name]} connections scheduled by the daemon"
+        rows.append(measured("tcp", name, unit, samples[name], failed=failed[name], check=check))
     return rows

@@ -67,12 +67,15 @@ def test_a_failed_run_is_kept_with_its_reason_and_later_runs_go_ahead(monkeypatc
     # conn/s fails, runs 2 and 3 of it succeed
     script: list[int | str] = [WRK, WRK, WRK, 1] + [WRK] * 8
     topo = FakeTopo(script)
-    rows = {r.name: r for r in tcp.run(SimpleNamespace(topo=topo), 3, 1.0, lambda _: None, quick=True)}
+    live = SimpleNamespace(topo=topo, scheduled=iter(range(0, 1000, 10)).__next__)
+    rows = {r.name: r for r in tcp.run(live, 3, 1.0, lambda _: None, quick=True)}
     row = rows["iptables DNAT conn/s"]
     assert row.samples == (8333.33, 8333.33)
     assert row.failed == ("run 1: wrk exited 1: unable to connect",)
     assert "2 of 3 runs" in row.check
     assert len(rows["lbxdp conn/s"].samples) == 3
+    assert rows["lbxdp conn/s"].check.endswith("; 30 connections scheduled by the daemon")  # 3 × (10 a read)
+    assert "scheduled" not in row.check
     assert rows["HAProxy (TCP mode) conn/s"].skipped == "left out of --quick (full run only)"
     assert not topo.script  # every scripted wrk run happened: none was skipped after the failure
     dnat = [c for c in topo.commands if c[0] == "iptables"]
