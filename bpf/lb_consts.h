@@ -81,7 +81,8 @@ enum lb_reason {
 	REASON_REDIRECT_FORWARD = 19,  /* client → real, out of another interface */
 	REASON_TX_REVERSE = 20,        /* real → client (masquerading), out of the ingress interface */
 	REASON_REDIRECT_REVERSE = 21,  /* real → client (masquerading), out of another interface */
-	REASON_MAX = 22,
+	REASON_PASS_FLOW_REUSE = 22,   /* a SYN on a flow that saw FIN or RST: a new connection, scheduled anew */
+	REASON_MAX = 23,
 };
 
 #endif /* LB_CONSTS_H */

@@ -71,7 +71,7 @@ int xdp_lb(struct xdp_md *ctx)
 	void *l4_end;
 	__u32 reason, seen = 0, zero = 0, real_id = NO_ID, epoch = 0, ingress, slot;
 	__u64 ip_bytes = 0, now; /* now: jiffies */
-	int action = XDP_PASS, proto, rc, hop_kind, outbound = 0;
+	int action = XDP_PASS, proto, rc, hop_kind, outbound = 0, opens = 0;
 
 	/* 1. parse: only plain Ethernet + option-less, unfragmented IPv4 + TCP/UDP is ours */
 	if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP)) {
@@ -103,6 +103,7 @@ int xdp_lb(struct xdp_md *ctx)
 		dport = &tcp->dest;
 		l4check = &tcp->check;
 		seen = tcp_seen_bits(tcp);
+		opens = tcp_opens(tcp);
 	} else if (proto == IPPROTO_UDP) {
 		if (parse_udphdr(&nh, data_end, l4_end, &udp) < 0) {
 			reason = REASON_PASS_BAD_L4;
@@ -125,8 +126,17 @@ int xdp_lb(struct xdp_md *ctx)
 	 * lookup. Like IPVS (ip_vs_in() looks up the connection first and the service only to schedule),
 	 * a flow outlives its service's entry until the sweeper ends it. */
 	flow = flows.lookup(&key);
-	if (flow)
+	if (flow) {
+		/* A SYN on the 5-tuple of a connection that saw FIN or RST (its entry lingers for the
+		 * tcpfin/close timeouts) is a client reusing its port: a new connection, which the
+		 * first-packet path schedules afresh (IPVS's conn_reuse_mode=1 in ip_vs_in()). A SYN on a
+		 * live flow is a retransmission and stays with its real. */
+		if (opens && (flow->tcp_seen & (SEEN_FIN | SEEN_RST))) {
+			reason = REASON_PASS_FLOW_REUSE;
+			goto out;
+		}
 		goto forward;
+	}
 
 	/* 3. reverse lookup: a masqueraded reply from a real goes back to its client */
 	rev = reverse.lookup(&key);

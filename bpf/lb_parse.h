@@ -77,4 +77,10 @@ static __always_inline __u32 tcp_seen_bits(const struct tcphdr *tcp)
 	       (tcp->rst ? SEEN_RST : 0);
 }
 
+/* A connection attempt: SYN without ACK (a SYN-ACK answers one, it never opens one). */
+static __always_inline int tcp_opens(const struct tcphdr *tcp)
+{
+	return tcp->syn && !tcp->ack;
+}
+
 #endif /* LB_PARSE_H */

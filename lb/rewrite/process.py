@@ -16,7 +16,7 @@ from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.rewrite import checksum
 from lb.rewrite.fib import Fib, FibResult, FibStatus
 from lb.rewrite.verdicts import Reason, Verdict
-from lb.tables import RealEntry, Tables
+from lb.tables import RealEntry, Tables, TcpSeen
 
 ETH_LEN = 14
 IP_LEN = 20
@@ -26,6 +26,7 @@ IPPROTO_IPIP = 4
 IP_DF = 0x4000
 IP_MF_OFFSET = 0x3FFF
 IPIP_TTL = 64
+TCP_SYN, TCP_ACK = 0x02, 0x10
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class _Packet:
     tot_len: int
     l4: int  # offset of the L4 header
     check: int  # offset of the L4 checksum
+    opens: bool = False  # TCP SYN without ACK: a connection attempt (tcp_opens)
 
 
 def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int) -> Result:
@@ -73,6 +75,9 @@ def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int) -> Res
         if ServiceKey(parsed.key.proto, parsed.key.daddr, parsed.key.dport) in tables.services:
             return Result(Verdict.PASS, frame, Reason.PASS_FLOW_MISS)
         return Result(Verdict.PASS, frame, Reason.PASS_NOT_VIP)
+    if parsed.opens and flow.tcp_seen & (TcpSeen.FIN | TcpSeen.RST):
+        # a client reusing the port of a closed connection: scheduled anew (IPVS conn_reuse_mode=1)
+        return Result(Verdict.PASS, frame, Reason.PASS_FLOW_REUSE)
     real = tables.reals.get(flow.real_id)
     if real is None:
         return Result(Verdict.PASS, frame, Reason.PASS_NO_REAL)
@@ -103,10 +108,12 @@ def _parse(frame: bytes) -> _Packet | Reason:
         return Reason.PASS_FRAGMENT
     proto = frame[ip + 9]
     l4, l4_end = ip + IP_LEN, ip + tot_len
+    opens = False
     if proto == Protocol.TCP:
         if l4 + 20 > l4_end or (frame[l4 + 12] >> 4) * 4 < 20 or l4 + (frame[l4 + 12] >> 4) * 4 > l4_end:
             return Reason.PASS_BAD_L4
         check = l4 + 16
+        opens = frame[l4 + 13] & (TCP_SYN | TCP_ACK) == TCP_SYN
     elif proto == Protocol.UDP:
         if l4 + 8 > l4_end:
             return Reason.PASS_BAD_L4
@@ -120,7 +127,7 @@ def _parse(frame: bytes) -> _Packet | Reason:
         IPv4Address(frame[ip + 16 : ip + 20]),
         _u16(frame, l4 + 2),
     )
-    return _Packet(key, frame[ip + 8], frame[ip + 1], tot_len, l4, check)
+    return _Packet(key, frame[ip + 8], frame[ip + 1], tot_len, l4, check, opens)
 
 
 def _next_hop(result: FibResult, tot_len: int, ingress: int, tx_ports: set[int], outbound: bool) -> tuple[str, Reason]:

@@ -44,6 +44,7 @@ class Reason(enum.IntEnum):
     REDIRECT_FORWARD = 19
     TX_REVERSE = 20
     REDIRECT_REVERSE = 21
+    PASS_FLOW_REUSE = 22  # a SYN on a flow that saw FIN or RST: a new connection (conn_reuse_mode=1)
 
     @property
     def verdict(self) -> Verdict:

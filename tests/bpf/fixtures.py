@@ -20,7 +20,7 @@ from scapy.packet import Packet, Raw  # noqa: F401
 
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.rewrite import Reason, Route, StaticFib, Verdict
-from lb.tables import FlowEntry, RealEntry, ServiceEntry, Tables
+from lb.tables import FlowEntry, RealEntry, ServiceEntry, Tables, TcpSeen
 
 # --- the lab: interfaces of the balancer's namespace, their routes and neighbours -------------------
 A0, B0, C0 = 10, 20, 30  # ifindexes; a0 is where clients come in, tx_ports holds a0 and b0, not c0
@@ -114,6 +114,16 @@ def flow(proto: str, vip: str, port: int, client: str = CLIENT, sport: int = 400
     return FlowKey(Protocol[proto], IPv4Address(client), sport, IPv4Address(vip), port)
 
 
+def seen(key: FlowKey, bits: TcpSeen) -> Callable[[Tables], None]:
+    """A row's setup: the flow `key` has already seen the TCP events `bits` (as XDP stamps them)."""
+
+    def stamp(tables: Tables) -> None:
+        entry = tables.flows[key]
+        tables.flows[key] = FlowEntry(entry.real_id, entry.service_id, entry.last_seen_ns, bits)
+
+    return stamp
+
+
 # --- helpers the scapy expressions use -----------------------------------------------------------
 PAD_BYTE = b"\xaa"  # not zero: padding counted into a checksum would show
 
@@ -191,6 +201,8 @@ TO_REAL3 = "Ether(src=B0_MAC, dst=MAC['10.2.0.20'])"
 TO_CLIENT = "Ether(src=A0_MAC, dst=GW_A_MAC)"
 TCP_IN = f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/TCP(sport=40000, dport=80, flags='A', seq=1000, ack=2000)/Raw(b'hello')"
 UDP_IN = f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/UDP(sport=40000, dport=53)/Raw(b'query')"
+TCP_SYN = f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/TCP(sport=40000, dport=80, flags='S', seq=7000)"
+SYN_TO_REAL1 = f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='S', seq=7000)"
 REPLY1 = "Ether(src=MAC['10.1.0.20'], dst=A0_MAC)/IP(src='10.1.0.20', dst=CLIENT, ttl=64)"
 
 ROWS: tuple[Row, ...] = (
@@ -344,6 +356,23 @@ ROWS: tuple[Row, ...] = (
     _row("TCP to a VIP on a port with no service", f"{IN_A}/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=81)", V.PASS, R.PASS_NOT_VIP,
          flows=((TCP_M, 1),)),
     _row("first packet of a flow → PASS to NFQUEUE", TCP_IN, V.PASS, R.PASS_FLOW_MISS),
+    # a SYN reusing a closed connection's 5-tuple is a new connection (IPVS conn_reuse_mode=1)
+    _row("SYN on a flow that saw FIN → PASS, scheduled anew", TCP_SYN, V.PASS, R.PASS_FLOW_REUSE,
+         flows=((TCP_M, 1),), setup=seen(TCP_M, TcpSeen.ESTABLISHED | TcpSeen.FIN)),
+    _row("SYN on a flow that saw RST → PASS, scheduled anew", TCP_SYN, V.PASS, R.PASS_FLOW_REUSE,
+         flows=((TCP_M, 1),), setup=seen(TCP_M, TcpSeen.RST)),
+    _row("SYN on a routed flow that saw FIN → PASS", TCP_SYN.replace("VIP_M", "VIP_G"), V.PASS, R.PASS_FLOW_REUSE,
+         flows=((TCP_G, 10),), setup=seen(TCP_G, TcpSeen.FIN)),
+    _row("SYN on a live flow (retransmission) → same real", TCP_SYN, V.TX, R.TX_FORWARD, SYN_TO_REAL1,
+         flows=((TCP_M, 1),), setup=seen(TCP_M, TcpSeen.ESTABLISHED)),
+    _row("ACK on a flow that saw FIN → same real", TCP_IN, V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='A', seq=1000, ack=2000)/Raw(b'hello')",
+         flows=((TCP_M, 1),), setup=seen(TCP_M, TcpSeen.ESTABLISHED | TcpSeen.FIN)),
+    _row("SYN-ACK on a flow that saw RST is no new connection → same real", TCP_SYN.replace("'S'", "'SA'"), V.TX,
+         R.TX_FORWARD, SYN_TO_REAL1.replace("'S'", "'SA'"), flows=((TCP_M, 1),), setup=seen(TCP_M, TcpSeen.RST)),
+    _row("UDP on a flow stamped FIN (never by XDP) → same real", UDP_IN, V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/UDP(sport=40000, dport=5353)/Raw(b'query')",
+         flows=((UDP_M, 2),), setup=seen(UDP_M, TcpSeen.FIN)),
     _row("flow to an empty real slot", TCP_IN, V.PASS, R.PASS_NO_REAL,
          setup=lambda t: t.flows.__setitem__(TCP_M, FlowEntry(9, 1))),
     # malformed IPv4: dropped (ip_rcv_core drops these too)

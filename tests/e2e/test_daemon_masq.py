@@ -221,8 +221,9 @@ def _counted(topo: Topology, lbxdp: Lbxdp, port: int, sched: str, client: list[s
             requests = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
             assert requests > 20 and "Non-2xx" not in out and "Socket errors" not in out, out
     after = lbxdp.status()
+    passed_up = ("pass_flow_miss", "pass_flow_reuse")  # no flow; a SYN reusing a closed flow's port
     return (seen[0], lbxdp.stats(service, udp=udp), after.first_packets - before.first_packets,
-            after.reasons.get("pass_flow_miss", 0) - before.reasons.get("pass_flow_miss", 0))
+            sum(after.reasons.get(r, 0) - before.reasons.get(r, 0) for r in passed_up))
 
 
 def _check_counters(topo: Topology, traffic: Traffic, stats: dict[str, list[int]],
@@ -234,10 +235,12 @@ def _check_counters(topo: Topology, traffic: Traffic, stats: dict[str, list[int]
     # Replies all take the fast path (the reverse entry exists before the real answers).
     assert (out_pkts, out_bytes) == (traffic.out_pkts, traffic.out_bytes), (stats, traffic)
     # Only the first packet of each connection reaches user space (a retransmitted SYN finds the
-    # flow installed and stays in XDP). A connection reusing the address and port of one still in
-    # the table is not scheduled anew (see test_reused_client_port_is_a_new_connection), hence
-    # the range; with no reuse it is exact.
-    assert first == misses and traffic.tuples <= first <= traffic.flows, (first, misses, traffic)
+    # flow installed and stays in XDP). A SYN on a flow that saw FIN or RST from the client is
+    # scheduled anew (test_reused_client_port_is_a_new_connection): a reused port, or a SYN the
+    # client sends again after resetting its first attempt (a real still in TIME_WAIT for that
+    # client port, from an earlier service on the same real port, answers the first SYN with an
+    # ACK; the client resets and retries with the same ISN). Hence the range; exact with neither.
+    assert first == misses and traffic.tuples <= first <= traffic.syns, (first, misses, traffic)
     # ipvsadm's InPkts/InBytes count every packet forwarded to the real, each flow's first one
     # (which took the NFQUEUE path) included: ip_vs_in_stats runs for it too. Bytes are IP lengths.
     assert (in_pkts, in_bytes) == (traffic.in_pkts, traffic.in_bytes), (stats, traffic)
@@ -261,25 +264,22 @@ def test_udp_masquerading_carries_datagrams(topo: Topology, lbxdp: Lbxdp) -> Non
     assert first == misses == 9
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A SYN from a client (address, port) whose previous connection is still in the flow table "
-    "(FIN_WAIT/CLOSE, kept tcpfin=120 s) matches that flow in XDP (bpf/lb_kern.c flow lookup) and "
-    "goes to the old real without reaching the scheduler: no new placement, Conns not counted, "
-    "first-packet path not taken. IPVS (conn_reuse_mode=1, ip_vs_in()) expires a closing "
-    "connection when a new SYN reuses its tuple and schedules the SYN as a new connection. "
-    "Seen with wrk (≈1800 connections in 2 s reuse ~60 client ports)."))
+REUSED_PORT = 61001  # above ip_local_port_range (32768-60999): no ephemeral connection holds it
+
+
 def test_reused_client_port_is_a_new_connection(topo: Topology, lbxdp: Lbxdp) -> None:
     """The server closes first (HTTP/1.0), so the client port is free at once and the second
     request reuses the exact 5-tuple while the balancer still holds the first flow as closing."""
     service = vip(topo, 87)
     lbxdp.service(service, "rr", masq_reals(topo))
     before = lbxdp.status()
-    answers = []
+    answers, errors = [], []
     for _ in range(2):
-        out = topo.run("client", ["curl", "-sS", "-o", "/dev/null", "--max-time", "2",
-                                  "--local-port", "47001", "-w", "%header{x-real-server}",
-                                  f"http://{service}/"], check=False).stdout
-        answers.append(out.strip())
+        done = topo.run("client", ["curl", "-sS", "-o", "/dev/null", "--max-time", "2",
+                                   "--local-port", str(REUSED_PORT), "-w", "%header{x-real-server}",
+                                   f"http://{service}/"], check=False)
+        answers.append(done.stdout.strip())
+        errors.append(done.stderr.strip())
     conns = lbxdp.stats(service)[f"TCP {service}"][0]
     first = lbxdp.status().first_packets - before.first_packets
-    assert (answers, conns, first) == (["r1", "r2"], 2, 2)
+    assert (answers, conns, first) == (["r1", "r2"], 2, 2), errors
