@@ -1,0 +1,70 @@
+"""DatapathMaps.read_flows(): batched lookups (BPF_MAP_LOOKUP_BATCH) give exactly what the per-key walk
+gives, across many batches and on an empty table, and a kernel that refuses batches gets the walk."""
+
+from __future__ import annotations
+
+import errno
+from ipaddress import IPv4Address
+from types import SimpleNamespace
+
+import pytest
+
+import fixtures as F
+from lb.datapath import maps as M
+from lb.model import FlowKey, Protocol
+from lb.tables import FlowEntry, ReverseEntry, TcpSeen
+
+pytestmark = [pytest.mark.root, pytest.mark.bpf]
+
+COUNT = 1500  # spread over many batches of the FLOW_BATCH the tests set
+
+
+def _fill(maps: M.DatapathMaps) -> None:
+    maps.write(F.tables_with())
+    for i in range(COUNT):
+        client = IPv4Address(0x0A030000 + i // 300)
+        proto = Protocol.UDP if i % 5 == 0 else Protocol.TCP
+        flow = FlowKey(proto, client, 1024 + i, IPv4Address(F.VIP_M), 80)
+        maps.set_flow(flow, FlowEntry(i % 60, i % 7, 10**12 + i, TcpSeen(i % 8)))
+        if i % 2:
+            rkey = FlowKey(proto, IPv4Address("10.1.0.20"), 8080, client, 1024 + i)
+            maps.set_reverse(rkey, ReverseEntry(IPv4Address(F.VIP_M), 80 + i % 3, i % 60, i % 7, i, TcpSeen(i % 4)))
+
+
+@pytest.mark.parametrize("batch", [1, 64, M.FLOW_BATCH])
+def test_batched_read_equals_the_walk(datapath, monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
+    maps = datapath.maps
+    _fill(maps)
+    monkeypatch.setattr(M, "FLOW_BATCH", batch)
+    assert maps._batch_raw("flows") is not None  # this kernel batches LRU hashes: the batched path runs
+    flows, reverse = maps.read_flows()
+    assert (len(flows), len(reverse)) == (COUNT, COUNT // 2)
+    assert (flows, reverse) == maps._read_flows_walk()
+    some = FlowKey(Protocol.TCP, IPv4Address("10.3.0.3"), 1024 + 901, IPv4Address(F.VIP_M), 80)
+    assert flows[some] == FlowEntry(901 % 60, 901 % 7, 10**12 + 901, TcpSeen(901 % 8))
+
+
+def test_empty_tables_read_empty(datapath) -> None:
+    datapath.maps.write(F.tables_with())
+    assert datapath.maps.read_flows() == ({}, {})
+
+
+@pytest.mark.parametrize("refusal", [errno.EINVAL, errno.EOPNOTSUPP, 524])
+def test_a_kernel_without_batches_gets_the_walk(datapath, monkeypatch: pytest.MonkeyPatch, refusal: int) -> None:
+    maps = datapath.maps
+    maps.write(F.tables_with((F.TCP_M, 1), (F.UDP_M, 2)))
+    calls = []
+
+    def refuse(*args: object) -> int:
+        calls.append(args)
+        return -refusal
+
+    monkeypatch.setattr(M, "_libbpf", lambda: SimpleNamespace(bpf_map_lookup_batch=refuse))
+    flows, reverse = maps.read_flows()
+    assert calls and set(flows) == {F.TCP_M, F.UDP_M} and len(reverse) == 2
+
+
+def test_other_errors_are_not_hidden(datapath, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(M, "_libbpf", lambda: SimpleNamespace(bpf_map_lookup_batch=lambda *a: -errno.EFAULT))
+    with pytest.raises(M.MapError, match="flows: batched lookup failed"):
+        datapath.maps.read_flows()
