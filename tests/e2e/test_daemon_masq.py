@@ -9,6 +9,8 @@ own service port on the VIP, so tests do not see each other's flows or counters.
 from __future__ import annotations
 
 import re
+import socket
+import struct
 from collections.abc import Iterator
 
 import pytest
@@ -267,19 +269,44 @@ def test_udp_masquerading_carries_datagrams(topo: Topology, lbxdp: Lbxdp) -> Non
 REUSED_PORT = 61001  # above ip_local_port_range (32768-60999): no ephemeral connection holds it
 
 
+def _request_from_port(topo: Topology, service: str, port: int) -> str:
+    """One HTTP request from the client namespace, from a fixed source port; the real that answered."""
+    address, vport = service.split(":")
+    sock = topo.socket("client")
+    try:
+        sock.settimeout(3.0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.bind((topo.client.ip, port))
+        sock.connect((address, int(vport)))
+        sock.sendall(f"GET / HTTP/1.0\r\nHost: {address}\r\n\r\n".encode())
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+    finally:
+        sock.close()
+    for line in reply.decode(errors="replace").splitlines():
+        if line.lower().startswith("x-real-server:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
 def test_reused_client_port_is_a_new_connection(topo: Topology, lbxdp: Lbxdp) -> None:
-    """The server closes first (HTTP/1.0), so the client port is free at once and the second
-    request reuses the exact 5-tuple while the balancer still holds the first flow as closing."""
+    """Two requests from the exact same client address and port, the second while the balancer still
+    holds the first flow as closing: the second is a new connection, scheduled afresh (rr moves on).
+
+    The client socket binds the port with SO_REUSEADDR and closes with an RST (SO_LINGER 0), so no
+    TIME_WAIT of the first connection can keep the port from being bound again."""
     service = vip(topo, 87)
     lbxdp.service(service, "rr", masq_reals(topo))
     before = lbxdp.status()
     answers, errors = [], []
     for _ in range(2):
-        done = topo.run("client", ["curl", "-sS", "-o", "/dev/null", "--max-time", "2",
-                                   "--local-port", str(REUSED_PORT), "-w", "%header{x-real-server}",
-                                   f"http://{service}/"], check=False)
-        answers.append(done.stdout.strip())
-        errors.append(done.stderr.strip())
+        try:
+            answers.append(_request_from_port(topo, service, REUSED_PORT))
+        except OSError as exc:
+            answers.append("")
+            errors.append(str(exc))
     conns = lbxdp.stats(service)[f"TCP {service}"][0]
     first = lbxdp.status().first_packets - before.first_packets
     assert (answers, conns, first) == (["r1", "r2"], 2, 2), errors
