@@ -7,7 +7,6 @@ language, the schedulers and the rewrite model all speak in these types.
 from __future__ import annotations
 
 import enum
-import functools
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
@@ -157,11 +156,15 @@ class FlowKey:
     daddr: IPv4Address
     dport: int
 
-    @functools.cached_property
+    @property
     def service_key(self) -> ServiceKey:
-        # Cached (written straight into __dict__, which a frozen dataclass allows): the first-packet
-        # path asks for it several times per packet.
-        return ServiceKey(self.proto, self.daddr, self.dport)
+        # Cached in the instance's __dict__ (a frozen dataclass allows writing there directly): the
+        # first-packet path asks several times per packet. Not functools.cached_property, whose
+        # lock (Python 3.11) costs more than building the key.
+        cached = self.__dict__.get("_service_key")
+        if cached is None:
+            cached = self.__dict__["_service_key"] = ServiceKey(self.proto, self.daddr, self.dport)
+        return cached
 
 
 @dataclass
