@@ -11,23 +11,32 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pyroute2 import netns
 
+from lb.daemon.instance import stale_dirs
 from lb.datapath.testbed import Topology, cleanup_stale, one_arm, two_arm
 
 BUILDERS: dict[str, Callable[..., Topology]] = {"two_arm": two_arm, "one_arm": one_arm}
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _clear_stale_namespaces() -> None:
-    """Remove namespaces that crashed runs left (only lbx- ones whose creator is dead)."""
+def _clear_stale_namespaces() -> Iterator[None]:
+    """Remove namespaces that crashed runs left (only lbx- ones whose creator is dead) and, after the
+    session, the run directories and pins of daemons whose namespaces the tests have removed."""
     if os.geteuid() == 0:
         cleanup_stale()
+    yield
+    if os.geteuid() == 0:
+        for root in (Path("/run/lbxdp"), Path("/sys/fs/bpf/lbxdp")):
+            for stale in stale_dirs(root):
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 @pytest.fixture
