@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from itertools import zip_longest
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP  # noqa: F401 (used by the expressions)
 from scapy.layers.inet6 import IPv6  # noqa: F401
@@ -19,6 +18,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether  # noqa: F401
 from scapy.packet import Packet, Raw  # noqa: F401
 
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
+from lb.replay.compare import side_by_side
 from lb.rewrite import Reason, Route, StaticFib, Verdict
 from lb.tables import FlowEntry, RealEntry, ServiceEntry, Tables, TcpSeen
 
@@ -409,10 +409,4 @@ ROWS: tuple[Row, ...] = (
 
 def describe_mismatch(expected: bytes, got: bytes) -> str:
     """Both frames dissected field by field, side by side (scapy's show2), differing lines marked."""
-    left = Ether(expected).show2(dump=True).splitlines()
-    right = Ether(got).show2(dump=True).splitlines()
-    width = max((len(line) for line in left), default=0)
-    lines = [f"{'expected (' + str(len(expected)) + ' bytes)':<{width}}   got ({len(got)} bytes)"]
-    for a, b in zip_longest(left, right, fillvalue=""):
-        lines.append(f"{a:<{width}} {'|' if a == b else '≠'} {b}")
-    return "\n".join(lines)
+    return side_by_side(expected, got)
