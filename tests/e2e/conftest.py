@@ -66,3 +66,18 @@ def two_arm_topo(testbed: Callable[..., Topology]) -> Topology:
 @pytest.fixture
 def one_arm_topo(testbed: Callable[..., Topology]) -> Topology:
     return testbed("one_arm", reals=3)
+
+
+# A test module that builds one topology for all its tests defines a module-scoped `lab` fixture
+# yielding (topology, Lbxdp); these give its tests the two halves.
+
+
+@pytest.fixture
+def topo(lab: tuple[Topology, Any]) -> Topology:
+    return lab[0]
+
+
+@pytest.fixture
+def lbxdp(lab: tuple[Topology, Any]) -> Iterator[Any]:
+    yield lab[1]
+    print(lab[1].log_tail(60))  # shown only when the test failed

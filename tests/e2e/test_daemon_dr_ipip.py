@@ -43,17 +43,6 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
     assert not [n for n in netns.listnetns() if n.startswith(topo.prefix)]
 
 
-@pytest.fixture
-def topo(lab: tuple[Topology, Lbxdp]) -> Topology:
-    return lab[0]
-
-
-@pytest.fixture
-def lbxdp(lab: tuple[Topology, Lbxdp]) -> Iterator[Lbxdp]:
-    yield lab[1]
-    print(lab[1].log_tail(60))  # shown only when the test failed
-
-
 def reals(topo: Topology, names: list[str], port: int, flag: str) -> list[tuple[str, ...]]:
     return [(f"{topo.real(n).ip}:{port}", flag) for n in names]
 

@@ -31,17 +31,6 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
     assert not [n for n in netns.listnetns() if n.startswith(topo.prefix)]
 
 
-@pytest.fixture
-def topo(lab: tuple[Topology, Lbxdp]) -> Topology:
-    return lab[0]
-
-
-@pytest.fixture
-def lbxdp(lab: tuple[Topology, Lbxdp]) -> Iterator[Lbxdp]:
-    yield lab[1]
-    print(lab[1].log_tail(60))  # shown only when the test failed
-
-
 def nothing_left(topo: Topology, lbxdp: Lbxdp) -> list[str]:
     """What of an lbxdp instance exists in the lb namespace (empty when nothing)."""
     left = []

@@ -44,17 +44,6 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
     assert not [n for n in netns.listnetns() if n.startswith(topo.prefix)]
 
 
-@pytest.fixture
-def topo(lab: tuple[Topology, Lbxdp]) -> Topology:
-    return lab[0]
-
-
-@pytest.fixture
-def lbxdp(lab: tuple[Topology, Lbxdp]) -> Iterator[Lbxdp]:
-    yield lab[1]
-    print(lab[1].log_tail(60))  # pytest shows it only when the test failed
-
-
 def masq_reals(topo: Topology, port: int = HTTP_PORT, weights: tuple[int, ...] = (1, 1, 1)
                ) -> list[tuple[str, ...]]:
     return [(f"{r.ip}:{port}", "-m", "-w", str(w)) for r, w in zip(topo.reals, weights, strict=True)]
