@@ -13,6 +13,7 @@ from lb.model import FlowKey
 from lb.sched import register
 from lb.sched.base import Destination, Scheduler
 from lb.sched.sed import sed_overhead
+from lb.sched.wlc import least_weighted
 
 
 @register
@@ -20,14 +21,6 @@ class NeverQueue(Scheduler):
     name = "nq"
 
     def schedule(self, flow: FlowKey, dests: Sequence[Destination]) -> Destination | None:
-        least: Destination | None = None
-        loh = 0
-        for d in dests:
-            if not d.available:
-                continue
-            if d.active == 0:
-                return d
-            doh = sed_overhead(d)
-            if least is None or loh * d.weight > doh * least.weight:
-                least, loh = d, doh
-        return least
+        # An idle real is taken at once (the first in order); otherwise sed's choice.
+        idle = next((d for d in dests if d.available and d.active == 0), None)
+        return idle or least_weighted(dests, sed_overhead)
