@@ -201,22 +201,22 @@ def _figures(ctx: RunContext, plan: Plan, flows_pts: list[Point], table_pts: lis
     from lb.experiments.plotting import LinePanel, Series, line_panels
 
     kpps = 1e-3
+
+    def rates(xs: list[int], pts: list[Point]) -> list[Series]:
+        """Forwarded and offered packet rates of the same points, in kpps."""
+        return [
+            Series("forwarded (counted at the reals)", xs, [p.forwarded_pps * kpps for p in pts]),
+            Series("offered (generator)", xs, [p.offered_pps * kpps for p in pts], "--x"),
+        ]
+
     ctx.add_written(line_panels(ctx.path("throughput.png"), "lbxdp forwarding rate (native XDP on veth, "
                                 "64-byte TCP frames, 3 masquerading reals)", [
         LinePanel(f"vs concurrent flows (flow table {_size(plan.flows_table)} entries)",
-                  "concurrent flows (installed in the table)", "packets per second (kpps)", [
-                      Series("forwarded (counted at the reals)", [p.flows for p in flows_pts],
-                             [p.forwarded_pps * kpps for p in flows_pts]),
-                      Series("offered (generator)", [p.flows for p in flows_pts],
-                             [p.offered_pps * kpps for p in flows_pts], "--x"),
-                  ], log_x=True),
+                  "concurrent flows (installed in the table)", "packets per second (kpps)",
+                  rates([p.flows for p in flows_pts], flows_pts), log_x=True),
         LinePanel(f"vs flow-table size ({_size(plan.table_flows)} flows offered)",
-                  "flow-table size MAX_FLOWS (entries)", "packets per second (kpps)", [
-                      Series("forwarded (counted at the reals)", [p.max_flows for p in table_pts],
-                             [p.forwarded_pps * kpps for p in table_pts]),
-                      Series("offered (generator)", [p.max_flows for p in table_pts],
-                             [p.offered_pps * kpps for p in table_pts], "--x"),
-                  ], log_x=True),
+                  "flow-table size MAX_FLOWS (entries)", "packets per second (kpps)",
+                  rates([p.max_flows for p in table_pts], table_pts), log_x=True),
     ]))
     tables = [s.max_flows for s in fp]
     ctx.add_written(line_panels(ctx.path("throughput_table.png"), "lbxdp flow table: hit rate and first packets", [
