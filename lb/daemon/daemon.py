@@ -306,7 +306,8 @@ class Daemon:
     def _sweep(self) -> None:
         """Expire idle flows and recount connections per real from the flow table."""
         now = time.monotonic()
-        counts, open_flows = self.flows.sweep(self.timeouts)
+        persistent = [s.service_id for s in self.balancer.services.values() if s.service.persistence is not None]
+        counts, open_flows = self.flows.sweep(self.timeouts, persistent)
         for flow in open_flows:
             self.balancer.note_open_flow(flow, now)  # open flows keep persistence templates alive
         self.balancer.set_counts(counts)

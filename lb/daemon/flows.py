@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
-from lb.daemon.lifetime import Timeouts, is_expired, phase_of
+from lb.daemon.lifetime import Timeouts, phase_of
+from lb.daemon.sweep import plan_sweep
 from lb.datapath.maps import DatapathMaps
 from lb.model import FlowKey, Forwarding, Protocol, RealServer
 from lb.tables import FlowEntry, ReverseEntry
@@ -52,26 +53,19 @@ class FlowBook:
         seen = int(entry.tcp_seen) | (int(rev.tcp_seen) if rev else 0)
         return last, seen
 
-    def sweep(self, timeouts: Timeouts) -> tuple[dict[int, tuple[int, int]], list[FlowKey]]:
-        """Expire idle flows; returns (active, inactive) per real id and the flows still open."""
-        now_ns = time.monotonic_ns()
-        flows, reverse = self.maps.read_flows()
-        counts: dict[int, tuple[int, int]] = {}
-        open_flows = []
-        for flow, entry in flows.items():
-            last, seen = self._state(flow, entry, reverse)
-            if is_expired(flow.proto, seen, (now_ns - last) / 1e9, timeouts):
-                self.remove(flow, entry.real_id)
-                continue
-            active, inactive = counts.get(entry.real_id, (0, 0))
-            if phase_of(flow.proto, seen).active:
-                active += 1
-            else:
-                inactive += 1
-            counts[entry.real_id] = (active, inactive)
-            open_flows.append(flow)
-        self.count = len(open_flows)
-        return counts, open_flows
+    def sweep(
+        self, timeouts: Timeouts, keep_service_ids: Collection[int] = ()
+    ) -> tuple[dict[int, tuple[int, int]], list[FlowKey]]:
+        """Expire idle flows; returns (active, inactive) per real id and the open flows of the
+        services `keep_service_ids` (the persistent ones: open flows keep their templates alive).
+        The table is judged as arrays (lb.daemon.sweep), not entry by entry."""
+        plan = plan_sweep(self.maps.read_flow_records(), time.monotonic_ns(), timeouts, keep_service_ids)
+        # Reverse entries first: a forward entry without its way back is harmless for an instant
+        # (XDP passes the reply up), a reverse entry without its flow is not.
+        self.maps.delete_records("reverse", plan.expired_reverse)
+        self.maps.delete_records("flows", plan.expired_flows)
+        self.count = plan.open_count
+        return plan.counts, plan.open_flows
 
     def remove(self, flow: FlowKey, real_id: int) -> None:
         rkey = self.reverse_key(flow, real_id)

@@ -21,6 +21,7 @@ from bcc.libbcc import lib as _lib  # type: ignore[import-not-found]
 from bcc.utils import get_possible_cpus  # type: ignore[import-not-found]
 
 from lb.datapath import structs as S
+from lb.datapath.records import FlowRecords
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.rewrite.verdicts import Reason
 from lb.tables import FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables, TcpSeen, Traffic
@@ -212,6 +213,35 @@ class DatapathMaps:
         if flows_raw is None or reverse_raw is None:
             return self._read_flows_walk()
         return _decode_flows(*flows_raw), _decode_reverse(*reverse_raw)
+
+    def read_flow_records(self) -> FlowRecords:
+        """Both flow maps as record arrays (lb.datapath.records), for judging the whole table at
+        once: the same batched reads as read_flows(), without a Python object per entry."""
+        flows_raw = self._batch_raw("flows")
+        reverse_raw = self._batch_raw("reverse") if flows_raw is not None else None
+        if flows_raw is None or reverse_raw is None:
+            flows_raw, reverse_raw = self._walk_raw("flows"), self._walk_raw("reverse")
+        return FlowRecords.from_raw(*flows_raw, *reverse_raw)
+
+    def delete_records(self, name: str, keys: Any) -> int:
+        """Delete the entries of hash map `name` whose raw keys are the records `keys` (a numpy
+        record array of the map's key struct); returns how many were there to delete. Keys already
+        gone (expired by the LRU, removed by a concurrent path) are skipped."""
+        raw = keys.tobytes()
+        size = ctypes.sizeof(S.MAP_TYPES[name][0])
+        deleted = 0
+        for at in range(0, len(raw), size):
+            key = ctypes.create_string_buffer(raw[at: at + size], size)
+            if _lib.bpf_delete_elem(self._fds[name], key) == 0:
+                deleted += 1
+            elif ctypes.get_errno() != errno.ENOENT:
+                raise MapError(f"{name}: delete failed: {os.strerror(ctypes.get_errno())}")
+        return deleted
+
+    def _walk_raw(self, name: str) -> tuple[bytes, bytes]:
+        """_batch_raw()'s result one key at a time, for kernels without batched lookups."""
+        pairs = list(self._items(name))
+        return b"".join(bytes(k) for k, _ in pairs), b"".join(bytes(v) for _, v in pairs)
 
     def _read_flows_walk(self) -> tuple[dict[FlowKey, FlowEntry], dict[FlowKey, ReverseEntry]]:
         """read_flows() one key at a time (bpf_get_next_key + lookup): for kernels without batches."""

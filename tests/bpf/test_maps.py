@@ -68,3 +68,40 @@ def test_other_errors_are_not_hidden(datapath, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(M, "_libbpf", lambda: SimpleNamespace(bpf_map_lookup_batch=lambda *a: -errno.EFAULT))
     with pytest.raises(M.MapError, match="flows: batched lookup failed"):
         datapath.maps.read_flows()
+
+
+def _as_entries(records) -> tuple[dict, dict]:
+    """Record arrays back to read_flows()'s dicts, to compare the two readings."""
+    from lb.daemon.sweep import flow_key_of
+
+    flows = {flow_key_of(k): FlowEntry(int(v["real_id"]), int(v["service_id"]), int(v["last_seen_ns"]),
+                                       TcpSeen(int(v["tcp_seen"])))
+             for k, v in zip(records.flow_keys, records.flow_values)}
+    reverse = {flow_key_of(k): ReverseEntry(IPv4Address(int(v["vip"])), int(v["vport"]), int(v["real_id"]),
+                                            int(v["service_id"]), int(v["last_seen_ns"]), TcpSeen(int(v["tcp_seen"])))
+               for k, v in zip(records.reverse_keys, records.reverse_values)}
+    return flows, reverse
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_record_arrays_hold_what_read_flows_reads(datapath, monkeypatch: pytest.MonkeyPatch, batched: bool) -> None:
+    maps = datapath.maps
+    _fill(maps)
+    if not batched:
+        monkeypatch.setattr(M, "_libbpf", lambda: SimpleNamespace(bpf_map_lookup_batch=lambda *a: -errno.EINVAL))
+    records = maps.read_flow_records()
+    assert len(records.flow_keys) == COUNT and len(records.reverse_keys) == COUNT // 2
+    assert _as_entries(records) == maps._read_flows_walk()
+
+
+def test_deleting_records_removes_exactly_those_and_skips_the_gone(datapath) -> None:
+    from lb.daemon.sweep import flow_key_of
+
+    maps = datapath.maps
+    _fill(maps)
+    doomed = maps.read_flow_records().flow_keys[::3]
+    maps.delete_flow(flow_key_of(doomed[0]))
+    assert maps.delete_records("flows", doomed) == len(doomed) - 1  # one was already gone
+    flows, reverse = maps.read_flows()
+    assert len(flows) == COUNT - len(doomed) and len(reverse) == COUNT // 2
+    assert not {flow_key_of(k) for k in doomed} & set(flows)

@@ -1,0 +1,115 @@
+"""lb.daemon.sweep judges the flow table as arrays; here it must agree, flow for flow, with the
+per-entry reading of lb.daemon.lifetime (idle time and TCP events over both directions)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lb.daemon.lifetime import Timeouts, is_expired, phase_of
+from lb.daemon.sweep import flow_key_of, plan_sweep
+from lb.datapath.records import FLOW_KEY, FLOW_STATE, REVERSE_STATE, FlowRecords
+from lb.model import FlowKey, Protocol
+
+NOW = 10_000_000_000_000
+TIMEOUTS = Timeouts(tcp=900, tcpfin=120, udp=300, syn=60, close=10)
+VIP = IPv4Address("10.0.0.100")
+# real id → (address, port, masqueraded); ids 1-2 share an address:port in two services
+REALS = {1: ("10.0.1.1", 80, True), 2: ("10.0.1.1", 80, True), 3: ("10.0.1.3", 80, False)}
+SERVICE_OF = {1: 1, 2: 2, 3: 1}
+VPORT_OF = {1: 80, 2: 81}
+
+
+def _records(flows: dict[FlowKey, tuple[int, int, int]], reverse: dict[FlowKey, tuple[int, int, int]]) -> FlowRecords:
+    """flows/reverse: key → (real id, last seen ns, tcp events)."""
+    def keys(entries: dict[FlowKey, tuple[int, int, int]]) -> np.ndarray:
+        out = np.zeros(len(entries), FLOW_KEY)
+        for i, k in enumerate(entries):
+            out[i] = (int(k.saddr), int(k.daddr), k.sport, k.dport, int(k.proto), b"\0\0\0")
+        return out
+
+    fv = np.zeros(len(flows), FLOW_STATE)
+    for i, (rid, last, seen) in enumerate(flows.values()):
+        fv[i] = (last, rid, SERVICE_OF[rid], seen, 0)
+    rv = np.zeros(len(reverse), REVERSE_STATE)
+    for i, (rid, last, seen) in enumerate(reverse.values()):
+        rv[i] = (last, int(VIP), VPORT_OF[SERVICE_OF[rid]], b"\0\0", rid, SERVICE_OF[rid], seen, 0)
+    return FlowRecords(keys(flows), fv, keys(reverse), rv)
+
+
+def _reverse_key(flow: FlowKey, rid: int) -> FlowKey:
+    address, port, _ = REALS[rid]
+    return FlowKey(flow.proto, IPv4Address(address), port, flow.saddr, flow.sport)
+
+
+def _reference(flows: dict, reverse: dict) -> tuple[set[FlowKey], set[FlowKey], dict[int, tuple[int, int]]]:
+    """(expired flows, expired reverse keys, counts) entry by entry."""
+    expired, expired_rev, counts = set(), set(), {}
+    paired = set()
+    for flow, (rid, last, seen) in flows.items():
+        rkey = _reverse_key(flow, rid)
+        rev = reverse.get(rkey) if REALS[rid][2] else None
+        if rev is not None and rev[0] == rid:
+            paired.add(rkey)
+            last, seen = max(last, rev[1]), seen | rev[2]
+        else:
+            rev = None
+        if is_expired(flow.proto, seen, (NOW - last) / 1e9, TIMEOUTS):
+            expired.add(flow)
+            if rev is not None:
+                expired_rev.add(rkey)
+            continue
+        active, inactive = counts.get(rid, (0, 0))
+        counts[rid] = (active + 1, inactive) if phase_of(flow.proto, seen).active else (active, inactive + 1)
+    for rkey, (_, last, seen) in reverse.items():
+        if rkey not in paired and is_expired(rkey.proto, seen, (NOW - last) / 1e9, TIMEOUTS):
+            expired_rev.add(rkey)
+    return expired, expired_rev, counts
+
+
+ages = st.sampled_from([0, 5, 11, 59, 61, 119, 121, 299, 301, 899, 901]).map(lambda s: NOW - s * 1_000_000_000 - 1)
+flow_entries = st.dictionaries(
+    st.builds(FlowKey, st.sampled_from([Protocol.TCP, Protocol.UDP]),
+              st.sampled_from([IPv4Address("10.0.2.1"), IPv4Address("10.0.2.2")]),
+              st.integers(1024, 1030), st.just(VIP), st.sampled_from([80, 81])),
+    st.tuples(st.sampled_from(sorted(REALS)), ages, st.integers(0, 7)),
+    max_size=30,
+)
+
+
+@given(flow_entries, st.data())
+def test_sweep_agrees_with_the_per_entry_rules(flows: dict, data: st.DataObject) -> None:
+    flows = {k: v for k, v in flows.items() if SERVICE_OF[v[0]] == (1 if k.dport == 80 else 2)}
+    reverse = {}
+    for flow, (rid, _, _) in flows.items():
+        if REALS[rid][2] and data.draw(st.booleans()):
+            reverse[_reverse_key(flow, rid)] = (rid, data.draw(ages), data.draw(st.integers(0, 7)))
+    # orphans: reverse entries whose flow is gone
+    for port in data.draw(st.lists(st.integers(2000, 2005), unique=True, max_size=3)):
+        reverse[FlowKey(Protocol.TCP, IPv4Address("10.0.1.1"), 80, IPv4Address("10.0.2.9"), port)] = (
+            1, data.draw(ages), data.draw(st.integers(0, 7)))
+    plan = plan_sweep(_records(flows, reverse), NOW, TIMEOUTS)
+    expired, expired_rev, counts = _reference(flows, reverse)
+    assert {flow_key_of(r) for r in plan.expired_flows} == expired
+    assert {flow_key_of(r) for r in plan.expired_reverse} == expired_rev
+    assert plan.counts == counts
+    assert plan.open_count == len(flows) - len(expired)
+
+
+def test_open_flows_are_listed_only_for_the_services_asked_about() -> None:
+    a = FlowKey(Protocol.TCP, IPv4Address("10.0.2.1"), 1024, VIP, 80)
+    b = FlowKey(Protocol.TCP, IPv4Address("10.0.2.1"), 1025, VIP, 81)
+    old = FlowKey(Protocol.TCP, IPv4Address("10.0.2.1"), 1026, VIP, 80)
+    flows = {a: (1, NOW, 1), b: (2, NOW, 1), old: (3, NOW - 10**13, 0)}
+    records = _records(flows, {})
+    assert plan_sweep(records, NOW, TIMEOUTS).open_flows == []
+    assert plan_sweep(records, NOW, TIMEOUTS, {1}).open_flows == [a]
+    assert sorted(plan_sweep(records, NOW, TIMEOUTS, {1, 2}).open_flows, key=lambda f: f.dport) == [a, b]
+
+
+def test_an_empty_table_sweeps_to_nothing() -> None:
+    plan = plan_sweep(_records({}, {}), NOW, TIMEOUTS)
+    assert (len(plan.expired_flows), len(plan.expired_reverse), plan.counts, plan.open_count) == (0, 0, {}, 0)
