@@ -42,6 +42,11 @@ log = logging.getLogger("lbxdp")
 
 QUEUE_NUM = 4711  # NFQUEUE numbers are per network namespace, so one fixed number never collides
 TICK_SECONDS = 1.0
+# At most this share of the daemon's time goes to sweeping, since first packets wait while it runs:
+# a sweep costs ~10 ms with 4.5k flows in a table of 1M slots but grows with the flows (30k: 38 ms
+# here). A sweep that took d seconds is next due after max(TICK_SECONDS, d / SWEEP_DUTY); the
+# timeouts it applies are tens of seconds.
+SWEEP_DUTY = 0.05
 
 
 class Daemon:
@@ -69,6 +74,7 @@ class Daemon:
         self.dp = loader.load(tunables)
         self.maps = self.dp.maps
         self.flows = FlowBook(self.maps, tunables.max_flows, self._real)
+        self._next_sweep = 0.0  # monotonic time the next sweep is due (SWEEP_DUTY)
         self.first = FirstPacketPath(self.balancer, self.maps, self.flows, self.tx_ifindexes)
         self.health = HealthMonitor()
         self.nfq = self._bind_queue()
@@ -297,7 +303,8 @@ class Daemon:
         return Timeouts(tcp=t.tcp, tcpfin=t.tcpfin, udp=t.udp)
 
     def tick(self) -> None:
-        self._sweep()
+        if time.monotonic() >= self._next_sweep:
+            self._sweep()
         if self.first.dirty:
             self.save_state()  # counters a SIGKILLed daemon's successor continues from
         self._sample_rates()
@@ -306,6 +313,13 @@ class Daemon:
     def _sweep(self) -> None:
         """Expire idle flows and recount connections per real from the flow table."""
         now = time.monotonic()
+        try:
+            self._sweep_now(now)
+        finally:
+            took = time.monotonic() - now
+            self._next_sweep = now + max(TICK_SECONDS, took / SWEEP_DUTY)
+
+    def _sweep_now(self, now: float) -> None:
         persistent = [s.service_id for s in self.balancer.services.values() if s.service.persistence is not None]
         counts, open_flows = self.flows.sweep(self.timeouts, persistent)
         for flow in open_flows:
