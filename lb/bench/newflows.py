@@ -19,6 +19,7 @@ figure is the answered flows divided by the time from the first SYN to the last 
 from __future__ import annotations
 
 import ctypes
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -120,16 +121,39 @@ def await_answers(read: Callable[[], int], before: int, sent: int, deadline: flo
     return last, t_last
 
 
-def one_run(live: Any, gen: Any, count: int) -> tuple[float, dict[str, float]]:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process `pid`, all threads (/proc/PID/stat utime, stime)."""
+    fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat's cpu line."""
+    values = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+def one_run(live: Any, gen: Any, count: int, pid: int | None = None) -> tuple[float, dict[str, float]]:
     """Offer `count` SYNs at OFFERED/s and time how long until the client has reset the answers to
-    all of them (or they stop coming: what is missing was dropped). Returns (flows/s, facts)."""
+    all of them (or they stop coming: what is missing was dropped). Returns (flows/s, facts); with
+    the daemon's `pid`, the facts include its CPU time (user = Python and libraries, system = its
+    syscalls and the packet delivery they run inline) and the whole machine's."""
     drops0, scheduled0 = _queue_drops(live), live.scheduled()
+    cpu0 = cpu_seconds(pid) if pid else (0.0, 0.0)
+    busy0 = machine_busy()
     before, t0 = _client_resets(live), time.monotonic()
     sent = _offer(live, gen, OFFERED, count)
     last, t1 = await_answers(lambda: _client_resets(live), before, sent, deadline=t0 + 60)
+    cpu1 = cpu_seconds(pid) if pid else (0.0, 0.0)
+    busy1 = machine_busy()
     scheduled = live.scheduled() - scheduled0
     return (last - before) / (t1 - t0), {"sent": sent, "answered": last - before, "scheduled": scheduled,
-                                         "dropped": _queue_drops(live) - drops0, "elapsed": t1 - t0}
+                                         "dropped": _queue_drops(live) - drops0, "elapsed": t1 - t0,
+                                         "user": cpu1[0] - cpu0[0], "system": cpu1[1] - cpu0[1],
+                                         "busy": busy1[0] - busy0[0], "cpu_total": busy1[1] - busy0[1]}
 
 
 def run(live: Any | None, registry: Registry, runs: int, count: int, tick: Callable[[str], None],
@@ -142,9 +166,10 @@ def run(live: Any | None, registry: Registry, runs: int, count: int, tick: Calla
         return [not_measured("newflows", NAME, UNIT, str(exc))]
     samples: list[float] = []
     facts: list[dict[str, float]] = []
+    pid = live.pid  # once: a status request makes the daemon read its whole flow table
     for i in range(runs):
         tick(f"new flows: {count} SYNs ({i + 1}/{runs}) at {OFFERED // 1000}k/s into the live daemon")
-        rate, fact = one_run(live, gen, count)
+        rate, fact = one_run(live, gen, count, pid)
         samples.append(rate)
         facts.append(fact)
     flows = live.status().get("flows", 0)
@@ -155,8 +180,20 @@ def run(live: Any | None, registry: Registry, runs: int, count: int, tick: Calla
     took = statistics.median(f["elapsed"] for f in facts)
     check = (f"client's resets of the reals' SYN-ACKs; {runs} × {count} SYNs at {OFFERED / 1000:.0f}k/s: "
              f"{sent} sent, {scheduled} scheduled (daemon), {answered} answered, {dropped} dropped by "
-             f"NFQUEUE, median {took:.2f} s a burst; {flows} flows in the table after")
+             f"NFQUEUE, median {took:.2f} s a burst; {flows} flows in the table after; {cpu_split(facts)}")
     return [measured("newflows", NAME, UNIT, samples, check=check)]
+
+
+def cpu_split(facts: list[dict[str, float]]) -> str:
+    """Where a new flow's CPU time went, over all bursts: the daemon's user and system time per
+    flow, and how busy the machine's CPUs were while the bursts ran."""
+    answered = sum(f["answered"] for f in facts) or 1
+    user = sum(f.get("user", 0.0) for f in facts) / answered * 1e6
+    system = sum(f.get("system", 0.0) for f in facts) / answered * 1e6
+    total = sum(f.get("cpu_total", 0.0) for f in facts)
+    busy = sum(f.get("busy", 0.0) for f in facts) / total if total else 0.0
+    return (f"daemon CPU per flow {user:.0f} µs user + {system:.0f} µs system; "
+            f"machine {busy:.0%} busy ({os.cpu_count()} CPUs) during the bursts")
 
 
 def profile_daemon(live: Any, registry: Registry, count: int, tick: Callable[[str], None]
