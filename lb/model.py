@@ -156,6 +156,16 @@ class FlowKey:
     daddr: IPv4Address
     dport: int
 
+    def __hash__(self) -> int:
+        # Cached like service_key below: a flow key is hashed for every dict it meets on the
+        # first-packet path, and hashing its two IPv4Address fields (hash(hex(int))) each time
+        # was a visible share of that path. Equal keys have equal fields, so equal hashes.
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = self.__dict__["_hash"] = hash(
+                (self.proto, int(self.saddr), self.sport, int(self.daddr), self.dport))
+        return cached
+
     @property
     def service_key(self) -> ServiceKey:
         # Cached in the instance's __dict__ (a frozen dataclass allows writing there directly): the
