@@ -6,26 +6,37 @@ another measures; the runs are interleaved across them, and within a run the var
 turns (SLICES), so each sends across the whole run and all see the same machine; a failed run is
 kept in its row with the reason. Packets are counted where they arrive:
 an XDP_DROP program with a per-CPU counter on every real's interface (the ceiling is counted at
-the balancer's ingress, where it drops). The generator (udpgen.c, compiled here) runs only in the
-client's namespace and stops after a bounded time and count.
+the balancer's ingress, where it drops).
 
-The generator is bpf/bench_gen.c run with BPF_PROG_RUN in live-frames mode on the client's veth:
-each frame is written from a template with the next of 1024 source ports and leaves with XDP_TX, at a cost of tens of ns,
-where an AF_PACKET sendmmsg generator on this VM spent microseconds per packet and capped every
-variant near 200 kpps. Live XDP frames need a receiver that takes XDP frames: the balancer's XDP
-program in the XDP variants, and GRO switched on on its eth0 (which gives a veth its NAPI) in
-the kernel variants.
+The rig is the same for every variant and as close to a 2-queue NIC as veths get (QUEUES,
+PEERS). Every veth is created with 2 RX and 2 TX queues, one per CPU of this machine kind (a veth
+has one of each unless created with more). The balancer's peers run NAPI with GRO on, as a NIC
+would; a native XDP_REDIRECT into a veth only delivers when the peer has NAPI (GRO or an XDP
+program), and GRO keeps the kernel variants' packets out of an XDP program they would not
+meet on a kube-proxy node. The generator is
+bpf/bench_gen.c run with BPF_PROG_RUN in live-frames mode on the client's veth, from one thread
+pinned to each CPU: each frame is written from a template with the next of 1024 source ports and
+leaves with XDP_TX, at a cost of tens of ns (an AF_PACKET sendmmsg generator on this VM spent
+microseconds per packet and capped every variant near 200 kpps). A veth puts a frame into the
+peer's queue of the sending CPU (drivers/net/veth.c, veth_xdp_xmit) and schedules that queue's
+NAPI on the same CPU, so each CPU feeds its own queue and runs everything that queue's packets
+cause downstream in its own softirq, as RSS with one interrupt per queue would spread a NIC's
+traffic. Live frames need a receiver that takes XDP frames: the balancer's XDP program in the XDP
+variants, GRO on its eth0 (which gives a veth its NAPI) in the kernel variants.
 
-Facts of this machine kind (issue 7): a veth has one queue unless created with more, so all of a
-run's softirq work lands on the generator's CPU; native XDP_REDIRECT into a veth only delivers if
-the peer runs an XDP program (or GRO), hence the XDP_PASS program on the balancer's peers in the
-native variants; the kernel variants keep plain peers, as a kube-proxy node would have.
+What the rig cannot remove (issue 7 has the figures): the generator shares each CPU with the
+forwarding it feeds, since a 2-CPU machine has no third CPU for it (moving the balancer's NAPI to
+the other CPU as a pinned thread made every variant slower: frames then cross CPUs), and every
+variant pays the same bridge and real-side veth hops after the balancer. Both are per-packet costs
+common to all variants, so they pull every ratio towards 1.
 """
 
 from __future__ import annotations
 
 import ctypes
+import os
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -37,11 +48,16 @@ from lb.bench.results import Row, measured, not_measured
 
 UDP = 17
 VPORT = 9000
-SPORT_BASE = 10000  # udpgen.c's first source port
+SPORT_BASE = 10000  # the generator template's source port, the first of FLOWS
 FLOWS = 1024  # bench_gen.c's GEN_FLOWS
 # frames per BPF_PROG_RUN call (each call sets up a page pool); a turn stops at the first chunk past its time
 GEN_CHUNK = 65536
 SLICES = 5  # turns per run: every variant sends across the whole run, not in one stretch of it
+# The rig, the same for every variant: every veth has this many RX/TX queues (this machine kind
+# has 2 CPUs), the balancer's peers run NAPI with GRO on as a NIC would, and one generator thread
+# per CPU feeds the queue of its own CPU (the veth picks the receiving queue by sending CPU).
+QUEUES = 2
+PEERS = "gro"
 
 CEILING = "ceiling (XDP_DROP at ingress)"
 IPTABLES = "iptables DNAT (statistic random)"
@@ -50,7 +66,6 @@ IPTABLES = "iptables DNAT (statistic random)"
 @dataclass(frozen=True)
 class Variant:
     name: str
-    xdp_peers: str  # the testbed's option for the balancer's veth peers
     setup: Callable[[Any, Registry, int], str]  # (topo, registry, flows) → counter role
 
 
@@ -165,13 +180,13 @@ def _routing(topo: Any, registry: Registry, flows: int) -> str:
 
 
 VARIANTS: tuple[Variant, ...] = (
-    Variant(CEILING, "off", _ceiling),
-    Variant("lbxdp native", "pass", _lbxdp(native=True)),
-    Variant("lbxdp generic", "off", _lbxdp(native=False)),
-    Variant("minimal XDP DNAT native", "pass", _minimal_dnat),
-    Variant(IPTABLES, "off", _iptables),
-    Variant("nftables numgen DNAT", "off", _nftables),
-    Variant("plain routing", "off", _routing),
+    Variant(CEILING, _ceiling),
+    Variant("lbxdp native", _lbxdp(native=True)),
+    Variant("lbxdp generic", _lbxdp(native=False)),
+    Variant("minimal XDP DNAT native", _minimal_dnat),
+    Variant(IPTABLES, _iptables),
+    Variant("nftables numgen DNAT", _nftables),
+    Variant("plain routing", _routing),
 )
 
 
@@ -197,7 +212,7 @@ def run(registry: Registry, runs: int, seconds: float, tick: Callable[[str], Non
         for v in variants:
             tick(f"forwarding: building {v.name}")
             try:
-                topo = stack.enter_context(two_arm(reals=3, xdp_peers=v.xdp_peers))  # type: ignore[arg-type]
+                topo = stack.enter_context(two_arm(reals=3, xdp_peers=PEERS, queues=QUEUES))
                 ready[v.name] = (topo, v.setup(topo, registry, FLOWS))
             except Exception as exc:  # noqa: BLE001 (one variant's failure is a row, not a crash)
                 errors[v.name] = _first_line(exc)
@@ -243,7 +258,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _one_run(topo: Any, counter: Any, gen: Any, seconds: float, chunk: int) -> tuple[int, int, float]:
-    """(packets that arrived, packets the generator sent, seconds it sent for) over one bounded turn."""
+    """(packets that arrived, packets the generators sent, seconds they sent for) over one bounded
+    turn: one generator thread pinned to each CPU, started together, timed from the first start
+    to the last stop."""
     from lb.bench.fastpath import _udp
     from lb.datapath.progrun import BPF_F_TEST_XDP_LIVE_FRAMES, run as prog_run
     from lb.datapath.testbed import in_netns_call
@@ -255,15 +272,42 @@ def _one_run(topo: Any, counter: Any, gen: Any, seconds: float, chunk: int) -> t
     ctypes.memmove(ctypes.addressof(leaf), packet, len(packet))
     template[template.Key(0)] = leaf
 
-    def send() -> tuple[int, float]:
+    cpus = sorted(os.sched_getaffinity(0))
+    together = threading.Barrier(len(cpus), timeout=30)
+    spans: dict[int, tuple[int, float, float]] = {}  # cpu → (frames, start, stop)
+
+    def send(cpu: int) -> None:
+        # the live frames of a BPF_PROG_RUN call enter the peer's queue of the calling CPU
+        # (drivers/net/veth.c, veth_xdp_xmit), whose NAPI then runs as that CPU's softirq
+        os.sched_setaffinity(0, {cpu})
+        together.wait()
         frames, start = 0, time.monotonic()
         while time.monotonic() - start < seconds:
             prog_run(gen.fd, packet, ingress_ifindex=client.ifindex, repeat=chunk,
                      flags=BPF_F_TEST_XDP_LIVE_FRAMES)
             frames += chunk
-        return frames, time.monotonic() - start
+        spans[cpu] = (frames, start, time.monotonic())
+
+    errors: list[BaseException] = []
+
+    def thread(cpu: int) -> None:
+        try:
+            in_netns_call(topo.client.netns, lambda: send(cpu), timeout=seconds + 30)
+        except BaseException as exc:  # handed to the caller below
+            errors.append(exc)
+            together.abort()
 
     before = counter.verdicts(XDP_DROP)
-    frames, elapsed = in_netns_call(topo.client.netns, send, timeout=seconds + 30)
+    threads = [threading.Thread(target=thread, args=(cpu,), daemon=True) for cpu in cpus]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 60)
+    if errors:
+        raise errors[0]
+    if len(spans) != len(cpus):
+        raise RuntimeError(f"{len(cpus) - len(spans)} generator thread(s) did not finish")
     time.sleep(0.05)  # the last frames drain through the receivers' softirqs
+    frames = sum(f for f, _, _ in spans.values())
+    elapsed = max(e for _, _, e in spans.values()) - min(b for _, b, _ in spans.values())
     return counter.verdicts(XDP_DROP) - before, frames, elapsed

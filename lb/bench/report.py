@@ -113,7 +113,11 @@ METHOD = """\
   ceiling at the balancer's ingress). lbxdp's flows are installed in its maps up front (as Katran
   benches its hit path), 3 masquerading reals. iptables: kube-proxy's `statistic --mode random`
   chain; nftables: `dnat to numgen random mod 3 map`; plain routing: an ECMP route with L4 hashing.
-  Veths have one queue: a run's softirq work shares the generator's CPU.
+  The rig is the same for every variant, modelled on a 2-queue NIC: every veth has 2 RX and 2 TX
+  queues, the balancer's peers run NAPI with GRO on, and one generator thread is pinned to each
+  CPU; a veth queues a frame on the sending CPU's queue and runs that queue's NAPI there, so each
+  CPU generates into its own queue and runs what those packets cause downstream in its softirq
+  (the generator's cost stays on the forwarding CPUs: a 2-CPU machine has no third one for it).
   `--quick` leaves out the variants no target needs (generic, nftables, routing) and sends
   smaller chunks.
 - **New flows** (lb/bench/newflows.py): the real daemon (`lbxdp attach eth0 eth1 --mode native

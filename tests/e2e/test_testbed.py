@@ -95,6 +95,23 @@ def test_xdp_peers_options(testbed) -> None:
     assert "generic-receive-offload: on" in out
 
 
+def _queues(topo: Topology, host: str, ifname: str) -> tuple[str, str]:
+    """(current RX, current TX) channel counts from `ethtool -l`."""
+    out = topo.run(host, ["ethtool", "-l", ifname]).stdout
+    current = out.split("Current hardware settings:")[1]
+    values = dict(line.split(":", 1) for line in current.strip().splitlines() if ":" in line)
+    return values["RX"].strip(), values["TX"].strip()
+
+
+@pytest.mark.parametrize("queues", [1, 2])
+def test_queues_option_sets_both_ends_of_every_veth(testbed, queues: int) -> None:
+    topo = testbed("two_arm", reals=1, queues=queues)
+    want = (str(queues), str(queues))
+    for host, ifname in (("client", "eth0"), ("lb", "eth0"), ("lb", "eth1"), ("sw", "p-lb"),
+                         ("sw", "p-r1"), ("r1", "eth0")):
+        assert _queues(topo, host, ifname) == want, (host, ifname)
+
+
 def test_direct_routing_real_answers_for_the_vip(testbed) -> None:
     topo: Topology = testbed("one_arm", reals=[RealSpec("r1", dr=True), RealSpec("r2")])
     topo.start_http_servers()
@@ -197,6 +214,8 @@ def test_build_errors_are_clear_and_leave_nothing() -> None:
         two_arm(reals=1, vip="192.168.10.1")
     with pytest.raises(ValueError, match="real name"):
         two_arm(reals=["lb"])
+    with pytest.raises(ValueError, match="queues must be in 1..16"):
+        two_arm(reals=1, queues=0)
     assert set(netns.listnetns()) == before
 
 

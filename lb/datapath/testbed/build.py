@@ -30,6 +30,7 @@ from .topology import Host, Iface, RealSpec, Topology, XdpPeers
 
 MAX_REALS = 200
 MAX_ALIASES = 100
+MAX_QUEUES = 16
 _REAL_NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 _RESERVED = {"client", "lb", "sw"}
 
@@ -75,6 +76,7 @@ class _Plan:
     xdp_peers: XdpPeers
     static_neighbours: bool
     tx_checksum: bool
+    queues: int
 
     def a(self, subnet: int, host: int) -> str:
         return f"10.{self.net}.{subnet}.{host}"
@@ -97,7 +99,7 @@ class _Plan:
 
 def _plan(kind: str, reals: int | Sequence[RealSpec | str], vip: str | None, net: int | None,
           prefix: str | None, xdp_peers: str, client_aliases: int,
-          static_neighbours: bool, tx_checksum: bool) -> _Plan:
+          static_neighbours: bool, tx_checksum: bool, queues: int = 1) -> _Plan:
     prefix = check_prefix(prefix) if prefix else make_prefix()
     x = subnet_index(prefix) if net is None else net
     if not 1 <= x <= 254:
@@ -106,6 +108,8 @@ def _plan(kind: str, reals: int | Sequence[RealSpec | str], vip: str | None, net
         raise ValueError(f"xdp_peers must be off, gro or pass, not {xdp_peers!r}")
     if not 0 <= client_aliases <= MAX_ALIASES:
         raise ValueError(f"client_aliases must be in 0..{MAX_ALIASES}, got {client_aliases}")
+    if not 1 <= queues <= MAX_QUEUES:
+        raise ValueError(f"queues must be in 1..{MAX_QUEUES}, got {queues}")
     the_vip = vip or f"10.{x}.0.100"
     address = ipaddress.IPv4Address(the_vip)
     if address not in ipaddress.IPv4Network("10.0.0.0/8"):
@@ -115,28 +119,30 @@ def _plan(kind: str, reals: int | Sequence[RealSpec | str], vip: str | None, net
             raise ValueError(f"the VIP {the_vip} must not be inside {subnet}")
     aliases = tuple(f"10.{x}.1.{100 + j}" for j in range(1, client_aliases + 1))
     return _Plan(kind, prefix, x, the_vip, _real_specs(reals), aliases,
-                 xdp_peers, static_neighbours, tx_checksum)  # type: ignore[arg-type]
+                 xdp_peers, static_neighbours, tx_checksum, queues)  # type: ignore[arg-type]
 
 
 def two_arm(reals: int | Sequence[RealSpec | str] = 3, *, vip: str | None = None,
             net: int | None = None, prefix: str | None = None, xdp_peers: XdpPeers = "off",
             client_aliases: int = 0, static_neighbours: bool = True,
-            tx_checksum: bool = False) -> Topology:
+            tx_checksum: bool = False, queues: int = 1) -> Topology:
     """client —veth— lb(eth0) ; lb(eth1) —veth— bridge in sw —veths— reals.
 
-    Use as a context manager: `with two_arm(3) as topo: ...`.
+    `queues`: RX/TX queues of every veth (1, the kernel's default; 2 is what a 2-queue NIC
+    would give each CPU of this machine kind). Use as a context manager:
+    `with two_arm(3) as topo: ...`.
     """
     return _build(_plan("two_arm", reals, vip, net, prefix, xdp_peers, client_aliases,
-                        static_neighbours, tx_checksum))
+                        static_neighbours, tx_checksum, queues))
 
 
 def one_arm(reals: int | Sequence[RealSpec | str] = 3, *, vip: str | None = None,
             net: int | None = None, prefix: str | None = None, xdp_peers: XdpPeers = "off",
             client_aliases: int = 0, static_neighbours: bool = True,
-            tx_checksum: bool = False) -> Topology:
+            tx_checksum: bool = False, queues: int = 1) -> Topology:
     """client, lb(eth0, addresses in both subnets) and reals on one bridge in sw."""
     return _build(_plan("one_arm", reals, vip, net, prefix, xdp_peers, client_aliases,
-                        static_neighbours, tx_checksum))
+                        static_neighbours, tx_checksum, queues))
 
 
 def _build(plan: _Plan) -> Topology:
@@ -196,7 +202,7 @@ def _build_in(plan: _Plan, workdir: Path, created: list[str], links: NsLinks) ->
     peers: dict[tuple[str, str], tuple[str, str]] = {}
 
     def veth(a: str, ifa: str, b: str, ifb: str, mac_a: str | None, mac_b: str | None) -> None:
-        links.veth(ns[a], ifa, ns[b], ifb, mac_a, mac_b)
+        links.veth(ns[a], ifa, ns[b], ifb, mac_a, mac_b, queues=p.queues)
         peers[(a, ifa)] = (b, ifb)
         peers[(b, ifb)] = (a, ifa)
         if b == "sw":

@@ -74,10 +74,15 @@ class NsLinks:
         return int(found[0])
 
     def veth(self, ns_a: str, if_a: str, ns_b: str, if_b: str,
-             mac_a: str | None = None, mac_b: str | None = None, index_a: int | None = None) -> None:
+             mac_a: str | None = None, mac_b: str | None = None, index_a: int | None = None,
+             queues: int = 1) -> None:
         """A veth pair; `index_a` fixes the ifindex of the `ns_a` end (a replay lab rebuilds the
-        recorded ones, which bpf_fib_lookup answers with)."""
+        recorded ones, which bpf_fib_lookup answers with). `queues` > 1 gives both ends that many
+        RX and TX queues (IFLA_NUM_RX/TX_QUEUES, as `ip link add … numrxqueues N`); a veth has one
+        of each unless created with more (drivers/net/veth.c)."""
         peer: dict[str, object] = {"ifname": if_b, "net_ns_fd": ns_b}
+        if queues > 1:
+            peer.update(num_rx_queues=queues, num_tx_queues=queues)
         if mac_b:
             peer["address"] = mac_b
         args: dict[str, object] = {"ifname": if_a, "kind": "veth", "peer": peer}
@@ -85,6 +90,8 @@ class NsLinks:
             args["address"] = mac_a
         if index_a:
             args["index"] = index_a
+        if queues > 1:
+            args.update(num_rx_queues=queues, num_tx_queues=queues)
         self.ipr(ns_a).link("add", **args)
 
     def bridge(self, ns: str, name: str) -> None:
