@@ -10,25 +10,42 @@ import socket
 
 
 class FrameSender:
-    """One AF_PACKET socket, sending to any interface by index."""
+    """AF_PACKET sockets, one bound to each egress interface it has sent on.
+
+    A bound socket sends with send(), no address: CPython's sendto() on AF_PACKET turns the
+    interface name in the address into an index with an ioctl on every call.
+    """
 
     def __init__(self) -> None:
-        # ETH_P_ALL is irrelevant for sending; protocol 0 means this socket receives nothing.
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        self._names: dict[int, str] = {}
+        self._socks: dict[int, socket.socket] = {}
 
     def send(self, frame: bytes, ifindex: int) -> None:
-        name = self._names.get(ifindex)
-        if name is None:  # an ioctl per packet would cost as much as the send
-            name = self._names[ifindex] = socket.if_indextoname(ifindex)
-        self._sock.sendto(frame, (name, 0))
+        sock = self._socks.get(ifindex)
+        if sock is None:
+            # Protocol 0: the socket receives nothing, it only sends.
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+            try:
+                sock.bind((socket.if_indextoname(ifindex), 0))
+            except OSError:
+                sock.close()
+                raise
+            self._socks[ifindex] = sock
+        try:
+            sock.send(frame)
+        except OSError:
+            # The interface may be gone (ENXIO, ENETDOWN): bind afresh next time.
+            self._socks.pop(ifindex, None)
+            sock.close()
+            raise
 
     def forget_names(self) -> None:
-        """Interfaces changed: an ifindex may now name another interface."""
-        self._names.clear()
+        """Interfaces changed: an ifindex may now name another interface (or none)."""
+        for sock in self._socks.values():
+            sock.close()
+        self._socks.clear()
 
     def close(self) -> None:
-        self._sock.close()
+        self.forget_names()
 
     def __enter__(self) -> FrameSender:
         return self
