@@ -129,9 +129,9 @@ METHOD = """\
   polled every 20 ms from the bench, which costs the daemon nothing) over the time from the first
   SYN to the last answer. The daemon's `scheduled` counter, NFQUEUE's drops and the flows in the
   table are the check. The daemon's user and system CPU time (/proc/PID/stat) over the bursts, per
-  flow answered, and the machine's busy share (/proc/stat) say where a new flow's time goes: the
-  system time excludes the packet delivery the daemon's sends run in softirq (the real's stack
-  answering the SYN), which the machine's figure includes.
+  flow answered, and the machine's busy share (/proc/stat) say where a new flow's time goes. This
+  kernel accounts by tick (no IRQ time accounting), so softirq work run in the daemon's context,
+  such as the delivery its sends trigger, is charged to its system time.
   A last burst runs under py-spy for the hot-spot table.
 - **Real TCP** (lb/bench/tcp.py): wrk -t1 -c32 in the client namespace; the four variants share the
   topology of the new-flows case: lbxdp (VIP:80 → reals:80), iptables DNAT with kube-proxy's
