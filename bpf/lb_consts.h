@@ -15,6 +15,10 @@
 #define MAX_REALS 4096 /* slots in `reals`; real ids index it directly */
 #endif
 
+#ifndef MAX_HASHED_SERVICES
+#define MAX_HASHED_SERVICES 16 /* rows of `hash_rings`: services XDP schedules itself (each row 256 KiB) */
+#endif
+
 #ifndef MAX_TX_PORTS
 #define MAX_TX_PORTS 4096 /* slots in `tx_ports`: a devmap is indexed by ifindex, so this bounds it */
 #endif
@@ -35,6 +39,17 @@
 #endif
 
 #define CLIENT_HOPS (1 << CLIENT_HOP_BITS)
+
+/* Maglev in XDP (lb/sched/mh.py states the same numbers): a ring has MH_RING_SIZE slots, the prime
+ * lb.sched.mh.DEFAULT_M, and a flow's slot is fmix32(fold ^ MH_SEED1) % MH_RING_SIZE. */
+#define MH_RING_SIZE 65537
+#define MH_SEED1 2654435761u
+
+/* struct service_info.flags: bit 0 lets XDP schedule the service's new flows from its ring,
+ * bit 1 hashes the client port too (ipvsadm's mh-port), bits 16..31 are the ring's row. */
+#define SVC_F_HASH_IN_KERNEL 0x1
+#define SVC_F_HASH_PORT 0x2
+#define SVC_RING_SHIFT 16
 #define LB_AF_INET 2 /* bcc's include set has no linux/socket.h */
 #define LB_IP_DF 0x4000
 #define LB_IP_MF 0x2000
@@ -82,7 +97,8 @@ enum lb_reason {
 	REASON_TX_REVERSE = 20,        /* real → client (masquerading), out of the ingress interface */
 	REASON_REDIRECT_REVERSE = 21,  /* real → client (masquerading), out of another interface */
 	REASON_PASS_FLOW_REUSE = 22,   /* a SYN on a flow that saw FIN or RST: a new connection, scheduled anew */
-	REASON_MAX = 23,
+	REASON_PASS_HASH_EMPTY = 23,   /* a first packet XDP could schedule, but its ring slot says "ask Python" */
+	REASON_MAX = 24,
 };
 
 #endif /* LB_CONSTS_H */

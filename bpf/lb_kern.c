@@ -50,6 +50,69 @@ static __always_inline int next_hop(const struct next_hop *hop, __u32 ingress, i
 	return HOP_NONE;
 }
 
+/* Maglev in XDP: a first packet (TCP SYN without ACK, or UDP) of a service whose flags carry
+ * SVC_F_HASH_IN_KERNEL is scheduled here from the ring Python filled (hash_rings, one row per such
+ * service), so a new flow needs no round trip to user space. Returns 0 when the flow entry exists
+ * now (created here, or by another CPU an instant ago): the caller continues as on a flow hit.
+ * Otherwise it returns -1 with *reason: PASS_HASH_EMPTY for a 0 slot (the real is unavailable or
+ * the slot is unclaimed: Python applies its own fallback rules), PASS_FLOW_MISS when XDP does not
+ * schedule this service or cannot (a reverse entry for the 5-tuple already exists). */
+static __always_inline int hash_schedule(struct flow_key *key, const struct service_info *svc, __u32 *reason)
+{
+	struct reverse_state rstate = {};
+	struct flow_state fstate = {};
+	struct flow_key rkey = {};
+	struct real_info *real;
+	__u32 row = svc->flags >> SVC_RING_SHIFT, idx, real_id, *ring_id;
+	__u64 *conns, ns;
+
+	*reason = REASON_PASS_FLOW_MISS;
+	if (row >= MAX_HASHED_SERVICES) /* a flag set by hand, or a smaller map adopted: not ours to judge */
+		return -1;
+	idx = row * MH_RING_SIZE + mh_slot(key->saddr, (svc->flags & SVC_F_HASH_PORT) ? key->sport : 0);
+	ring_id = hash_rings.lookup(&idx);
+	if (!ring_id)
+		return -1;
+	real_id = *ring_id;
+	real = reals.lookup(&real_id);
+	if (!real_id || !real || real->forwarding == FWD_NONE) {
+		*reason = REASON_PASS_HASH_EMPTY;
+		return -1;
+	}
+	ns = bpf_ktime_get_ns();
+	if (real->forwarding == FWD_MASQ) {
+		/* The way back first, as DatapathMaps.install_flow() does: no reply may find the forward
+		 * path open and the return path missing. insert() is BPF_NOEXIST: an existing entry
+		 * (another flow of this client port to the same real, or a stale one) is not
+		 * overwritten; Python decides then. */
+		rkey.saddr = real->addr;
+		rkey.daddr = key->saddr;
+		rkey.sport = real->port;
+		rkey.dport = key->sport;
+		rkey.proto = key->proto;
+		rstate.last_seen_ns = ns;
+		rstate.vip = key->daddr;
+		rstate.vport = key->dport;
+		rstate.real_id = real_id;
+		rstate.service_id = svc->service_id;
+		rstate.seen_jiffies = (__u32)bpf_jiffies64();
+		if (reverse.insert(&rkey, &rstate) != 0)
+			return -1;
+	}
+	fstate.last_seen_ns = ns;
+	fstate.real_id = real_id;
+	fstate.service_id = svc->service_id;
+	fstate.seen_jiffies = (__u32)bpf_jiffies64();
+	/* insert() is BPF_NOEXIST: another CPU may have created this flow from a retransmitted SYN
+	 * meanwhile; it names the same real (same ring), and only the creator counts the connection. */
+	if (flows.insert(key, &fstate) == 0) {
+		conns = hash_conns.lookup(&real_id);
+		if (conns)
+			*conns += 1;
+	}
+	return 0;
+}
+
 int xdp_lb(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -63,6 +126,7 @@ int xdp_lb(struct xdp_md *ctx)
 	struct udphdr *udp;
 	struct flow_state *flow;
 	struct reverse_state *rev;
+	struct service_info *svc;
 	struct real_info *real;
 	struct lb_config *cfg;
 	struct next_hop *hop;
@@ -71,7 +135,7 @@ int xdp_lb(struct xdp_md *ctx)
 	void *l4_end;
 	__u32 reason, seen = 0, zero = 0, real_id = NO_ID, epoch = 0, ingress, slot;
 	__u64 ip_bytes = 0, now; /* now: jiffies */
-	int action = XDP_PASS, proto, rc, hop_kind, outbound = 0, opens = 0;
+	int action = XDP_PASS, proto, rc, hop_kind, outbound = 0, opens = 0, first = 0;
 
 	/* 1. parse: only plain Ethernet + option-less, unfragmented IPv4 + TCP/UDP is ours */
 	if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP)) {
@@ -104,6 +168,7 @@ int xdp_lb(struct xdp_md *ctx)
 		l4check = &tcp->check;
 		seen = tcp_seen_bits(tcp);
 		opens = tcp_opens(tcp);
+		first = opens;
 	} else if (proto == IPPROTO_UDP) {
 		if (parse_udphdr(&nh, data_end, l4_end, &udp) < 0) {
 			reason = REASON_PASS_BAD_L4;
@@ -112,6 +177,7 @@ int xdp_lb(struct xdp_md *ctx)
 		sport = &udp->source;
 		dport = &udp->dest;
 		l4check = &udp->check;
+		first = 1; /* any datagram may open a UDP flow */
 	} else {
 		reason = proto == IPPROTO_ICMP ? REASON_PASS_ICMP : REASON_PASS_OTHER_L4;
 		goto out;
@@ -141,12 +207,26 @@ int xdp_lb(struct xdp_md *ctx)
 	/* 3. reverse lookup: a masqueraded reply from a real goes back to its client */
 	rev = reverse.lookup(&key);
 	if (!rev) {
-		/* 4. service lookup: a VIP's first packet goes up to the first-packet path (NFQUEUE) */
+		/* 4. service lookup: a VIP's first packet goes up to the first-packet path (NFQUEUE),
+		 * unless XDP schedules the service itself (Maglev, hash_schedule()); a packet that opens
+		 * no flow (a TCP segment without SYN) always goes up, as the model's `opens` says. */
 		skey.vip = key.daddr;
 		skey.port = key.dport;
 		skey.proto = proto;
-		reason = services.lookup(&skey) ? REASON_PASS_FLOW_MISS : REASON_PASS_NOT_VIP;
-		goto out;
+		svc = services.lookup(&skey);
+		if (!svc) {
+			reason = REASON_PASS_NOT_VIP;
+			goto out;
+		}
+		reason = REASON_PASS_FLOW_MISS;
+		if (!first || !(svc->flags & SVC_F_HASH_IN_KERNEL) || hash_schedule(&key, svc, &reason) != 0)
+			goto out;
+		flow = flows.lookup(&key);
+		if (!flow) { /* evicted already, or the update failed: the first-packet path decides */
+			reason = REASON_PASS_FLOW_MISS;
+			goto out;
+		}
+		goto forward;
 	}
 	now = bpf_jiffies64();
 	touch_flow(&rev->last_seen_ns, &rev->seen_jiffies, &rev->tcp_seen, seen, now);

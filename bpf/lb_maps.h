@@ -19,6 +19,8 @@ BPF_XDP_REDIRECT_MAP(LB_MAP_TYPE("devmap", tx_ports), int, tx_ports, MAX_TX_PORT
 BPF_TABLE(LB_MAP_TYPE("percpu_array", real_hops), __u32, struct next_hop, real_hops, MAX_REALS);     /* real id → cached next hop to it */
 BPF_TABLE(LB_MAP_TYPE("percpu_array", client_hops), __u32, struct next_hop, client_hops, CLIENT_HOPS); /* hash of a client address → cached next hop */
 BPF_TABLE(LB_MAP_TYPE("percpu_array", reason_counts), __u32, __u64, reason_counts, REASON_MAX);       /* verdict reason → packets */
+BPF_TABLE(LB_MAP_TYPE("array", hash_rings), __u32, __u32, hash_rings, MAX_HASHED_SERVICES * MH_RING_SIZE); /* row × MH_RING_SIZE + slot → real id (0: Python decides) */
+BPF_TABLE(LB_MAP_TYPE("percpu_array", hash_conns), __u32, __u64, hash_conns, MAX_REALS);              /* real id → flows XDP scheduled itself */
 BPF_TABLE(LB_MAP_TYPE("percpu_array", real_counts), __u32, struct traffic_counter, real_counts, MAX_REALS); /* real id → traffic (a service's is the sum of its reals') */
 
 /* Per-CPU counters need no atomics: each CPU owns its slot. */
@@ -48,6 +50,26 @@ static __always_inline void touch_flow(__u64 *last_seen_ns, __u32 *seen_jiffies,
 	}
 	if ((*tcp_seen | seen) != *tcp_seen)
 		*tcp_seen |= seen;
+}
+
+/* MurmurHash3's 32-bit finalizer (Austin Appleby, public domain): lb.sched.hashing.fmix32. */
+static __always_inline __u32 fmix32(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35u;
+	h ^= h >> 16;
+	return h;
+}
+
+/* The Maglev slot of a client, as MaglevHashing.slot() computes it: mh_hash(fold(saddr, sport), MH_SEED1)
+ * % M on host-order values, the port only with mh-port (pass 0 otherwise). */
+static __always_inline __u32 mh_slot(__be32 saddr, __be16 sport)
+{
+	__u32 v = bpf_ntohl(saddr) + bpf_ntohs(sport);
+
+	return fmix32(v ^ MH_SEED1) % MH_RING_SIZE;
 }
 
 /* Slot of a client address in client_hops: Fibonacci hashing (Knuth, TAOCP vol. 3 §6.4) spreads

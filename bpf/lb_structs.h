@@ -13,7 +13,7 @@ struct service_key {
 
 struct service_info {
 	__u32 service_id; /* index of service_counts */
-	__u32 flags;      /* reserved for per-service behaviour; 0 today */
+	__u32 flags;      /* SVC_F_* bits, and the service's hash_rings row in bits 16..31 (lb_consts.h) */
 };
 
 /* reals value: where a real lives and how packets reach it */

@@ -14,6 +14,25 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from lb.model import FlowKey, Forwarding, ServiceKey
+from lb.sched.mh import DEFAULT_M
+
+RING_SIZE = DEFAULT_M  # MH_RING_SIZE in bpf/lb_consts.h: slots of one Maglev ring in hash_rings
+
+# struct service_info.flags (bpf/lb_consts.h): XDP schedules the service's new flows from its ring,
+# hashing the client port too with mh-port; the ring's row in hash_rings sits in bits 16..31.
+SVC_F_HASH_IN_KERNEL = 0x1
+SVC_F_HASH_PORT = 0x2
+SVC_RING_SHIFT = 16
+
+
+def hashed_flags(row: int, port: bool = False) -> int:
+    """The flags of a service XDP schedules from ring `row` (mh-port: `port`)."""
+    return SVC_F_HASH_IN_KERNEL | (SVC_F_HASH_PORT if port else 0) | (row << SVC_RING_SHIFT)
+
+
+def ring_row(flags: int) -> int | None:
+    """The ring row a service's flags name, or None when XDP does not schedule it."""
+    return flags >> SVC_RING_SHIFT if flags & SVC_F_HASH_IN_KERNEL else None
 
 
 class TcpSeen(enum.IntFlag):
@@ -30,7 +49,7 @@ class ServiceEntry:
     """services value: which service a (VIP, port, proto) is; `service_id` indexes service_counts."""
 
     service_id: int
-    flags: int = 0  # reserved, 0 today (struct service_info.flags)
+    flags: int = 0  # struct service_info.flags: 0, or hashed_flags() for a service XDP schedules
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,8 @@ class Tables:
     `reverse` keys are 5-tuples as the real's reply carries them (saddr = real, daddr = client); they
     reuse FlowKey as a plain 5-tuple. `tx_ports` holds the ifindexes XDP may redirect to (the devmap);
     `tunnel_source` is the outer source address of IPIP packets (None: IPIP reals are left to the kernel).
+    `rings` holds the Maglev rings of hash_rings by row: RING_SIZE real ids each, 0 meaning "the
+    first-packet path decides"; a service's flags name its row (hashed_flags()).
     """
 
     services: dict[ServiceKey, ServiceEntry] = field(default_factory=dict)
@@ -108,6 +129,15 @@ class Tables:
     reverse: dict[FlowKey, ReverseEntry] = field(default_factory=dict)
     tunnel_source: IPv4Address | None = None
     tx_ports: set[int] = field(default_factory=set)
+    rings: dict[int, list[int]] = field(default_factory=dict)
+
+    def copy(self) -> Tables:
+        """A copy whose entry dicts can change (the model creates flows XDP would) without touching
+        this one; rings are shared (nothing writes to them but user space)."""
+        return Tables(
+            dict(self.services), dict(self.reals), dict(self.flows), dict(self.reverse), self.tunnel_source,
+            set(self.tx_ports), dict(self.rings),
+        )
 
     def install_flow(self, flow: FlowKey, real_id: int) -> None:
         """Send `flow` to real `real_id`: the forward entry, and for masquerading the reverse entry.

@@ -29,6 +29,7 @@ from lb.daemon.firstpath import FirstPacketPath
 from lb.daemon.flows import FlowBook
 from lb.daemon.health import DeadFlows, HealthCheck
 from lb.daemon.healthmon import HealthMonitor
+from lb.daemon.kernelhash import KernelHashing, enabled_by_env
 from lb.daemon.lifetime import Timeouts
 from lb.daemon.protocol import reply_error, reply_ok
 from lb.datapath import iptables, loader
@@ -76,6 +77,8 @@ class Daemon:
         self.flows = FlowBook(self.maps, tunables.max_flows, self._real)
         self._next_sweep = 0.0  # monotonic time the next sweep is due (SWEEP_DUTY)
         self.first = FirstPacketPath(self.balancer, self.maps, self.flows, self.tx_ifindexes)
+        # Maglev in XDP (lb.daemon.kernelhash); LBXDP_KERNEL_HASH=0 sends every first packet to NFQUEUE
+        self.kernel_hash = KernelHashing(self.maps, tunables.max_hashed_services, enabled_by_env())
         self.health = HealthMonitor()
         self.nfq = self._bind_queue()
 
@@ -215,6 +218,7 @@ class Daemon:
             for rstate in self.balancer.services[key].reals.values():
                 real = rstate.real
                 self.maps.set_real(rstate.real_id, RealEntry(real.address, real.port, real.forwarding))
+        self.kernel_hash.sync(self.balancer.services, flags_reset=True)  # rings, then flags
         self._update_tunnel_source()
         for key in [k for k in self.health_checks if k not in wanted]:
             del self.health_checks[key]
@@ -229,6 +233,7 @@ class Daemon:
     def _retire_real(self, real_id: int) -> None:
         self.flows.expire_real(real_id)
         self.maps.delete_real(real_id)
+        self.maps.reset_hash_conns([real_id])  # a new real given this id starts at 0 Conns
         self.first.forget_real(real_id)
         self.draining.pop(real_id, None)
         self.balancer.release_real_ids([real_id])
@@ -309,6 +314,8 @@ class Daemon:
             self.save_state()  # counters a SIGKILLed daemon's successor continues from
         self._sample_rates()
         self._apply_health()
+        # Table pressure: new flows of in-kernel services go to NFQUEUE and its refusal policy.
+        self.kernel_hash.set_paused(self.flows.count >= self.flows.limit, self.balancer.services)
 
     def _sweep(self) -> None:
         """Expire idle flows and recount connections per real from the flow table."""
@@ -333,19 +340,29 @@ class Daemon:
     def _apply_health(self) -> None:
         """Act on up/down transitions of health checks: called as soon as the monitor reports one,
         so a real that `-L` shows DOWN already gets no new flows."""
+        changed = False
         for (skey, rkey), healthy, detail in self.health.results():
             if self.balancer.set_health(skey, rkey, healthy):
+                changed = True
                 log.info("real %s of %s is %s: %s", rkey, skey, "up" if healthy else "down", detail)
                 check = self.health_checks.get(skey)
                 rstate = self.balancer.services[skey].reals.get(rkey)
                 if not healthy and check is not None and check.dead_flows is DeadFlows.EXPIRE and rstate:
                     self.flows.expire_real(rstate.real_id)
+        if changed:
+            self.kernel_hash.sync(self.balancer.services)  # a down real's slots go to 0 (Python decides)
+
+    def _conns(self, real_ids: list[int]) -> dict[int, int]:
+        """ipvsadm's Conns per real: flows the first-packet path scheduled plus those XDP did."""
+        in_kernel = self.maps.hash_conns(real_ids)
+        return {rid: self.first.conns.get(rid, 0) + in_kernel[rid] for rid in real_ids}
 
     def _sample_rates(self) -> None:
         now = time.monotonic()
         rids = [r.real_id for s in self.balancer.services.values() for r in s.reals.values()]
         traffic = self.maps.real_traffic(rids)
-        sample = {rid: (traffic[rid], self.first.conns.get(rid, 0)) for rid in rids}
+        conns = self._conns(rids)
+        sample = {rid: (traffic[rid], conns[rid]) for rid in rids}
         if self._last_sample is not None:
             then, before = self._last_sample
             dt = max(now - then, 1e-3)
@@ -372,13 +389,14 @@ class Daemon:
         for key, state in self.balancer.services.items():
             total: dict[str, float] = {}
             traffic = self.maps.real_traffic([r.real_id for r in state.reals.values()])
+            conns = self._conns([r.real_id for r in state.reals.values()])
             for rkey, rstate in state.reals.items():
                 t = traffic[rstate.real_id]
                 first_packets, first_bytes = self.first.first_traffic.get(rstate.real_id, (0, 0))
                 numbers = {
                     "active": rstate.dest.active,
                     "inactive": rstate.dest.inactive,
-                    "conns": self.first.conns.get(rstate.real_id, 0),
+                    "conns": conns[rstate.real_id],
                     "inpkts": t.in_packets + first_packets,
                     "outpkts": t.out_packets,
                     "inbytes": t.in_bytes + first_bytes,
@@ -418,6 +436,7 @@ class Daemon:
     def status_data(self) -> dict[str, Any]:
         """`lbxdp status --json`: the same facts as the text, for scripts and the demo."""
         reasons = self.maps.reason_counts()
+        rids = [r.real_id for s in self.balancer.services.values() for r in s.reals.values()]
         events = dict(self.first.counters.counts)
         if self.flows.pruned:
             events["pruned_half_open"] = self.flows.pruned
@@ -432,6 +451,8 @@ class Daemon:
             "xdp_dropped": sum(n for r, n in reasons.items() if r.verdict in (Verdict.DROP, Verdict.ABORTED)),
             "xdp_reasons": {r.name.lower(): n for r, n in reasons.items()},
             "first_path_packets": self.first.counters.packets,
+            "xdp_scheduled": sum(self.maps.hash_conns(rids).values()),  # flows XDP scheduled itself (mh)
+            "kernel_hashed_services": 0 if self.kernel_hash.paused else len(self.kernel_hash.rows),
             "first_path_events": events,
         }
 
@@ -446,6 +467,8 @@ class Daemon:
         )
         events = ", ".join(f"{k} {v}" for k, v in sorted(data["first_path_events"].items())) or "none"
         lines.append(f"  first-packet path (NFQUEUE) packets: {data['first_path_packets']} ({events})")
+        lines.append(f"  flows scheduled in XDP (mh): {data['xdp_scheduled']}, "
+                     f"services scheduled in XDP: {data['kernel_hashed_services']}")
         lines += [f"    {name:<22} {n}" for name, n in data["xdp_reasons"].items() if n]
         return "\n".join(lines) + "\n"
 

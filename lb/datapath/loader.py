@@ -56,6 +56,7 @@ class Tunables:
     max_services: int = 4096
     max_reals: int = 4096
     max_tx_ports: int = 4096
+    max_hashed_services: int = 16  # rows of hash_rings (Maglev in XDP), MH_RING_SIZE × 4 bytes each
 
     def cflags(self) -> list[str]:
         return [
@@ -63,6 +64,7 @@ class Tunables:
             f"-DMAX_SERVICES={self.max_services}",
             f"-DMAX_REALS={self.max_reals}",
             f"-DMAX_TX_PORTS={self.max_tx_ports}",
+            f"-DMAX_HASHED_SERVICES={self.max_hashed_services}",
         ]
 
 
@@ -75,6 +77,7 @@ class Datapath:
         self.pin_dir = pin_dir
         self._fn = bpf.load_func(ENTRY.encode(), BPF.XDP)
         self.maps = DatapathMaps.from_bpf(bpf, tunables.max_reals, tunables.max_tx_ports)
+        self.maps.max_hashed_services = tunables.max_hashed_services
 
     @property
     def prog_fd(self) -> int:

@@ -8,6 +8,7 @@ Entries are converted with the ctypes mirror in lb.datapath.structs.
 
 from __future__ import annotations
 
+import array
 import ctypes
 import errno
 import os
@@ -24,7 +25,7 @@ from lb.datapath import structs as S
 from lb.datapath.records import FlowRecords
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.rewrite.verdicts import Reason
-from lb.tables import FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables, TcpSeen, Traffic
+from lb.tables import RING_SIZE, FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables, TcpSeen, Traffic, ring_row
 
 _FWD_TO_C = {Forwarding.MASQ: S.FWD_MASQ, Forwarding.ROUTE: S.FWD_ROUTE, Forwarding.TUNNEL: S.FWD_TUNNEL}
 _FWD_FROM_C = {v: k for k, v in _FWD_TO_C.items()}
@@ -44,6 +45,7 @@ class DatapathMaps:
         self._fds = dict(fds)
         self.max_reals = max_reals
         self.max_tx_ports = max_tx_ports
+        self.max_hashed_services = 16  # rows of hash_rings (loader sets its Tunables' figure)
         self._ncpus = len(get_possible_cpus())
 
     @classmethod
@@ -71,6 +73,11 @@ class DatapathMaps:
         it), so the next packets ask bpf_fib_lookup() again, exactly as the rewrite model does.
         """
         current = self.read()
+        for row in current.rings.keys() - tables.rings.keys():
+            self.clear_ring(row)
+        for row, ring in tables.rings.items():  # before the services whose flags name them
+            if current.rings.get(row) != ring:
+                self.set_ring(row, ring)
         for key in current.services.keys() - tables.services.keys():
             self.delete_service(key)
         for real_id in current.reals.keys() - tables.reals.keys():
@@ -95,6 +102,59 @@ class DatapathMaps:
 
     def set_service(self, key: ServiceKey, entry: ServiceEntry) -> None:
         self._update("services", _service_key(key), S.ServiceInfoC(entry.service_id, entry.flags))
+
+    def set_ring(self, row: int, real_ids: list[int]) -> None:
+        """Fill Maglev ring `row` of hash_rings: slot → real id, 0 where the first-packet path decides.
+
+        One BPF_MAP_UPDATE_BATCH call (libbpf's bpf_map_update_batch) writes all RING_SIZE slots
+        (about 30 ms here, 0.5 µs a slot); a kernel without batches gets one update per slot
+        (6.4 µs each here: 0.4 s a ring)."""
+        if not 0 <= row < self.max_hashed_services:
+            raise MapError(f"ring row {row} does not fit hash_rings (MAX_HASHED_SERVICES={self.max_hashed_services})")
+        if len(real_ids) != RING_SIZE:
+            raise MapError(f"a ring has {RING_SIZE} slots, not {len(real_ids)}")
+        first = row * RING_SIZE
+        keys = (ctypes.c_uint32 * RING_SIZE).from_buffer(array.array("I", range(first, first + RING_SIZE)))
+        values = (ctypes.c_uint32 * RING_SIZE).from_buffer(array.array("I", real_ids))
+        count = ctypes.c_uint32(RING_SIZE)
+        rc = _libbpf().bpf_map_update_batch(self._fds["hash_rings"], keys, values, ctypes.byref(count), None)
+        err = (-rc if rc < 0 else ctypes.get_errno()) if rc != 0 else 0
+        if err in _NO_BATCH_ERRNOS:
+            for key, value in zip(keys, values):
+                self._update("hash_rings", ctypes.c_uint32(key), ctypes.c_uint32(value))
+        elif err:
+            raise MapError(f"hash_rings: batched update of row {row} failed: {os.strerror(err)}")
+
+    def clear_ring(self, row: int) -> None:
+        """Every slot of `row` 0: no flow of it is scheduled in XDP any more."""
+        self.set_ring(row, [0] * RING_SIZE)
+
+    def read_ring(self, row: int) -> list[int]:
+        """Ring `row` of hash_rings, slot by slot (BPF_MAP_LOOKUP_BATCH from the row's first key)."""
+        if not 0 <= row < self.max_hashed_services:
+            raise MapError(f"ring row {row} does not fit hash_rings (MAX_HASHED_SERVICES={self.max_hashed_services})")
+        keys = (ctypes.c_uint32 * RING_SIZE)()
+        values = (ctypes.c_uint32 * RING_SIZE)()
+        # An array's batch position is the last key read: start "after" the row's first key - 1.
+        token_in = ctypes.c_uint32(row * RING_SIZE - 1)
+        token_out = ctypes.c_uint32()
+        count = ctypes.c_uint32(RING_SIZE)
+        rc = _libbpf().bpf_map_lookup_batch(self._fds["hash_rings"], ctypes.byref(token_in) if row else None,
+                                            ctypes.byref(token_out), keys, values, ctypes.byref(count), None)
+        err = (-rc if rc < 0 else ctypes.get_errno()) if rc != 0 else 0
+        if (err and err != errno.ENOENT) or count.value != RING_SIZE or keys[0] != row * RING_SIZE:
+            if err and err not in _NO_BATCH_ERRNOS and err != errno.ENOENT:
+                raise MapError(f"hash_rings: batched lookup of row {row} failed: {os.strerror(err)}")
+            return [self._lookup("hash_rings", ctypes.c_uint32(row * RING_SIZE + i)).value for i in range(RING_SIZE)]
+        return list(values)
+
+    def hash_conns(self, real_ids: range | list[int]) -> dict[int, int]:
+        """Flows XDP scheduled itself, per real id (summed over CPUs): part of ipvsadm's Conns."""
+        return {rid: sum(self._percpu("hash_conns", rid)) for rid in real_ids}
+
+    def reset_hash_conns(self, real_ids: range | list[int]) -> None:
+        for rid in real_ids:
+            self._set_percpu("hash_conns", rid, ctypes.c_uint64)
 
     def delete_service(self, key: ServiceKey) -> None:
         self._delete("services", _service_key(key))
@@ -185,6 +245,10 @@ class DatapathMaps:
         for ifindex in range(1, self.max_tx_ports):
             if self._lookup("tx_ports", ctypes.c_int(ifindex)) is not None:
                 tables.tx_ports.add(ifindex)
+        for service in tables.services.values():
+            row = ring_row(service.flags)
+            if row is not None and row < self.max_hashed_services and row not in tables.rings:
+                tables.rings[row] = self.read_ring(row)
         return tables
 
     def get_flow(self, flow: FlowKey) -> FlowEntry | None:
@@ -320,6 +384,7 @@ class DatapathMaps:
             self._set_percpu("reason_counts", int(reason), ctypes.c_uint64)
         for rid in real_ids:
             self._set_percpu("real_counts", rid, S.TrafficCounterC)
+            self._set_percpu("hash_conns", rid, ctypes.c_uint64)
 
     # --- bpf(2) map commands -------------------------------------------------------------------
 
@@ -391,7 +456,8 @@ _libbpf_handle: ctypes.CDLL | None = None
 
 
 def _libbpf() -> ctypes.CDLL:
-    """libbpf's bpf_map_lookup_batch (LIBBPF_0.0.7; libbcc has no batch call). It returns a
+    """libbpf's bpf_map_lookup_batch and bpf_map_update_batch (LIBBPF_0.0.7; libbcc has no batch
+    call). They return a
     negative errno (libbpf ≥ 1.0) or -1 with errno set (older)."""
     global _libbpf_handle
     if _libbpf_handle is None:
@@ -401,6 +467,10 @@ def _libbpf() -> ctypes.CDLL:
             ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p,
         ]
         lib.bpf_map_lookup_batch.restype = ctypes.c_int
+        lib.bpf_map_update_batch.argtypes = [
+            ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p,
+        ]
+        lib.bpf_map_update_batch.restype = ctypes.c_int
         _libbpf_handle = lib
     return _libbpf_handle
 

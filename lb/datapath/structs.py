@@ -120,6 +120,8 @@ MAP_TYPES: dict[str, tuple[type, type]] = {
     "client_hops": (ctypes.c_uint32, NextHopC),
     "reason_counts": (ctypes.c_uint32, ctypes.c_uint64),
     "real_counts": (ctypes.c_uint32, TrafficCounterC),
+    "hash_rings": (ctypes.c_uint32, ctypes.c_uint32),
+    "hash_conns": (ctypes.c_uint32, ctypes.c_uint64),
 }
 
 # enum lb_forwarding

@@ -5,6 +5,10 @@ lookup → rewrite → verdict) over a `Tables` and a `Fib`, and returns the byt
 reason it would count. Tests use it as the oracle; the first-packet path uses it as its rewriter (wrap the queued IP
 packet in an Ethernet header addressed to the ingress interface, process(), send the output frame on
 the egress interface). The policy it encodes is written down in docs/datapath.md.
+
+Like the program, the model writes to the maps in one case only: a first packet of a service XDP
+schedules itself (Maglev from `tables.rings`, hash_schedule() in lb_kern.c) creates its flow entries
+in the `Tables` it is given, so tests compare the frame, the reason and the created entries.
 """
 
 from __future__ import annotations
@@ -16,7 +20,19 @@ from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.rewrite import checksum
 from lb.rewrite.fib import Fib, FibResult, FibStatus
 from lb.rewrite.verdicts import Reason, Verdict
-from lb.tables import RealEntry, Tables, TcpSeen
+from lb.sched.hashing import MH_SEED1, fold, mh_hash
+from lb.tables import (
+    RING_SIZE,
+    SVC_F_HASH_PORT,
+    FlowEntry,
+    RealEntry,
+    ReverseEntry,
+    ServiceEntry,
+    Tables,
+    TcpSeen,
+    reverse_key,
+    ring_row,
+)
 
 ETH_LEN = 14
 IP_LEN = 20
@@ -26,7 +42,7 @@ IPPROTO_IPIP = 4
 IP_DF = 0x4000
 IP_MF_OFFSET = 0x3FFF
 IPIP_TTL = 64
-TCP_SYN, TCP_ACK = 0x02, 0x10
+TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,7 @@ class Result:
     reason: Reason
     egress_ifindex: int | None = None
     counted: Counted | None = None
+    scheduled: int | None = None  # the real XDP scheduled this first packet to (a hash_conns count)
 
 
 @dataclass(frozen=True)
@@ -61,10 +78,14 @@ class _Packet:
     l4: int  # offset of the L4 header
     check: int  # offset of the L4 checksum
     opens: bool = False  # TCP SYN without ACK: a connection attempt (tcp_opens)
+    tcp_flags: int = 0
 
 
-def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int) -> Result:
-    """The frame XDP emits for `frame` arriving on `ingress_ifindex`, with its verdict and reason."""
+def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int, now_ns: int = 0) -> Result:
+    """The frame XDP emits for `frame` arriving on `ingress_ifindex`, with its verdict and reason.
+
+    A flow XDP schedules itself is created in `tables`, stamped `now_ns` (bpf_ktime_get_ns()'s clock).
+    """
     parsed = _parse(frame)
     if isinstance(parsed, Reason):
         return Result(parsed.verdict, frame, parsed)
@@ -72,12 +93,50 @@ def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int) -> Res
     if flow is None:
         if parsed.key in tables.reverse:
             return _reverse(frame, parsed, tables, fib, ingress_ifindex)
-        if ServiceKey(parsed.key.proto, parsed.key.daddr, parsed.key.dport) in tables.services:
-            return Result(Verdict.PASS, frame, Reason.PASS_FLOW_MISS)
-        return Result(Verdict.PASS, frame, Reason.PASS_NOT_VIP)
+        service = tables.services.get(ServiceKey(parsed.key.proto, parsed.key.daddr, parsed.key.dport))
+        if service is None:
+            return Result(Verdict.PASS, frame, Reason.PASS_NOT_VIP)
+        scheduled = _hash_schedule(parsed, service, tables, now_ns)
+        if isinstance(scheduled, Reason):
+            return Result(Verdict.PASS, frame, scheduled)
+        result = _forward(frame, parsed, tables.flows[parsed.key], tables, fib, ingress_ifindex)
+        return Result(result.verdict, result.frame_out, result.reason, result.egress_ifindex, result.counted,
+                      scheduled)
     if parsed.opens and flow.tcp_seen & (TcpSeen.FIN | TcpSeen.RST):
         # a client reusing the port of a closed connection: scheduled anew (IPVS conn_reuse_mode=1)
         return Result(Verdict.PASS, frame, Reason.PASS_FLOW_REUSE)
+    return _forward(frame, parsed, flow, tables, fib, ingress_ifindex)
+
+
+def _hash_schedule(p: _Packet, service: ServiceEntry, tables: Tables, now_ns: int) -> int | Reason:
+    """hash_schedule() in lb_kern.c: the real a first packet of an in-kernel Maglev service gets,
+    its flow (and reverse) entry created in `tables`; or the reason it goes up to the first-packet
+    path. A ring the tables lack reads as zeros, as an unwritten row of hash_rings does."""
+    row = ring_row(service.flags)
+    if row is None or not (p.opens or p.key.proto is Protocol.UDP):
+        return Reason.PASS_FLOW_MISS
+    v = fold(p.key.saddr, p.key.sport if service.flags & SVC_F_HASH_PORT else 0)
+    ring = tables.rings.get(row)
+    real_id = ring[mh_hash(v, MH_SEED1) % RING_SIZE] if ring is not None else 0
+    real = tables.reals.get(real_id)
+    if real_id == 0 or real is None:
+        return Reason.PASS_HASH_EMPTY
+    # What touch_flow() ORs in when the flow's first packet continues as a hit (never ESTABLISHED:
+    # an opening segment has no ACK).
+    seen = (TcpSeen.FIN if p.tcp_flags & TCP_FIN else TcpSeen.NONE) | (
+        TcpSeen.RST if p.tcp_flags & TCP_RST else TcpSeen.NONE
+    )
+    if real.forwarding is Forwarding.MASQ:
+        rkey = reverse_key(p.key, real)
+        if rkey in tables.reverse:
+            return Reason.PASS_FLOW_MISS  # BPF_NOEXIST: an existing way back is not overwritten
+        tables.reverse[rkey] = ReverseEntry(p.key.daddr, p.key.dport, real_id, service.service_id, now_ns)
+    tables.flows[p.key] = FlowEntry(real_id, service.service_id, now_ns, seen)
+    return real_id
+
+
+def _forward(frame: bytes, parsed: _Packet, flow: FlowEntry, tables: Tables, fib: Fib, ingress_ifindex: int) -> Result:
+    """A client → VIP packet of a flow: the `forward:` label of lb_kern.c."""
     real = tables.reals.get(flow.real_id)
     if real is None:
         return Result(Verdict.PASS, frame, Reason.PASS_NO_REAL)
@@ -127,7 +186,8 @@ def _parse(frame: bytes) -> _Packet | Reason:
         IPv4Address(frame[ip + 16 : ip + 20]),
         _u16(frame, l4 + 2),
     )
-    return _Packet(key, frame[ip + 8], frame[ip + 1], tot_len, l4, check, opens)
+    flags = frame[l4 + 13] if proto == Protocol.TCP else 0
+    return _Packet(key, frame[ip + 8], frame[ip + 1], tot_len, l4, check, opens, flags)
 
 
 def _next_hop(result: FibResult, tot_len: int, ingress: int, tx_ports: set[int], outbound: bool) -> tuple[str, Reason]:

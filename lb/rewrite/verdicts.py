@@ -45,6 +45,7 @@ class Reason(enum.IntEnum):
     TX_REVERSE = 20
     REDIRECT_REVERSE = 21
     PASS_FLOW_REUSE = 22  # a SYN on a flow that saw FIN or RST: a new connection (conn_reuse_mode=1)
+    PASS_HASH_EMPTY = 23  # a first packet of an in-kernel mh service whose ring slot is 0: Python decides
 
     @property
     def verdict(self) -> Verdict:

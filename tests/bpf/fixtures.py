@@ -20,7 +20,8 @@ from scapy.packet import Packet, Raw  # noqa: F401
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.replay.compare import side_by_side
 from lb.rewrite import Reason, Route, StaticFib, Verdict
-from lb.tables import FlowEntry, RealEntry, ServiceEntry, Tables, TcpSeen
+from lb.sched.hashing import MH_SEED1, fold, mh_hash
+from lb.tables import RING_SIZE, FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables, TcpSeen, hashed_flags
 
 # --- the lab: interfaces of the balancer's namespace, their routes and neighbours -------------------
 A0, B0, C0 = 10, 20, 30  # ifindexes; a0 is where clients come in, tx_ports holds a0 and b0, not c0
@@ -99,6 +100,50 @@ REALS = {
         23: ("10.2.0.22", 80, _I),
     }.items()
 }
+
+
+# --- services XDP schedules itself (Maglev rings in hash_rings) -------------------------------------
+HASH_PORT = 8000  # the VIPs' in-kernel mh services listen here (8053 for UDP, 8001/8002 for mh-port)
+
+
+def mh_slot(client: str, sport: int = 0) -> int:
+    """The ring slot of a client, as MaglevHashing.slot() computes it (sport only with mh-port)."""
+    return mh_hash(fold(IPv4Address(client), sport), MH_SEED1) % RING_SIZE
+
+
+def ring(default: int, **at: int) -> list[int]:
+    """A ring naming real `default` in every slot but those given as slot_<n>=real id."""
+    out = [default] * RING_SIZE
+    for name, real_id in at.items():
+        out[int(name.removeprefix("slot_"))] = real_id
+    return out
+
+
+def _port_ring() -> list[int]:
+    """Real 3 (REDIRECT) everywhere but the slot of CLIENT:40000 with mh-port, which is real 1 (TX):
+    the same SYN lands on real 1 with mh-port and on real 3 without."""
+    assert mh_slot(CLIENT, 40000) != mh_slot(CLIENT)
+    return ring(3, **{f"slot_{mh_slot(CLIENT, 40000)}": 1})
+
+
+HASHED_SERVICES = {  # service → (entry, its ring)
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), HASH_PORT): (ServiceEntry(7, hashed_flags(0)), ring(1)),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_G), HASH_PORT): (ServiceEntry(8, hashed_flags(1)), ring(10)),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_I), HASH_PORT): (ServiceEntry(9, hashed_flags(2)), ring(23)),
+    ServiceKey(Protocol.UDP, IPv4Address(VIP_M), 8053): (ServiceEntry(10, hashed_flags(3)), ring(2)),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 8001): (ServiceEntry(11, hashed_flags(4, port=True)), _port_ring()),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 8002): (ServiceEntry(12, hashed_flags(5)), _port_ring()),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_G), 8001): (  # CLIENT's own slot empty: Python decides
+        ServiceEntry(13, hashed_flags(6)), ring(10, **{f"slot_{mh_slot(CLIENT)}": 0})),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_G), 8002): (ServiceEntry(14, hashed_flags(7)), ring(9)),  # empty real slot
+}
+
+
+def with_rings(tables: Tables) -> None:
+    """A row's setup: the in-kernel mh services and their rings."""
+    for key, (entry, real_ids) in HASHED_SERVICES.items():
+        tables.services[key] = entry
+        tables.rings[entry.flags >> 16] = real_ids
 
 
 def tables_with(*flows: tuple[FlowKey, int], tunnel: bool = True) -> Tables:
@@ -182,8 +227,12 @@ class Row:
 
 def _row(name: str, packet: str, verdict: Verdict, reason: Reason, expected: str | None = None, *,
          flows: tuple[tuple[FlowKey, int], ...] = (), tunnel: bool = True, ingress: int = A0,
-         egress: int | None = None, setup: Callable[[Tables], None] | None = None) -> Row:
-    tables = tables_with(*flows, tunnel=tunnel)
+         egress: int | None = None, setup: Callable[[Tables], None] | None = None, hashed: bool = False) -> Row:
+    tables = tables_with(tunnel=tunnel)
+    if hashed:
+        with_rings(tables)
+    for key, real_id in flows:
+        tables.install_flow(key, real_id)
     if setup:
         setup(tables)
     return Row(name, packet, verdict, reason, expected, tables, ingress, egress)
@@ -204,6 +253,8 @@ UDP_IN = f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/UDP(sport=40000, dport=53)/R
 TCP_SYN = f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/TCP(sport=40000, dport=80, flags='S', seq=7000)"
 SYN_TO_REAL1 = f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='S', seq=7000)"
 REPLY1 = "Ether(src=MAC['10.1.0.20'], dst=A0_MAC)/IP(src='10.1.0.20', dst=CLIENT, ttl=64)"
+HASH_SYN = f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/TCP(sport=40000, dport={HASH_PORT}, flags='S', seq=7000)"
+HASH_TCP_M = flow("TCP", VIP_M, HASH_PORT)
 
 ROWS: tuple[Row, ...] = (
     # masquerading, client → real
@@ -375,6 +426,48 @@ ROWS: tuple[Row, ...] = (
          flows=((UDP_M, 2),), setup=seen(UDP_M, TcpSeen.FIN)),
     _row("flow to an empty real slot", TCP_IN, V.PASS, R.PASS_NO_REAL,
          setup=lambda t: t.flows.__setitem__(TCP_M, FlowEntry(9, 1))),
+    # Maglev in XDP: a first packet of an in-kernel mh service creates its flow and goes on as a hit
+    _row("mh in XDP: masq SYN creates flow + reverse entry, DNAT, TX", HASH_SYN, V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='S', seq=7000)",
+         hashed=True),
+    _row("mh in XDP: routed SYN creates the flow, MACs only, TX", HASH_SYN.replace("VIP_M", "VIP_G"), V.TX, R.TX_FORWARD,
+         f"Ether(src=A0_MAC, dst=MAC['10.1.0.21'])/IP(src=CLIENT, dst=VIP_G, ttl=64)/TCP(sport=40000, dport={HASH_PORT}, flags='S', seq=7000)",
+         hashed=True),
+    _row("mh in XDP: IPIP SYN creates the flow, encapsulated, REDIRECT", HASH_SYN.replace("VIP_M", "VIP_I"), V.REDIRECT,
+         R.REDIRECT_FORWARD,
+         f"Ether(src=B0_MAC, dst=MAC['10.2.0.22'])/IP(src=TUNNEL_SOURCE, dst='10.2.0.22', ttl=64, id=0)/IP(src=CLIENT, dst=VIP_I, ttl=64)/TCP(sport=40000, dport={HASH_PORT}, flags='S', seq=7000)",
+         hashed=True, egress=B0),
+    _row("mh in XDP: UDP first datagram creates the flow, DNAT, TX",
+         f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/UDP(sport=40000, dport=8053)/Raw(b'query')", V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/UDP(sport=40000, dport=5353)/Raw(b'query')", hashed=True),
+    _row("mh in XDP: mh-port hashes the client port (slot → real 1, TX)", HASH_SYN.replace(f"dport={HASH_PORT}", "dport=8001"),
+         V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='S', seq=7000)",
+         hashed=True),
+    _row("mh in XDP: the same ring without mh-port (slot → real 3, REDIRECT)",
+         HASH_SYN.replace(f"dport={HASH_PORT}", "dport=8002"), V.REDIRECT, R.REDIRECT_FORWARD,
+         f"{TO_REAL3}/IP(src=CLIENT, dst='10.2.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='S', seq=7000)",
+         hashed=True, egress=B0),
+    _row("mh in XDP: a segment without SYN opens no flow → PASS to NFQUEUE",
+         HASH_SYN.replace("flags='S'", "flags='A'"), V.PASS, R.PASS_FLOW_MISS, hashed=True),
+    _row("mh in XDP: a SYN-ACK opens no flow → PASS to NFQUEUE",
+         HASH_SYN.replace("flags='S'", "flags='SA'"), V.PASS, R.PASS_FLOW_MISS, hashed=True),
+    _row("mh in XDP: the client's slot is 0 → PASS, Python decides",
+         HASH_SYN.replace("VIP_M", "VIP_G").replace(f"dport={HASH_PORT}", "dport=8001"), V.PASS, R.PASS_HASH_EMPTY,
+         hashed=True),
+    _row("mh in XDP: the slot names an empty real → PASS, Python decides",
+         HASH_SYN.replace("VIP_M", "VIP_G").replace(f"dport={HASH_PORT}", "dport=8002"), V.PASS, R.PASS_HASH_EMPTY,
+         hashed=True),
+    _row("mh in XDP: a reverse entry for the 5-tuple exists → PASS, not overwritten", HASH_SYN, V.PASS, R.PASS_FLOW_MISS,
+         hashed=True, setup=lambda t: t.reverse.__setitem__(
+             FlowKey(Protocol.TCP, IPv4Address("10.1.0.20"), 8080, IPv4Address(CLIENT), 40000),
+             ReverseEntry(IPv4Address(VIP_M), 80, 1, 1))),
+    _row("mh in XDP: the service's bit cleared (table pressure) → PASS to NFQUEUE", HASH_SYN, V.PASS, R.PASS_FLOW_MISS,
+         hashed=True, setup=lambda t: t.services.__setitem__(
+             ServiceKey(Protocol.TCP, IPv4Address(VIP_M), HASH_PORT), ServiceEntry(7, 0))),
+    _row("mh in XDP: an existing flow is a plain hit", HASH_SYN, V.REDIRECT, R.REDIRECT_FORWARD,
+         f"{TO_REAL3}/IP(src=CLIENT, dst='10.2.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='S', seq=7000)",
+         hashed=True, egress=B0, flows=((HASH_TCP_M, 3),)),
     # malformed IPv4: dropped (ip_rcv_core drops these too)
     _row("ihl 4", f"patch({TCP_IN}, 14, b'\\x44')", V.DROP, R.DROP_BAD_IPV4, flows=((TCP_M, 1),)),
     _row("ihl*4 past the frame", f"patch({IN_A}/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80), 14, b'\\x4f\\x00\\x00\\x3c')",

@@ -33,9 +33,14 @@ def test_row(datapath, row: F.Row) -> None:
     assert Verdict(retval) is row.verdict
     counts = maps.reason_counts()
     assert counts[row.reason] == 1 and sum(counts.values()) == 1, {r.name: n for r, n in counts.items() if n}
-    # the model says which counters the packet adds to; the program must agree
-    model = process(frame, row.tables, F.LAB_FIB, row.ingress)
-    services = {k: v for k, v in maps.service_traffic(_reals_by_service(row.tables)).items() if v != Traffic()}
+    # the model says which counters the packet adds to, and which entries XDP creates; the program
+    # must agree
+    model_tables = row.tables.copy()
+    model = process(frame, model_tables, F.LAB_FIB, row.ingress)
+    _check_created_entries(maps.read(), model_tables, row.tables)
+    conns = {k: n for k, n in maps.hash_conns(IDS).items() if n}
+    assert conns == ({model.scheduled: 1} if model.scheduled is not None else {}), conns
+    services = {k: v for k, v in maps.service_traffic(_reals_by_service(model_tables)).items() if v != Traffic()}
     reals = {k: v for k, v in maps.real_traffic(IDS).items() if v != Traffic()}
     if model.counted is None:
         assert services == {} and reals == {}
@@ -43,6 +48,20 @@ def test_row(datapath, row: F.Row) -> None:
         c = model.counted
         one = Traffic(0, 0, 1, c.ip_bytes) if c.outbound else Traffic(1, c.ip_bytes, 0, 0)
         assert services == {c.service_id: one} and reals == {c.real_id: one}
+
+
+def _check_created_entries(kernel: Tables, model: Tables, before: Tables) -> None:
+    """The flow and reverse entries in the maps are the model's: same keys, same reals and services;
+    the entries created by this packet carry a stamp (XDP's clock, the model's is 0) and the TCP bits."""
+    def decisions(t: Tables) -> tuple[dict, dict]:
+        return ({k: (e.real_id, e.service_id) for k, e in t.flows.items()},
+                {k: (e.vip, e.vport, e.real_id, e.service_id) for k, e in t.reverse.items()})
+
+    assert decisions(kernel) == decisions(model)
+    for key in model.flows.keys() - before.flows.keys():
+        assert kernel.flows[key].last_seen_ns > 0 and kernel.flows[key].tcp_seen == model.flows[key].tcp_seen
+    for key in model.reverse.keys() - before.reverse.keys():
+        assert kernel.reverse[key].last_seen_ns > 0 and kernel.reverse[key].tcp_seen == TcpSeen.NONE
 
 
 def _reals_by_service(tables: Tables) -> dict[int, set[int]]:

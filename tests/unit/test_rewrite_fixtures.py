@@ -23,7 +23,7 @@ def test_the_table_is_big_enough_and_covers_every_reachable_reason() -> None:
 
 @pytest.mark.parametrize("row", F.ROWS, ids=[r.name for r in F.ROWS])
 def test_row(row: F.Row) -> None:
-    result = process(row.input_frame(), row.tables, F.LAB_FIB, row.ingress)
+    result = process(row.input_frame(), row.tables.copy(), F.LAB_FIB, row.ingress)
     expected = row.expected_frame()
     assert result.frame_out == expected, f"{row.name}\n{F.describe_mismatch(expected, result.frame_out)}"
     assert (result.verdict, result.reason) == (row.verdict, row.reason)
@@ -49,7 +49,40 @@ def test_zero_sum_row_really_exercises_the_0xffff_rule() -> None:
 def test_drop_and_pass_leave_the_frame_alone() -> None:
     for row in F.ROWS:
         if row.verdict is Verdict.DROP or row.reason in (Reason.PASS_NOT_IPV4, Reason.PASS_FLOW_MISS):
-            assert process(row.input_frame(), row.tables, F.LAB_FIB, row.ingress).frame_out == row.input_frame()
+            assert process(row.input_frame(), row.tables.copy(), F.LAB_FIB, row.ingress).frame_out == row.input_frame()
+
+
+def test_rows_that_schedule_in_xdp_create_exactly_their_entries() -> None:
+    """A first packet XDP schedules creates its flow (and for masquerading its reverse entry) in the
+    tables, stamped with the clock given; every other row creates nothing."""
+    from lb.model import Forwarding
+    from lb.tables import reverse_key
+
+    scheduled = 0
+    for row in F.ROWS:
+        tables = row.tables.copy()
+        result = process(row.input_frame(), tables, F.LAB_FIB, row.ingress, now_ns=123)
+        new_flows = tables.flows.keys() - row.tables.flows.keys()
+        new_reverse = tables.reverse.keys() - row.tables.reverse.keys()
+        if result.scheduled is None:
+            assert (new_flows, new_reverse) == (set(), set()), row.name
+            continue
+        scheduled += 1
+        (key,) = new_flows
+        entry = tables.flows[key]
+        assert (entry.real_id, entry.last_seen_ns) == (result.scheduled, 123), row.name
+        real = tables.reals[entry.real_id]
+        expect_reverse = {reverse_key(key, real)} if real.forwarding is Forwarding.MASQ else set()
+        assert new_reverse == expect_reverse, row.name
+        assert result.counted is not None and result.counted.real_id == entry.real_id, row.name
+    assert scheduled == 6
+
+
+def test_row_tables_are_left_alone_by_the_model() -> None:
+    row = next(r for r in F.ROWS if r.name.startswith("mh in XDP: masq SYN"))
+    before = (dict(row.tables.flows), dict(row.tables.reverse))
+    process(row.input_frame(), row.tables.copy(), F.LAB_FIB, row.ingress)
+    assert (row.tables.flows, row.tables.reverse) == before
 
 
 def test_mismatch_report_is_field_by_field() -> None:

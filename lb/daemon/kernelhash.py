@@ -1,0 +1,125 @@
+"""Maglev in XDP: which services the XDP program schedules itself, and the rings it schedules from.
+
+A service whose scheduler is mh (lb.sched.mh), that has no persistence and whose reals have no
+connection thresholds, gets a row of the `hash_rings` map: slot → the real id of the real its
+MaglevHashing table names there when that real is available (weight > 0, healthy), else 0. Its
+`service_info.flags` then carry SVC_F_HASH_IN_KERNEL (and SVC_F_HASH_PORT with mh-port) and the row,
+and XDP creates the flow of a first packet whose slot is not 0 without asking user space
+(hash_schedule() in bpf/lb_kern.c). A 0 slot, and every other service, goes through NFQUEUE, where
+Python applies what a ring cannot hold (persistence, thresholds, mh-fallback's walk, table pressure).
+
+Why those services only: persistence needs the per-client template only the daemon keeps; a
+threshold must see every new connection as it happens, and XDP does not count them until the next
+sweep. While the flow table is at its limit (FlowBook), no service keeps the bit, so new flows meet
+the first-packet path's refusal policy, which protects established flows (docs/daemon.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from lb.daemon.engine import ServiceState
+from lb.datapath.maps import DatapathMaps
+from lb.model import ServiceKey
+from lb.sched.mh import MaglevHashing
+from lb.tables import RING_SIZE, ServiceEntry, hashed_flags
+
+log = logging.getLogger("lbxdp")
+
+ENV_VAR = "LBXDP_KERNEL_HASH"  # "0" (or "off", "no"): every first packet goes through NFQUEUE
+
+
+def enabled_by_env(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get(ENV_VAR, "1").strip().lower() not in ("0", "off", "no", "false")
+
+
+def eligible(state: ServiceState) -> bool:
+    """May XDP schedule this service's new flows? (The module docstring says why these rules.)"""
+    service = state.service
+    return (
+        isinstance(state.scheduler, MaglevHashing)
+        and state.scheduler.m == RING_SIZE
+        and service.persistence is None
+        and service.key.port != 0  # port-0 services are not in the fast path at all
+        and all(not r.real.upper_threshold and not r.real.lower_threshold for r in state.reals.values())
+    )
+
+
+def ring_of(state: ServiceState) -> list[int]:
+    """Slot → real id, 0 where the real is unavailable or no real holds the slot. The scheduler's
+    table indexes the destinations in the order update() last saw them: the order of state.reals."""
+    assert isinstance(state.scheduler, MaglevHashing)
+    ids = [r.real_id if r.dest.available else 0 for r in state.reals.values()]
+    ids.append(0)  # table entries are -1 (EMPTY) where nobody claimed the slot: index -1 reads this 0
+    return [ids[i] for i in state.scheduler.table]
+
+
+class KernelHashing:
+    """Keeps hash_rings and the services' flags in step with the balancer's services."""
+
+    def __init__(self, maps: DatapathMaps, rows: int, enabled: bool = True) -> None:
+        self.maps = maps
+        self.max_rows = rows
+        self.enabled = enabled
+        self.paused = False  # the flow table is at its limit: no service keeps the bit
+        self.rows: dict[ServiceKey, int] = {}
+        self._written: dict[int, list[int]] = {}  # row → ring as last written
+        self._flags: dict[ServiceKey, int] = {}  # flags as last written
+        self._warned: set[ServiceKey] = set()
+
+    def sync(self, services: Mapping[ServiceKey, ServiceState], flags_reset: bool = False) -> None:
+        """Give eligible services a row and write their rings where they changed, free the rows of
+        the others, then set every service's flags. `flags_reset`: the caller just wrote flags 0
+        for every service (the daemon's full resync), so none of the remembered flags hold."""
+        if flags_reset:
+            self._flags = {key: 0 for key in services}
+        wanted = {k: s for k, s in services.items() if self.enabled and eligible(s)}
+        for key in [k for k in self.rows if k not in wanted]:
+            row = self.rows.pop(key)
+            if key in services:  # the flags first: no new flow may read the row while it changes
+                self._set_flags(key, services[key], 0)
+            self.maps.clear_ring(row)
+            self._written.pop(row, None)
+        for key, state in wanted.items():
+            row = self.rows.get(key)
+            if row is None:
+                row = self._free_row()
+                if row is None:
+                    if key not in self._warned:
+                        log.warning("%s: all %d in-kernel hash rows taken; its flows go through the daemon",
+                                    key, self.max_rows)
+                        self._warned.add(key)
+                    continue
+                self.rows[key] = row
+            ring = ring_of(state)
+            if self._written.get(row) != ring:
+                self.maps.set_ring(row, ring)
+                self._written[row] = ring
+        for key, state in services.items():
+            row = self.rows.get(key)
+            flags = 0
+            if row is not None and not self.paused:
+                flags = hashed_flags(row, "mh-port" in state.service.sched_flags)
+            self._set_flags(key, state, flags)
+        for key in [k for k in self._flags if k not in services]:
+            del self._flags[key]
+
+    def set_paused(self, paused: bool, services: Mapping[ServiceKey, ServiceState]) -> None:
+        """Table pressure on or off: clear or restore every service's in-kernel bit."""
+        if paused != self.paused:
+            self.paused = paused
+            log.info("flow table %s: in-kernel scheduling %s", "full" if paused else "has room again",
+                     "paused" if paused else "resumed")
+            self.sync(services)
+
+    def _set_flags(self, key: ServiceKey, state: ServiceState, flags: int) -> None:
+        if self._flags.get(key) == flags:
+            return
+        self.maps.set_service(key, ServiceEntry(state.service_id, flags))
+        self._flags[key] = flags
+
+    def _free_row(self) -> int | None:
+        taken = set(self.rows.values())
+        return next((row for row in range(self.max_rows) if row not in taken), None)

@@ -1,0 +1,100 @@
+"""Maglev in XDP, end to end: an mh service's new connections are scheduled by the XDP program from
+the ring the daemon wrote, without a round trip through NFQUEUE, and land where Python's
+MaglevHashing would send them; a quiesced real's slots go back to the daemon, whose mh-fallback
+walk sends those flows elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from ipaddress import IPv4Address
+
+import pytest
+from pyroute2 import netns
+
+from lb.datapath.testbed import Topology, two_arm
+from lb.model import FlowKey, Protocol, RealKey
+from lb.sched.base import Destination
+from lb.sched.mh import MaglevHashing
+
+from lbxdp_helpers import Lbxdp
+
+pytestmark = [pytest.mark.root, pytest.mark.e2e]
+
+HTTP_PORT = 8080
+ALIASES = 30
+VPORT = 80
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[tuple[Topology, Lbxdp]]:
+    with two_arm(reals=3, client_aliases=ALIASES) as topo:
+        topo.start_http_servers(port=HTTP_PORT)
+        lbxdp = Lbxdp(topo)
+        out = lbxdp.attach()
+        assert re.search(r"eth0: XDP \w+", out) and re.search(r"eth1: XDP \w+", out), out
+        try:
+            yield topo, lbxdp
+        finally:
+            lbxdp("detach", check=False)
+    assert not [n for n in netns.listnetns() if n.startswith(topo.prefix)]
+
+
+def _scheduled_in_xdp(lbxdp: Lbxdp) -> int:
+    m = re.search(r"flows scheduled in XDP \(mh\): (\d+)", lbxdp.status().text)
+    assert m, lbxdp.status().text
+    return int(m[1])
+
+
+def _python_picks(topo: Topology, weights: list[int]) -> dict[str, str | None]:
+    """Source address → the real name lb.sched.mh picks (mh-fallback), after the weight changes
+    `weights` went through update() as the daemon's would (a real at 0 keeps its slots)."""
+    sched = MaglevHashing(frozenset({"mh-fallback"}))
+    dests = [Destination(RealKey(IPv4Address(r.ip), HTTP_PORT), 1) for r in topo.reals]
+    sched.update(dests)
+    for dest, weight in zip(dests, weights, strict=True):
+        dest.weight = weight
+    sched.update(dests)
+    name = {IPv4Address(r.ip): r.name for r in topo.reals}
+    picks = {}
+    for source in topo.client_aliases:
+        # without mh-port the client port does not matter
+        dest = sched.schedule(FlowKey(Protocol.TCP, IPv4Address(source), 1, IPv4Address(topo.vip), VPORT), dests)
+        picks[source] = name[dest.key.address] if dest else None
+    return picks
+
+
+def test_mh_flows_are_scheduled_in_xdp_then_a_quiesced_real_goes_through_python(
+        topo: Topology, lbxdp: Lbxdp) -> None:
+    service = f"{topo.vip}:{VPORT}"
+    reals = [(f"{r.ip}:{HTTP_PORT}", "-m", "-w", "1") for r in topo.reals]
+    lbxdp.service(service, "mh", reals, extra=("-b", "mh-fallback"))
+
+    # 1. thirty connections from thirty addresses: XDP schedules them, the daemon sees none
+    expected = _python_picks(topo, [1, 1, 1])
+    assert len(set(expected.values())) == 3, expected  # all three reals are in play
+    before, in_xdp = lbxdp.status(), _scheduled_in_xdp(lbxdp)
+    answers = {source: topo.curl(1, port=VPORT, source=source)[0] for source in topo.client_aliases}
+    after = lbxdp.status()
+    assert answers == expected
+    # "almost": a client port reused within the tcpfin timeout is a PASS_FLOW_REUSE for the daemon
+    assert after.first_packets - before.first_packets <= 2, after.text
+    assert _scheduled_in_xdp(lbxdp) - in_xdp >= ALIASES - 2, after.text
+    stats = lbxdp.stats(service)
+    assert stats[f"TCP {service}"][0] == ALIASES, stats  # Conns counts what XDP scheduled
+
+    # 2. r2 quiesced: its slots go to 0, so its clients go through the daemon, which falls back
+    r2 = topo.real("r2")
+    lbxdp("-e", "-t", service, "-r", f"{r2.ip}:{HTTP_PORT}", "-m", "-w", "0")
+    moved = _python_picks(topo, [1, 0, 1])
+    to_python = [s for s in topo.client_aliases if expected[s] == "r2"]
+    assert to_python and all(moved[s] not in (None, "r2") for s in to_python), moved
+    before, in_xdp = lbxdp.status(), _scheduled_in_xdp(lbxdp)
+    answers = {source: topo.curl(1, port=VPORT, source=source)[0] for source in topo.client_aliases}
+    after = lbxdp.status()
+    assert answers == moved
+    first = after.first_packets - before.first_packets
+    assert len(to_python) <= first <= len(to_python) + 2, (first, to_python, after.text)
+    assert _scheduled_in_xdp(lbxdp) - in_xdp >= ALIASES - len(to_python) - 2, after.text
+    assert after.reasons.get("pass_hash_empty", 0) - before.reasons.get("pass_hash_empty", 0) >= len(to_python)
