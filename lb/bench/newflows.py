@@ -129,11 +129,13 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 
 
 def machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat's cpu line."""
-    values = [int(v) for v in open("/proc/stat").readline().split()[1:]]
-    idle = values[3] + values[4]  # idle + iowait
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat's cpu line:
+    user nice system idle iowait irq softirq steal (guest time is already in user). Time the
+    hypervisor stole counts as not ours: neither busy nor idle."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in open("/proc/stat").readline().split()[1:9])
     tick = os.sysconf("SC_CLK_TCK")
-    return (sum(values) - idle) / tick, sum(values) / tick
+    busy = user + nice + system + irq + softirq
+    return busy / tick, (busy + idle + iowait) / tick
 
 
 def one_run(live: Any, gen: Any, count: int, pid: int | None = None) -> tuple[float, dict[str, float]]:
