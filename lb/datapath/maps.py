@@ -167,28 +167,24 @@ class DatapathMaps:
         """Empty the slot (an array entry cannot be deleted); flows to it then PASS (PASS_NO_REAL)."""
         self._update("reals", ctypes.c_uint32(real_id), S.RealInfoC())
 
+    # The flow entries are written and read as packed bytes (the struct layouts below), not ctypes
+    # structures: the first-packet path does this for every new flow, and building a ctypes key
+    # field by field cost more than the bpf(2) call itself.
+
     def set_flow(self, flow: FlowKey, entry: FlowEntry) -> None:
-        value = S.FlowStateC(entry.last_seen_ns, entry.real_id, entry.service_id, int(entry.tcp_seen), 0)
-        self._update("flows", _flow_key(flow), value)
+        value = _FLOW_STATE.pack(entry.last_seen_ns, entry.real_id, entry.service_id, int(entry.tcp_seen), 0)
+        self._update_raw("flows", _flow_key(flow), value)
 
     def delete_flow(self, flow: FlowKey) -> None:
-        self._delete("flows", _flow_key(flow))
+        self._delete_raw("flows", _flow_key(flow))
 
     def set_reverse(self, flow: FlowKey, entry: ReverseEntry) -> None:
-        value = S.ReverseStateC(
-            entry.last_seen_ns,
-            S.be32(entry.vip),
-            S.be16(entry.vport),
-            0,
-            entry.real_id,
-            entry.service_id,
-            int(entry.tcp_seen),
-            0,
-        )
-        self._update("reverse", _flow_key(flow), value)
+        value = _REVERSE_STATE.pack(entry.last_seen_ns, entry.vip.packed, entry.vport.to_bytes(2, "big"),
+                                    entry.real_id, entry.service_id, int(entry.tcp_seen), 0)
+        self._update_raw("reverse", _flow_key(flow), value)
 
     def delete_reverse(self, flow: FlowKey) -> None:
-        self._delete("reverse", _flow_key(flow))
+        self._delete_raw("reverse", _flow_key(flow))
 
     def install_flow(self, tables: Tables, flow: FlowKey) -> None:
         """Write `flow`'s forward entry, and its reverse entry if masqueraded, as `tables` holds them
@@ -253,10 +249,11 @@ class DatapathMaps:
 
     def get_flow(self, flow: FlowKey) -> FlowEntry | None:
         """One flow's entry, or None (the first-packet path asks before scheduling)."""
-        value = self._lookup("flows", _flow_key(flow))
-        if value is None:
+        value = ctypes.create_string_buffer(_FLOW_STATE.size)
+        if _lib.bpf_lookup_elem(self._fds["flows"], _flow_key(flow), value) != 0:
             return None
-        return FlowEntry(value.real_id, value.service_id, value.last_seen_ns, TcpSeen(value.tcp_seen))
+        last_seen, real_id, service_id, seen, _ = _FLOW_STATE.unpack(value.raw)
+        return FlowEntry(real_id, service_id, last_seen, _SEEN.get(seen) or TcpSeen(seen))
 
     def read_services(self) -> dict[ServiceKey, ServiceEntry]:
         return {_service_key_back(k): ServiceEntry(v.service_id, v.flags) for k, v in self._items("services")}
@@ -295,8 +292,7 @@ class DatapathMaps:
         size = ctypes.sizeof(S.MAP_TYPES[name][0])
         deleted = 0
         for at in range(0, len(raw), size):
-            key = ctypes.create_string_buffer(raw[at: at + size], size)
-            if _lib.bpf_delete_elem(self._fds[name], key) == 0:
+            if _lib.bpf_delete_elem(self._fds[name], raw[at: at + size]) == 0:
                 deleted += 1
             elif ctypes.get_errno() != errno.ENOENT:
                 raise MapError(f"{name}: delete failed: {os.strerror(ctypes.get_errno())}")
@@ -392,10 +388,17 @@ class DatapathMaps:
         if _lib.bpf_update_elem(self._fds[name], ctypes.byref(key), ctypes.byref(value), 0) != 0:
             raise MapError(f"{name}: update failed: {os.strerror(ctypes.get_errno())}")
 
+    def _update_raw(self, name: str, key: bytes, value: bytes) -> None:
+        if _lib.bpf_update_elem(self._fds[name], key, value, 0) != 0:
+            raise MapError(f"{name}: update failed: {os.strerror(ctypes.get_errno())}")
+
     def _delete(self, name: str, key: Any) -> None:
-        if _lib.bpf_delete_elem(self._fds[name], ctypes.byref(key)) != 0:
+        self._delete_raw(name, ctypes.byref(key))
+
+    def _delete_raw(self, name: str, key: Any) -> None:
+        if _lib.bpf_delete_elem(self._fds[name], key) != 0:
             err = ctypes.get_errno()
-            if err != 2:  # ENOENT: already gone (an LRU may have evicted it)
+            if err != errno.ENOENT:  # already gone (an LRU may have evicted it)
                 raise MapError(f"{name}: delete failed: {os.strerror(err)}")
 
     def _lookup(self, name: str, key: Any) -> Any:
@@ -524,12 +527,9 @@ def _service_key_back(key: S.ServiceKeyC) -> ServiceKey:
     return ServiceKey(Protocol(key.proto), S.address(key.vip), S.port(key.port))
 
 
-def _flow_key(flow: FlowKey) -> S.FlowKeyC:
-    key = S.FlowKeyC()
-    key.saddr, key.daddr = S.be32(flow.saddr), S.be32(flow.daddr)
-    key.sport, key.dport = S.be16(flow.sport), S.be16(flow.dport)
-    key.proto = int(flow.proto)
-    return key
+def _flow_key(flow: FlowKey) -> bytes:
+    """struct flow_key's bytes."""
+    return _FLOW_KEY.pack(int(flow.saddr), int(flow.daddr), flow.sport, flow.dport, flow.proto)
 
 
 def _flow_key_back(key: S.FlowKeyC) -> FlowKey:
