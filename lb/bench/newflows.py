@@ -1,4 +1,5 @@
-"""Case 3, new flows per second through the NFQUEUE first-packet path of the live daemon.
+"""Case 3, new flows per second through the NFQUEUE first-packet path of the live daemon, and
+through Maglev scheduled inside XDP.
 
 Every frame bpf/bench_syn.c sends is the SYN of a flow never seen before (source ports 1024…65023
 on each of the client's 8 addresses, so 512000 distinct flows before any repeats), sent from the
@@ -14,6 +15,12 @@ request reads the whole flow table.)
 Offered: a burst of a fixed number of SYNs (fewer than the queue holds, so none is dropped for
 want of room) at a rate above the target (issue 7: ≥ 25k new flows/s), in 10 ms slices; the
 figure is the answered flows divided by the time from the first SYN to the last answer.
+
+Second row, "lbxdp in-kernel mh": the same bursts against a masquerading mh service (`-b mh-port`,
+so the generator's source ports spread over the ring) on VIP:81 → reals:80, which XDP schedules
+itself (lb.daemon.kernelhash); no SYN goes to the daemon, so the burst is larger and offered at
+MH_OFFERED. The check is the daemon's count of flows XDP scheduled (`xdp_scheduled`) and its
+first-packet path's packets, which must stay 0.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from lb.bench.programs import Registry
 from lb.bench.results import Row, measured, not_measured
 
 NAME, UNIT = "lbxdp NFQUEUE", "flows/s"
+MH_NAME = "lbxdp in-kernel mh"
+MH_PORT = 81  # the in-kernel mh service's VIP port (reals:80, as the rr service's)
+MH_OFFERED = 200_000  # SYNs per second offered to the in-kernel service (no queue to overflow)
 OFFERED = 40_000  # SYNs per second offered
 SLICE = 0.01  # seconds per BPF_PROG_RUN call
 SPORT_BASE = 1024  # bench_syn.c adds 0…SYN_PORTS-1
@@ -138,7 +148,8 @@ def machine_busy() -> tuple[float, float]:
     return busy / tick, (busy + idle + iowait) / tick
 
 
-def one_run(live: Any, gen: Any, count: int, pid: int | None = None) -> tuple[float, dict[str, float]]:
+def one_run(live: Any, gen: Any, count: int, pid: int | None = None, offered: int = 0
+            ) -> tuple[float, dict[str, float]]:
     """Offer `count` SYNs at OFFERED/s and time how long until the client has reset the answers to
     all of them (or they stop coming: what is missing was dropped). Returns (flows/s, facts); with
     the daemon's `pid`, the facts include its CPU time (user = Python and libraries, system = its
@@ -147,7 +158,7 @@ def one_run(live: Any, gen: Any, count: int, pid: int | None = None) -> tuple[fl
     cpu0 = cpu_seconds(pid) if pid else (0.0, 0.0)
     busy0 = machine_busy()
     before, t0 = _client_resets(live), time.monotonic()
-    sent = _offer(live, gen, OFFERED, count)
+    sent = _offer(live, gen, offered or OFFERED, count)
     last, t1 = await_answers(lambda: _client_resets(live), before, sent, deadline=t0 + 60)
     cpu1 = cpu_seconds(pid) if pid else (0.0, 0.0)
     busy1 = machine_busy()
@@ -161,11 +172,12 @@ def one_run(live: Any, gen: Any, count: int, pid: int | None = None) -> tuple[fl
 def run(live: Any | None, registry: Registry, runs: int, count: int, tick: Callable[[str], None],
         why_not: str = "") -> list[Row]:
     if live is None:
-        return [not_measured("newflows", NAME, UNIT, why_not or "the live daemon did not start")]
+        why = why_not or "the live daemon did not start"
+        return [not_measured("newflows", NAME, UNIT, why), not_measured("newflows", MH_NAME, UNIT, why)]
     try:
         gen = registry.get("syn")
     except RuntimeError as exc:
-        return [not_measured("newflows", NAME, UNIT, str(exc))]
+        return [not_measured("newflows", NAME, UNIT, str(exc)), not_measured("newflows", MH_NAME, UNIT, str(exc))]
     samples: list[float] = []
     facts: list[dict[str, float]] = []
     pid = live.pid  # once: a status request makes the daemon read its whole flow table
@@ -183,7 +195,49 @@ def run(live: Any | None, registry: Registry, runs: int, count: int, tick: Calla
     check = (f"client's resets of the reals' SYN-ACKs; {runs} × {count} SYNs at {OFFERED / 1000:.0f}k/s: "
              f"{sent} sent, {scheduled} scheduled (daemon), {answered} answered, {dropped} dropped by "
              f"NFQUEUE, median {took:.2f} s a burst; {flows} flows in the table after; {cpu_split(facts)}")
-    return [measured("newflows", NAME, UNIT, samples, check=check)]
+    return [measured("newflows", NAME, UNIT, samples, check=check), run_in_kernel(live, gen, runs, count * 2, tick)]
+
+
+def ensure_mh_service(live: Any) -> str:
+    """The in-kernel mh service VIP:MH_PORT → reals:80 (masquerading, mh-port), added once; its
+    VIP:port. lb.bench.tcp uses it too."""
+    vip = f"{live.topo.vip}:{MH_PORT}"
+    if not getattr(live, "mh_service", False):
+        live.lbxdp("-A", "-t", vip, "-s", "mh", "-b", "mh-port")
+        for real in live.topo.reals:
+            live.lbxdp("-a", "-t", vip, "-r", f"{real.ip}:80", "-m", "-w", "1")
+        live.mh_service = True
+    return vip
+
+
+def run_in_kernel(live: Any, gen: Any, runs: int, count: int, tick: Callable[[str], None]) -> Row:
+    """The SYN bursts against the in-kernel mh service (MH_NAME's row)."""
+    try:
+        ensure_mh_service(live)
+    except RuntimeError as exc:
+        return not_measured("newflows", MH_NAME, UNIT, str(exc).splitlines()[0][:100])
+    samples: list[float] = []
+    facts: list[dict[str, float]] = []
+    saved_port, live.port = live.port, MH_PORT
+    try:
+        for i in range(runs):
+            tick(f"new flows: {count} SYNs ({i + 1}/{runs}) at {MH_OFFERED // 1000}k/s, scheduled in XDP (mh)")
+            before = live.status()
+            rate, fact = one_run(live, gen, count, offered=MH_OFFERED)
+            after = live.status()
+            fact["in_xdp"] = after.get("xdp_scheduled", 0) - before.get("xdp_scheduled", 0)
+            fact["first_path"] = after.get("first_path_packets", 0) - before.get("first_path_packets", 0)
+            samples.append(rate)
+            facts.append(fact)
+    finally:
+        live.port = saved_port
+    total = {k: sum(f[k] for f in facts) for k in ("sent", "answered", "in_xdp", "first_path")}
+    took = statistics.median(f["elapsed"] for f in facts)
+    check = (f"client's resets of the reals' SYN-ACKs; {runs} × {count} SYNs at {MH_OFFERED / 1000:.0f}k/s to an "
+             f"mh service scheduled in XDP: {total['sent']:.0f} sent, {total['in_xdp']:.0f} scheduled by XDP, "
+             f"{total['first_path']:.0f} packets through NFQUEUE, {total['answered']:.0f} answered, median "
+             f"{took:.2f} s a burst")
+    return measured("newflows", MH_NAME, UNIT, samples, check=check)
 
 
 def cpu_split(facts: list[dict[str, float]]) -> str:

@@ -13,7 +13,8 @@ from lb.bench.results import Results, Row, comparisons, fmt, verdicts
 CASES: tuple[tuple[str, str], ...] = (
     ("fastpath", "1. Fast-path cost (BPF_PROG_RUN, ns/packet, lower is better)"),
     ("forwarding", "2. Forwarding throughput (64-byte UDP, 1024 source ports, packets/s at the reals)"),
-    ("newflows", "3. New flows per second (TCP SYNs of new flows through NFQUEUE into the live daemon)"),
+    ("newflows", "3. New flows per second (TCP SYNs of new flows through NFQUEUE into the live daemon, "
+                 "and scheduled in XDP by Maglev)"),
     ("tcp", "4. Real TCP (wrk → nginx on 3 reals; req/s keep-alive, conn/s with Connection: close)"),
     ("scale", "5. Scale"),
 )
@@ -133,6 +134,11 @@ METHOD = """\
   kernel accounts by tick (no IRQ time accounting), so softirq work run in the daemon's context,
   such as the delivery its sends trigger, is charged to its system time.
   A last burst runs under py-spy for the hot-spot table.
+  "lbxdp in-kernel mh": the same generator, bursts twice as large at 200k/s, against a second
+  service of the daemon, VIP:81 → reals:80 with `-s mh -b mh-port`, which XDP schedules itself
+  from the ring the daemon wrote (docs/daemon.md, "Maglev in XDP"); the check is the daemon's
+  count of flows XDP scheduled and its first-packet path's packets (0). Its target reuses issue
+  7's 25k new flows/s (the issue names this path but gives the figure for NFQUEUE only).
 - **Real TCP** (lb/bench/tcp.py): wrk -t1 -c32 in the client namespace; the four variants share the
   topology of the new-flows case: lbxdp (VIP:80 → reals:80), iptables DNAT with kube-proxy's
   statistic chain (VIP:8081 → reals:8080), HAProxy 2.6 in TCP mode in the balancer namespace
@@ -142,9 +148,13 @@ METHOD = """\
   a reused client port would be rewritten to VIP:80 (this made iptables and direct fall to ~100
   conn/s after an lbxdp run, and their runs fail). The client has the whole port range and
   `tcp_tw_reuse`. nginx keeps connections alive unless asked to close. A failed run is shown in
-  the row ("failed (why)") and the next runs go ahead.
+  the row ("failed (why)") and the next runs go ahead. "lbxdp mh (in XDP) conn/s" is the mh service
+  of the new-flows case (VIP:81 → reals:80), whose SYNs XDP schedules; a client port still holding an
+  rr connection's reverse entry to the same real:80 goes through NFQUEUE instead (XDP never
+  overwrites a reverse entry), and the check counts the connections XDP scheduled.
 - **Scale**: memlock of the `flows` and `reverse` maps of the live daemon (MAX_FLOWS=1048576,
-  preallocated LRU hashes: the figure does not depend on how many flows are in); the daemon's
+  preallocated LRU hashes: the figure does not depend on how many flows are in; the Maglev rings,
+  `hash_rings`, are another 4 MiB whatever the table size, and not in it); the daemon's
   VmRSS after the new-flows case; `lbxdp -R` of a generated 1000-service rules file (wall clock,
   CLI start-up included). Maglev: `MaglevHashing.update` with 1000 reals, M=65537, after a warm-up
   build in the same process (numpy imported and warmed), each run the median of several builds.

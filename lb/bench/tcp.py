@@ -11,6 +11,10 @@ the nginx processes), each on its own address or port of the balancer namespace:
   pid file in the topology's work directory (never the system service), listening on the
   balancer's client-side address :8082, roundrobin over reals:8080.
 - direct to one real: r1:8080, routed by the balancer without NAT.
+- lbxdp mh (in XDP), conn/s only: the live daemon's masquerading mh service VIP:81 → reals:80
+  (lb.bench.newflows.ensure_mh_service), whose new connections XDP schedules itself; a SYN from a
+  client port whose reverse entry (real:80 → client:port) an rr connection left still goes
+  through NFQUEUE (XDP never overwrites one), so the check says how many XDP scheduled.
 
 Why the other variants reach the reals on 8080, not 80: lbxdp keeps a closed masqueraded
 connection's reverse entry (real:80 → client:port) until the flow times out, as IPVS keeps its
@@ -36,9 +40,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from lb.bench.live import OTHER_PORT, PORT
+from lb.bench.newflows import MH_PORT, ensure_mh_service
 from lb.bench.results import Row, measured, not_measured
 
 IPTABLES_PORT, HAPROXY_PORT = 8081, 8082
+MH_VARIANT = "lbxdp mh (in XDP)"
 CLIENT_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": 1}
 CONNECTIONS = 32  # wrk -c
 
@@ -65,6 +71,7 @@ listen bench
 class Variant:
     name: str  # row prefix
     url: Callable[[Any], str]
+    units: tuple[str, ...] = ("req/s", "conn/s")  # which of MODES it is measured in
 
 
 VARIANTS: tuple[Variant, ...] = (
@@ -72,6 +79,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("iptables DNAT", lambda t: f"http://{t.vip}:{IPTABLES_PORT}/"),
     Variant("HAProxy (TCP mode)", lambda t: f"http://{t.lb.iface_named('eth0').ip}:{HAPROXY_PORT}/"),
     Variant("direct to one real", lambda t: f"http://{t.reals[0].ip}:{OTHER_PORT}/"),
+    Variant(MH_VARIANT, lambda t: f"http://{t.vip}:{MH_PORT}/", units=("conn/s",)),
 )
 MODES = (("req/s", "keep-alive", []), ("conn/s", "Connection: close", ["-H", "Connection: close"]))
 
@@ -146,7 +154,7 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
     """
     from lb.datapath.testbed import write_sysctls
 
-    names = [(f"{v.name} {unit}", unit) for v in VARIANTS for unit, _, _ in MODES]
+    names = [(f"{v.name} {unit}", unit) for v in VARIANTS for unit, _, _ in MODES if unit in v.units]
     if live is None:
         return [not_measured("tcp", n, u, why_not or "the live daemon did not start") for n, u in names]
     topo = live.topo
@@ -156,6 +164,10 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
         setup_iptables(topo)
     except Exception as exc:  # noqa: BLE001
         errors["iptables DNAT"] = f"iptables: {str(exc).splitlines()[0][:100]}"
+    try:
+        ensure_mh_service(live)
+    except Exception as exc:  # noqa: BLE001
+        errors[MH_VARIANT] = f"mh service: {str(exc).splitlines()[0][:100]}"
     if "HAProxy (TCP mode)" not in errors:
         try:
             start_haproxy(topo)
@@ -165,14 +177,16 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
     failed: dict[str, list[str]] = {n: [] for n, _ in names}
     totals: dict[str, list[int]] = {n: [0, 0] for n, _ in names}
     scheduled: dict[str, int] = {}
+    in_xdp: dict[str, int] = {}
     for i in range(runs):
         for v in VARIANTS:
             for unit, label, extra in MODES:
-                if v.name in errors:
+                if v.name in errors or unit not in v.units:
                     continue
                 tick(f"real TCP: run {i + 1}/{runs}, wrk {label} → {v.name}")
                 key = f"{v.name} {unit}"
                 before = live.scheduled() if v.name == "lbxdp" else 0
+                xdp_before = live.status().get("xdp_scheduled", 0) if v.name == MH_VARIANT else 0
                 try:
                     rate, total, errs = _wrk(topo, v.url(topo), extra, seconds)
                 except Exception as exc:  # noqa: BLE001 (a failed run is kept in the row)
@@ -184,6 +198,8 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
                 totals[key][1] += errs
                 if v.name == "lbxdp":  # how many connections the daemon's first-packet path saw
                     scheduled[key] = scheduled.get(key, 0) + live.scheduled() - before
+                if v.name == MH_VARIANT:  # how many XDP scheduled itself
+                    in_xdp[key] = in_xdp.get(key, 0) + live.status().get("xdp_scheduled", 0) - xdp_before
     rows = []
     for name, unit in names:
         variant = name.rsplit(" ", 1)[0]
@@ -197,5 +213,7 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
                  f"{total} requests, {errs} errors")
         if name in scheduled:
             check += f"; {scheduled[name]} connections scheduled by the daemon"
+        if name in in_xdp:
+            check += f"; {in_xdp[name]} connections scheduled in XDP"
         rows.append(measured("tcp", name, unit, samples[name], failed=failed[name], check=check))
     return rows
