@@ -98,7 +98,8 @@ enum lb_reason {
 	REASON_REDIRECT_REVERSE = 21,  /* real → client (masquerading), out of another interface */
 	REASON_PASS_FLOW_REUSE = 22,   /* a SYN on a flow that saw FIN or RST: a new connection, scheduled anew */
 	REASON_PASS_HASH_EMPTY = 23,   /* a first packet XDP could schedule, but its ring slot says "ask Python" */
-	REASON_MAX = 24,
+	REASON_PASS_HASH_BUDGET = 24,  /* XDP may schedule no more flows until the daemon's next sweep grants some */
+	REASON_MAX = 25,
 };
 
 #endif /* LB_CONSTS_H */

@@ -63,7 +63,8 @@ static __always_inline int hash_schedule(struct flow_key *key, const struct serv
 	struct flow_state fstate = {};
 	struct flow_key rkey = {};
 	struct real_info *real;
-	__u32 row = svc->flags >> SVC_RING_SHIFT, idx, real_id, *ring_id;
+	struct hash_budget *budget;
+	__u32 row = svc->flags >> SVC_RING_SHIFT, idx, real_id, *ring_id, zero = 0;
 	__u64 *conns, ns;
 
 	*reason = REASON_PASS_FLOW_MISS;
@@ -77,6 +78,13 @@ static __always_inline int hash_schedule(struct flow_key *key, const struct serv
 	real = reals.lookup(&real_id);
 	if (!real_id || !real || real->forwarding == FWD_NONE) {
 		*reason = REASON_PASS_HASH_EMPTY;
+		return -1;
+	}
+	/* The flow table's room, as the daemon granted it at its last sweep: under a flood, new flows
+	 * go up to the first-packet path, whose refusal policy protects established flows. */
+	budget = hash_budget.lookup(&zero);
+	if (!budget || budget->created >= budget->allowed) {
+		*reason = REASON_PASS_HASH_BUDGET;
 		return -1;
 	}
 	ns = bpf_ktime_get_ns();
@@ -106,6 +114,7 @@ static __always_inline int hash_schedule(struct flow_key *key, const struct serv
 	/* insert() is BPF_NOEXIST: another CPU may have created this flow from a retransmitted SYN
 	 * meanwhile; it names the same real (same ring), and only the creator counts the connection. */
 	if (flows.insert(key, &fstate) == 0) {
+		budget->created += 1;
 		conns = hash_conns.lookup(&real_id);
 		if (conns)
 			*conns += 1;

@@ -76,6 +76,15 @@ struct next_hop {
 	__u16 pad;
 };
 
+/* hash_budget value (per CPU): how many flows this CPU may still create in XDP. The daemon grants
+ * `allowed` after each sweep (what it created so far plus its share of the room left below the flow
+ * table's limit), so a SYN flood against a service scheduled in XDP cannot push established flows
+ * out of the LRU between two sweeps. */
+struct hash_budget {
+	__u64 created; /* flows this CPU created in XDP, ever */
+	__u64 allowed; /* it may create flows while created < allowed */
+};
+
 /* service_counts and real_counts value; "in" is client → real, "out" is real → client.
  * Bytes are IPv4 total lengths (no Ethernet header, no padding, no IPIP outer header). */
 struct traffic_counter {

@@ -120,7 +120,9 @@ class Tables:
     reuse FlowKey as a plain 5-tuple. `tx_ports` holds the ifindexes XDP may redirect to (the devmap);
     `tunnel_source` is the outer source address of IPIP packets (None: IPIP reals are left to the kernel).
     `rings` holds the Maglev rings of hash_rings by row: RING_SIZE real ids each, 0 meaning "the
-    first-packet path decides"; a service's flags name its row (hashed_flags()).
+    first-packet path decides"; a service's flags name its row (hashed_flags()). `hash_budget` is how
+    many flows XDP may still create itself (the daemon grants room after each sweep); the model
+    counts it down, the maps give each CPU that many.
     """
 
     services: dict[ServiceKey, ServiceEntry] = field(default_factory=dict)
@@ -130,13 +132,14 @@ class Tables:
     tunnel_source: IPv4Address | None = None
     tx_ports: set[int] = field(default_factory=set)
     rings: dict[int, list[int]] = field(default_factory=dict)
+    hash_budget: int | None = None  # flows XDP may still create (hash_budget); None: no limit
 
     def copy(self) -> Tables:
         """A copy whose entry dicts can change (the model creates flows XDP would) without touching
         this one; rings are shared (nothing writes to them but user space)."""
         return Tables(
             dict(self.services), dict(self.reals), dict(self.flows), dict(self.reverse), self.tunnel_source,
-            set(self.tx_ports), dict(self.rings),
+            set(self.tx_ports), dict(self.rings), self.hash_budget,
         )
 
     def install_flow(self, flow: FlowKey, real_id: int) -> None:

@@ -219,6 +219,7 @@ class Daemon:
                 real = rstate.real
                 self.maps.set_real(rstate.real_id, RealEntry(real.address, real.port, real.forwarding))
         self.kernel_hash.sync(self.balancer.services, flags_reset=True)  # rings, then flags
+        self.kernel_hash.grant(self.flows.limit - self.flows.count)
         self._update_tunnel_source()
         for key in [k for k in self.health_checks if k not in wanted]:
             del self.health_checks[key]
@@ -310,12 +311,14 @@ class Daemon:
     def tick(self) -> None:
         if time.monotonic() >= self._next_sweep:
             self._sweep()
+            self.kernel_hash.note_sweep()
         if self.first.dirty:
             self.save_state()  # counters a SIGKILLed daemon's successor continues from
         self._sample_rates()
         self._apply_health()
         # Table pressure: new flows of in-kernel services go to NFQUEUE and its refusal policy.
         self.kernel_hash.set_paused(self.flows.count >= self.flows.limit, self.balancer.services)
+        self.kernel_hash.grant(self.flows.limit - self.flows.count)  # room XDP may fill until the next sweep
 
     def _sweep(self) -> None:
         """Expire idle flows and recount connections per real from the flow table."""

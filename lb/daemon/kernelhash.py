@@ -11,7 +11,9 @@ Python applies what a ring cannot hold (persistence, thresholds, mh-fallback's w
 Why those services only: persistence needs the per-client template only the daemon keeps; a
 threshold must see every new connection as it happens, and XDP does not count them until the next
 sweep. While the flow table is at its limit (FlowBook), no service keeps the bit, so new flows meet
-the first-packet path's refusal policy, which protects established flows (docs/daemon.md).
+the first-packet path's refusal policy, which protects established flows (docs/daemon.md). Between
+two sweeps XDP may create at most the room the last sweep left (`hash_budget`, granted per CPU), so
+a SYN flood cannot fill the table faster than the daemon notices.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class KernelHashing:
         self._written: dict[int, list[int]] = {}  # row → ring as last written
         self._flags: dict[ServiceKey, int] = {}  # flags as last written
         self._warned: set[ServiceKey] = set()
+        self._base: list[int] | None = None  # per-CPU flows created in XDP when the table was last counted
 
     def sync(self, services: Mapping[ServiceKey, ServiceState], flags_reset: bool = False) -> None:
         """Give eligible services a row and write their rings where they changed, free the rows of
@@ -113,6 +116,22 @@ class KernelHashing:
             log.info("flow table %s: in-kernel scheduling %s", "full" if paused else "has room again",
                      "paused" if paused else "resumed")
             self.sync(services)
+
+    def note_sweep(self) -> None:
+        """The flow table was just counted: flows XDP creates from now on are not in that count."""
+        self._base = [created for created, _ in self.maps.read_hash_budget()]
+
+    def grant(self, room: int) -> None:
+        """Let XDP create up to `room` flows (the table's limit minus its count at the last sweep,
+        less what the daemon installed since) beyond what it had created at that sweep, split
+        evenly over the CPUs (each CPU counts its own: no atomics on the packet path)."""
+        if self._base is None:
+            self.note_sweep()
+        assert self._base is not None
+        share = max(0, room) // len(self._base)
+        if 0 < room < len(self._base):
+            share = 1  # a little over the room: the limit keeps a margin below MAX_FLOWS
+        self.maps.grant_hash_budget([created + share for created in self._base])
 
     def _set_flags(self, key: ServiceKey, state: ServiceState, flags: int) -> None:
         if self._flags.get(key) == flags:

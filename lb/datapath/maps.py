@@ -99,6 +99,8 @@ class DatapathMaps:
         for ifindex in tables.tx_ports:
             self.add_tx_port(ifindex)
         self.set_tunnel_source(tables.tunnel_source)
+        unlimited = tables.hash_budget is None
+        self.grant_hash_budget([_NO_LIMIT if unlimited else tables.hash_budget] * self._ncpus, reset=True)
 
     def set_service(self, key: ServiceKey, entry: ServiceEntry) -> None:
         self._update("services", _service_key(key), S.ServiceInfoC(entry.service_id, entry.flags))
@@ -147,6 +149,20 @@ class DatapathMaps:
                 raise MapError(f"hash_rings: batched lookup of row {row} failed: {os.strerror(err)}")
             return [self._lookup("hash_rings", ctypes.c_uint32(row * RING_SIZE + i)).value for i in range(RING_SIZE)]
         return list(values)
+
+    def read_hash_budget(self) -> list[tuple[int, int]]:
+        """(created, allowed) of each CPU's hash_budget: flows it created in XDP, and its limit."""
+        return [(c.created, c.allowed) for c in self._percpu("hash_budget", 0)]
+
+    def grant_hash_budget(self, allowed: list[int], reset: bool = False) -> None:
+        """Let CPU i create flows in XDP while its count is below allowed[i]. The counts are kept
+        (`reset`: zeroed); one XDP may add between the read and the write is lost, which only
+        grants that many flows more."""
+        values = (S.HashBudgetC * self._ncpus)()
+        current = [(0, 0)] * self._ncpus if reset else self.read_hash_budget()
+        for i, ((created, _), limit) in enumerate(zip(current, allowed, strict=True)):
+            values[i].created, values[i].allowed = created, limit
+        self._update("hash_budget", ctypes.c_uint32(0), values)
 
     def hash_conns(self, real_ids: range | list[int]) -> dict[int, int]:
         """Flows XDP scheduled itself, per real id (summed over CPUs): part of ipvsadm's Conns."""
@@ -241,6 +257,8 @@ class DatapathMaps:
         for ifindex in range(1, self.max_tx_ports):
             if self._lookup("tx_ports", ctypes.c_int(ifindex)) is not None:
                 tables.tx_ports.add(ifindex)
+        left = min(allowed - created for created, allowed in self.read_hash_budget())
+        tables.hash_budget = None if left >= _NO_LIMIT // 2 else max(0, left)
         for service in tables.services.values():
             row = ring_row(service.flags)
             if row is not None and row < self.max_hashed_services and row not in tables.rings:
@@ -440,6 +458,7 @@ class DatapathMaps:
 # --- batched reads of the flow tables -------------------------------------------------------------
 
 FLOW_BATCH = 8192  # entries per BPF_MAP_LOOKUP_BATCH call
+_NO_LIMIT = 2**64 - 1  # hash_budget.allowed of a Tables without a budget
 # EINVAL: the map type has no batch ops (or the kernel predates them); ENOTSUPP (524, kernel-internal)
 # and EOPNOTSUPP: batches not implemented for this map.
 _NO_BATCH_ERRNOS = frozenset({errno.EINVAL, errno.EOPNOTSUPP, 524})

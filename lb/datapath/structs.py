@@ -97,6 +97,12 @@ class NextHopC(ctypes.Structure):
     ]
 
 
+class HashBudgetC(ctypes.Structure):
+    """struct hash_budget (per CPU)"""
+
+    _fields_ = [("created", ctypes.c_uint64), ("allowed", ctypes.c_uint64)]
+
+
 class TrafficCounterC(ctypes.Structure):
     """struct traffic_counter"""
 
@@ -122,6 +128,7 @@ MAP_TYPES: dict[str, tuple[type, type]] = {
     "real_counts": (ctypes.c_uint32, TrafficCounterC),
     "hash_rings": (ctypes.c_uint32, ctypes.c_uint32),
     "hash_conns": (ctypes.c_uint32, ctypes.c_uint64),
+    "hash_budget": (ctypes.c_uint32, HashBudgetC),
 }
 
 # enum lb_forwarding

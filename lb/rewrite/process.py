@@ -121,6 +121,8 @@ def _hash_schedule(p: _Packet, service: ServiceEntry, tables: Tables, now_ns: in
     real = tables.reals.get(real_id)
     if real_id == 0 or real is None:
         return Reason.PASS_HASH_EMPTY
+    if tables.hash_budget is not None and tables.hash_budget <= 0:
+        return Reason.PASS_HASH_BUDGET  # the room the daemon granted is spent
     # What touch_flow() ORs in when the flow's first packet continues as a hit (never ESTABLISHED:
     # an opening segment has no ACK).
     seen = (TcpSeen.FIN if p.tcp_flags & TCP_FIN else TcpSeen.NONE) | (
@@ -132,6 +134,8 @@ def _hash_schedule(p: _Packet, service: ServiceEntry, tables: Tables, now_ns: in
             return Reason.PASS_FLOW_MISS  # BPF_NOEXIST: an existing way back is not overwritten
         tables.reverse[rkey] = ReverseEntry(p.key.daddr, p.key.dport, real_id, service.service_id, now_ns)
     tables.flows[p.key] = FlowEntry(real_id, service.service_id, now_ns, seen)
+    if tables.hash_budget is not None:
+        tables.hash_budget -= 1
     return real_id
 
 

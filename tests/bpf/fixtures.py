@@ -465,6 +465,11 @@ ROWS: tuple[Row, ...] = (
     _row("mh in XDP: the service's bit cleared (table pressure) → PASS to NFQUEUE", HASH_SYN, V.PASS, R.PASS_FLOW_MISS,
          hashed=True, setup=lambda t: t.services.__setitem__(
              ServiceKey(Protocol.TCP, IPv4Address(VIP_M), HASH_PORT), ServiceEntry(7, 0))),
+    _row("mh in XDP: the flow budget the daemon granted is spent → PASS to NFQUEUE", HASH_SYN, V.PASS,
+         R.PASS_HASH_BUDGET, hashed=True, setup=lambda t: setattr(t, "hash_budget", 0)),
+    _row("mh in XDP: the last flow of the budget is created", HASH_SYN, V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='S', seq=7000)",
+         hashed=True, setup=lambda t: setattr(t, "hash_budget", 1)),
     _row("mh in XDP: an existing flow is a plain hit", HASH_SYN, V.REDIRECT, R.REDIRECT_FORWARD,
          f"{TO_REAL3}/IP(src=CLIENT, dst='10.2.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='S', seq=7000)",
          hashed=True, egress=B0, flows=((HASH_TCP_M, 3),)),

@@ -44,6 +44,7 @@ def scenario(draw: st.DrawFn) -> tuple[Tables, bytes, int]:
     tables.services[ServiceKey(proto, IPv4Address(vip), vport)] = ServiceEntry(draw(st.integers(0, 63)), flags)
     if hashed:
         tables.rings[flags >> 16] = [draw(st.sampled_from([real_id, real_id, 0, 63]))] * RING_SIZE
+        tables.hash_budget = draw(st.sampled_from([None, None, None, 0, 1]))
     tables.reals[real_id] = RealEntry(IPv4Address(real_addr), rport, forwarding)
     flow = FlowKey(proto, IPv4Address(client), cport, IPv4Address(vip), vport)
     # mostly the fast path; sometimes a first packet (often, when XDP may schedule it)
@@ -116,6 +117,7 @@ def test_xdp_equals_model(datapath, case: tuple[Tables, bytes, int]) -> None:
     assert {k: (e.real_id, e.service_id) for k, e in flows.items()} == {
         k: (e.real_id, e.service_id) for k, e in model_tables.flows.items()}
     assert reverse.keys() == model_tables.reverse.keys()
+    assert datapath.maps.read().hash_budget == model_tables.hash_budget
     if model.scheduled is not None:
         assert flows[model_tables_key(frame)].tcp_seen == model_tables.flows[model_tables_key(frame)].tcp_seen
     assert out == model.frame_out, F.describe_mismatch(model.frame_out, out)

@@ -58,6 +58,7 @@ def _check_created_entries(kernel: Tables, model: Tables, before: Tables) -> Non
                 {k: (e.vip, e.vport, e.real_id, e.service_id) for k, e in t.reverse.items()})
 
     assert decisions(kernel) == decisions(model)
+    assert kernel.hash_budget == model.hash_budget  # XDP counts its budget down as the model does
     for key in model.flows.keys() - before.flows.keys():
         assert kernel.flows[key].last_seen_ns > 0 and kernel.flows[key].tcp_seen == model.flows[key].tcp_seen
     for key in model.reverse.keys() - before.reverse.keys():

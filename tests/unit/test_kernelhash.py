@@ -29,6 +29,14 @@ class FakeMaps:
     def set_service(self, key: ServiceKey, entry: ServiceEntry) -> None:
         self.services[key] = entry
 
+    budget = [(0, 0), (0, 0)]  # two CPUs: (created, allowed)
+
+    def read_hash_budget(self) -> list[tuple[int, int]]:
+        return list(self.budget)
+
+    def grant_hash_budget(self, allowed: list[int]) -> None:
+        self.budget = [(created, limit) for (created, _), limit in zip(self.budget, allowed, strict=True)]
+
 
 def _key(port: int) -> ServiceKey:
     return ServiceKey(Protocol.TCP, IPv4Address("10.0.0.100"), port)
@@ -112,6 +120,22 @@ def test_more_services_than_rows_leave_the_rest_to_python() -> None:
     _, maps, hashing = _setup(_vs(80), _vs(81), _vs(82), rows=2)
     assert len(hashing.rows) == 2
     assert sum(1 for e in maps.services.values() if e.flags & SVC_F_HASH_IN_KERNEL) == 2
+
+
+def test_the_budget_is_the_room_left_at_the_last_sweep_split_over_cpus() -> None:
+    _, maps, hashing = _setup(_vs(80))
+    maps.budget = [(10, 0), (4, 0)]
+    hashing.note_sweep()
+    hashing.grant(100)
+    assert maps.budget == [(10, 60), (4, 54)]
+    maps.budget = [(60, 60), (20, 54)]  # CPU 0 spent its share since the sweep
+    hashing.grant(100)  # a tick without a sweep grants nothing new
+    assert maps.budget == [(60, 60), (20, 54)]
+    hashing.note_sweep()
+    hashing.grant(0)  # the table is at its limit
+    assert maps.budget == [(60, 60), (20, 20)]
+    hashing.grant(1)  # less room than CPUs: one each, the limit's margin absorbs it
+    assert maps.budget == [(60, 61), (20, 21)]
 
 
 def test_disabled_does_nothing() -> None:

@@ -75,7 +75,7 @@ def test_rows_that_schedule_in_xdp_create_exactly_their_entries() -> None:
         expect_reverse = {reverse_key(key, real)} if real.forwarding is Forwarding.MASQ else set()
         assert new_reverse == expect_reverse, row.name
         assert result.counted is not None and result.counted.real_id == entry.real_id, row.name
-    assert scheduled == 6
+    assert scheduled == 7
 
 
 def test_row_tables_are_left_alone_by_the_model() -> None:
