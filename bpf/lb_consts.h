@@ -16,7 +16,7 @@
 #endif
 
 #ifndef MAX_HASHED_SERVICES
-#define MAX_HASHED_SERVICES 16 /* rows of `hash_rings`: services XDP schedules itself (each row 256 KiB) */
+#define MAX_HASHED_SERVICES 16 /* rows of `hash_rings`: services XDP schedules itself (512 KiB of memlock a row) */
 #endif
 
 #ifndef MAX_TX_PORTS
