@@ -16,7 +16,7 @@
 #endif
 
 #ifndef MAX_HASHED_SERVICES
-#define MAX_HASHED_SERVICES 16 /* rows of `hash_rings`: services XDP schedules itself (512 KiB of memlock a row) */
+#define MAX_HASHED_SERVICES 16 /* rows of `hash_rings`: services XDP schedules itself (256 KiB a row) */
 #endif
 
 #ifndef MAX_TX_PORTS

@@ -64,17 +64,21 @@ static __always_inline int hash_schedule(struct flow_key *key, const struct serv
 	struct flow_key rkey = {};
 	struct real_info *real;
 	struct hash_budget *budget;
-	__u32 row = svc->flags >> SVC_RING_SHIFT, idx, real_id, *ring_id, zero = 0;
+	struct mh_ring *ring;
+	__u32 row = svc->flags >> SVC_RING_SHIFT, slot, real_id, zero = 0;
 	__u64 *conns, ns;
 
 	*reason = REASON_PASS_FLOW_MISS;
-	if (row >= MAX_HASHED_SERVICES) /* a flag set by hand, or a smaller map adopted: not ours to judge */
+	ring = hash_rings.lookup(&row);
+	if (!ring) /* a row past MAX_HASHED_SERVICES: a flag set by hand, or a smaller map adopted */
 		return -1;
-	idx = row * MH_RING_SIZE + mh_slot(key->saddr, (svc->flags & SVC_F_HASH_PORT) ? key->sport : 0);
-	ring_id = hash_rings.lookup(&idx);
-	if (!ring_id)
+	slot = mh_slot(key->saddr, (svc->flags & SVC_F_HASH_PORT) ? key->sport : 0);
+	/* A remainder is below MH_RING_SIZE, which clang knows and the verifier does not: hide the
+	 * value from clang so that the bound check the verifier needs is not optimised away. */
+	asm volatile("" : "+r"(slot));
+	if (slot >= MH_RING_SIZE)
 		return -1;
-	real_id = *ring_id;
+	real_id = ring->real_ids[slot];
 	real = reals.lookup(&real_id);
 	if (!real_id || !real || real->forwarding == FWD_NONE) {
 		*reason = REASON_PASS_HASH_EMPTY;

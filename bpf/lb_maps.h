@@ -19,7 +19,7 @@ BPF_XDP_REDIRECT_MAP(LB_MAP_TYPE("devmap", tx_ports), int, tx_ports, MAX_TX_PORT
 BPF_TABLE(LB_MAP_TYPE("percpu_array", real_hops), __u32, struct next_hop, real_hops, MAX_REALS);     /* real id → cached next hop to it */
 BPF_TABLE(LB_MAP_TYPE("percpu_array", client_hops), __u32, struct next_hop, client_hops, CLIENT_HOPS); /* hash of a client address → cached next hop */
 BPF_TABLE(LB_MAP_TYPE("percpu_array", reason_counts), __u32, __u64, reason_counts, REASON_MAX);       /* verdict reason → packets */
-BPF_TABLE(LB_MAP_TYPE("array", hash_rings), __u32, __u32, hash_rings, MAX_HASHED_SERVICES * MH_RING_SIZE); /* row × MH_RING_SIZE + slot → real id (0: Python decides) */
+BPF_TABLE(LB_MAP_TYPE("array", hash_rings), __u32, struct mh_ring, hash_rings, MAX_HASHED_SERVICES);  /* row → Maglev ring (slot → real id, 0: Python decides) */
 BPF_TABLE(LB_MAP_TYPE("percpu_array", hash_budget), __u32, struct hash_budget, hash_budget, 1);     /* slot 0: flows XDP may still create */
 BPF_TABLE(LB_MAP_TYPE("percpu_array", hash_conns), __u32, __u64, hash_conns, MAX_REALS);              /* real id → flows XDP scheduled itself */
 BPF_TABLE(LB_MAP_TYPE("percpu_array", real_counts), __u32, struct traffic_counter, real_counts, MAX_REALS); /* real id → traffic (a service's is the sum of its reals') */

@@ -76,6 +76,13 @@ struct next_hop {
 	__u16 pad;
 };
 
+/* hash_rings value: one service's Maglev ring, slot → real id (0: the first-packet path decides).
+ * A whole ring is one value, not MH_RING_SIZE array entries: an array keeps each entry in 8 bytes
+ * (twice the memory), and user space writes a ring with one update instead of a batch of 65537. */
+struct mh_ring {
+	__u32 real_ids[MH_RING_SIZE];
+};
+
 /* hash_budget value (per CPU): how many flows this CPU may still create in XDP. The daemon grants
  * `allowed` after each sweep (what it created so far plus its share of the room left below the flow
  * table's limit), so a SYN flood against a service scheduled in XDP cannot push established flows

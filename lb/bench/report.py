@@ -154,7 +154,7 @@ METHOD = """\
   overwrites a reverse entry), and the check counts the connections XDP scheduled.
 - **Scale**: memlock of the `flows` and `reverse` maps of the live daemon (MAX_FLOWS=1048576,
   preallocated LRU hashes: the figure does not depend on how many flows are in; the Maglev rings,
-  `hash_rings`, are another 8 MiB of memlock whatever the table size, and not in it); the daemon's
+  `hash_rings`, are another 4 MiB whatever the table size, and not in it); the daemon's
   VmRSS after the new-flows case; `lbxdp -R` of a generated 1000-service rules file (wall clock,
   CLI start-up included). Maglev: `MaglevHashing.update` with 1000 reals, M=65537, after a warm-up
   build in the same process (numpy imported and warmed), each run the median of several builds.

@@ -56,7 +56,7 @@ class Tunables:
     max_services: int = 4096
     max_reals: int = 4096
     max_tx_ports: int = 4096
-    max_hashed_services: int = 16  # rows of hash_rings (Maglev in XDP), 512 KiB of memlock each
+    max_hashed_services: int = 16  # rows of hash_rings (Maglev in XDP), 256 KiB each
 
     def cflags(self) -> list[str]:
         return [

@@ -107,48 +107,30 @@ class DatapathMaps:
 
     def set_ring(self, row: int, real_ids: list[int]) -> None:
         """Fill Maglev ring `row` of hash_rings: slot → real id, 0 where the first-packet path decides.
-
-        One BPF_MAP_UPDATE_BATCH call (libbpf's bpf_map_update_batch) writes all RING_SIZE slots
-        (about 30 ms here, 0.5 µs a slot); a kernel without batches gets one update per slot
-        (6.4 µs each here: 0.4 s a ring)."""
-        if not 0 <= row < self.max_hashed_services:
-            raise MapError(f"ring row {row} does not fit hash_rings (MAX_HASHED_SERVICES={self.max_hashed_services})")
+        A ring is one map value (struct mh_ring), so this is one update: 1.4 ms here, most of it
+        turning the list into an array (an array map of RING_SIZE entries a ring took 30 ms with
+        BPF_MAP_UPDATE_BATCH, 0.4 s entry by entry, and twice the memory)."""
+        self._check_row(row)
         if len(real_ids) != RING_SIZE:
             raise MapError(f"a ring has {RING_SIZE} slots, not {len(real_ids)}")
-        first = row * RING_SIZE
-        keys = (ctypes.c_uint32 * RING_SIZE).from_buffer(array.array("I", range(first, first + RING_SIZE)))
-        values = (ctypes.c_uint32 * RING_SIZE).from_buffer(array.array("I", real_ids))
-        count = ctypes.c_uint32(RING_SIZE)
-        rc = _libbpf().bpf_map_update_batch(self._fds["hash_rings"], keys, values, ctypes.byref(count), None)
-        err = (-rc if rc < 0 else ctypes.get_errno()) if rc != 0 else 0
-        if err in _NO_BATCH_ERRNOS:
-            for key, value in zip(keys, values):
-                self._update("hash_rings", ctypes.c_uint32(key), ctypes.c_uint32(value))
-        elif err:
-            raise MapError(f"hash_rings: batched update of row {row} failed: {os.strerror(err)}")
+        value = S.MhRingC.from_buffer(array.array("I", real_ids))
+        self._update("hash_rings", ctypes.c_uint32(row), value)
 
     def clear_ring(self, row: int) -> None:
         """Every slot of `row` 0: no flow of it is scheduled in XDP any more."""
         self.set_ring(row, [0] * RING_SIZE)
 
     def read_ring(self, row: int) -> list[int]:
-        """Ring `row` of hash_rings, slot by slot (BPF_MAP_LOOKUP_BATCH from the row's first key)."""
+        """Ring `row` of hash_rings, slot by slot."""
+        self._check_row(row)
+        value = self._lookup("hash_rings", ctypes.c_uint32(row))
+        if value is None:
+            raise MapError(f"hash_rings: lookup of row {row} failed: {os.strerror(ctypes.get_errno())}")
+        return list(value.real_ids)
+
+    def _check_row(self, row: int) -> None:
         if not 0 <= row < self.max_hashed_services:
             raise MapError(f"ring row {row} does not fit hash_rings (MAX_HASHED_SERVICES={self.max_hashed_services})")
-        keys = (ctypes.c_uint32 * RING_SIZE)()
-        values = (ctypes.c_uint32 * RING_SIZE)()
-        # An array's batch position is the last key read: start "after" the row's first key - 1.
-        token_in = ctypes.c_uint32(row * RING_SIZE - 1)
-        token_out = ctypes.c_uint32()
-        count = ctypes.c_uint32(RING_SIZE)
-        rc = _libbpf().bpf_map_lookup_batch(self._fds["hash_rings"], ctypes.byref(token_in) if row else None,
-                                            ctypes.byref(token_out), keys, values, ctypes.byref(count), None)
-        err = (-rc if rc < 0 else ctypes.get_errno()) if rc != 0 else 0
-        if (err and err != errno.ENOENT) or count.value != RING_SIZE or keys[0] != row * RING_SIZE:
-            if err and err not in _NO_BATCH_ERRNOS and err != errno.ENOENT:
-                raise MapError(f"hash_rings: batched lookup of row {row} failed: {os.strerror(err)}")
-            return [self._lookup("hash_rings", ctypes.c_uint32(row * RING_SIZE + i)).value for i in range(RING_SIZE)]
-        return list(values)
 
     def read_hash_budget(self) -> list[tuple[int, int]]:
         """(created, allowed) of each CPU's hash_budget: flows it created in XDP, and its limit."""
@@ -478,8 +460,7 @@ _libbpf_handle: ctypes.CDLL | None = None
 
 
 def _libbpf() -> ctypes.CDLL:
-    """libbpf's bpf_map_lookup_batch and bpf_map_update_batch (LIBBPF_0.0.7; libbcc has no batch
-    call). They return a
+    """libbpf's bpf_map_lookup_batch (LIBBPF_0.0.7; libbcc has no batch call). It returns a
     negative errno (libbpf ≥ 1.0) or -1 with errno set (older)."""
     global _libbpf_handle
     if _libbpf_handle is None:
@@ -489,10 +470,6 @@ def _libbpf() -> ctypes.CDLL:
             ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p,
         ]
         lib.bpf_map_lookup_batch.restype = ctypes.c_int
-        lib.bpf_map_update_batch.argtypes = [
-            ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p,
-        ]
-        lib.bpf_map_update_batch.restype = ctypes.c_int
         _libbpf_handle = lib
     return _libbpf_handle
 

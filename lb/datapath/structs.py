@@ -97,6 +97,15 @@ class NextHopC(ctypes.Structure):
     ]
 
 
+MH_RING_SIZE = 65537  # bpf/lb_consts.h (lb.tables.RING_SIZE, lb.sched.mh.DEFAULT_M)
+
+
+class MhRingC(ctypes.Structure):
+    """struct mh_ring"""
+
+    _fields_ = [("real_ids", ctypes.c_uint32 * MH_RING_SIZE)]
+
+
 class HashBudgetC(ctypes.Structure):
     """struct hash_budget (per CPU)"""
 
@@ -126,7 +135,7 @@ MAP_TYPES: dict[str, tuple[type, type]] = {
     "client_hops": (ctypes.c_uint32, NextHopC),
     "reason_counts": (ctypes.c_uint32, ctypes.c_uint64),
     "real_counts": (ctypes.c_uint32, TrafficCounterC),
-    "hash_rings": (ctypes.c_uint32, ctypes.c_uint32),
+    "hash_rings": (ctypes.c_uint32, MhRingC),
     "hash_conns": (ctypes.c_uint32, ctypes.c_uint64),
     "hash_budget": (ctypes.c_uint32, HashBudgetC),
 }

@@ -98,15 +98,15 @@ def test_ring_round_trip_and_clear(datapath) -> None:
     assert maps.read_ring(3) == [0] * RING_SIZE  # a row no service names any more is cleared
 
 
-def test_a_ring_is_one_batched_write(datapath) -> None:
-    """65537 slots in one BPF_MAP_UPDATE_BATCH (about 0.05 s here): well under the 0.4 s a
-    slot-by-slot write takes (6.4 µs an update)."""
+def test_a_ring_is_one_quick_write(datapath) -> None:
+    """A ring is one map value: one update (well under a millisecond of syscall here; the Python list
+    to array conversion dominates), where 65537 array entries took 30 ms batched, 0.4 s one by one."""
     ids = [1 + i % 7 for i in range(RING_SIZE)]
     started = time.perf_counter()
     datapath.maps.set_ring(0, ids)
     took = time.perf_counter() - started
     assert datapath.maps.read_ring(0) == ids
-    assert took < 0.2, took
+    assert took < 0.05, took
     datapath.maps.clear_ring(0)
 
 
