@@ -31,6 +31,10 @@ class HealthMonitor:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         self._stop = threading.Event()
+        # Wakes the probe loop: targets changed, a probe finished, or stop. Between those the loop
+        # sleeps until the next probe is due (an idle daemon's thread does not poll, and does not
+        # take the GIL from the packet loop to find nothing to do).
+        self._kick = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lbxdp-health")
         self._thread = threading.Thread(target=self._loop, name="lbxdp-health", daemon=True)
         self._thread.start()
@@ -46,6 +50,7 @@ class HealthMonitor:
             for target in self._targets:
                 self._states.setdefault(target, HealthState())
                 self._due.setdefault(target, 0.0)
+        self._kick.set()
 
     def state(self, target: Target) -> HealthState | None:
         with self._lock:
@@ -73,6 +78,7 @@ class HealthMonitor:
 
     def stop(self) -> None:
         self._stop.set()
+        self._kick.set()
         self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
         for fd in (self._wake_r, self._wake_w):
@@ -84,16 +90,22 @@ class HealthMonitor:
     def _loop(self) -> None:
         running: dict[Target, object] = {}
         while not self._stop.is_set():
+            self._kick.clear()  # before looking: a kick from here on ends the wait below at once
+            for target in [t for t, f in running.items() if f.done()]:  # type: ignore[attr-defined]
+                del running[target]
             now = time.monotonic()
             with self._lock:
                 due = [t for t, when in self._due.items() if when <= now and t not in running]
                 for target in due:
                     address, port, check = self._targets[target]
                     self._due[target] = now + check.interval
-                    running[target] = self._pool.submit(self._probe_one, target, address, port, check)
-            for target in [t for t, f in running.items() if f.done()]:  # type: ignore[attr-defined]
-                del running[target]
-            self._stop.wait(0.05)
+                    future = self._pool.submit(self._probe_one, target, address, port, check)
+                    # after the future is done, so the loop it wakes sees it done
+                    future.add_done_callback(lambda _f: self._kick.set())
+                    running[target] = future
+                # a running target is not due again until its probe ends (which kicks)
+                waiting = [when for t, when in self._due.items() if t not in running]
+            self._kick.wait(max(0.0, min(waiting) - now) if waiting else None)
 
     def _probe_one(self, target: Target, address: IPv4Address, port: int, check: HealthCheck) -> None:
         ok, detail = probe(address, port, check)
