@@ -126,6 +126,25 @@ static __always_inline int hash_schedule(struct flow_key *key, const struct serv
 	return 0;
 }
 
+/* A closed connection's entries (the flow, and the way back of a masqueraded one), removed when a
+ * SYN reuses its 5-tuple and XDP schedules the new connection itself: hash_schedule() creates
+ * entries only where none exist. */
+static __always_inline void forget_flow(struct flow_key *key, __u32 real_id)
+{
+	struct flow_key rkey = {};
+	struct real_info *real = reals.lookup(&real_id);
+
+	if (real && real->forwarding == FWD_MASQ) {
+		rkey.saddr = real->addr;
+		rkey.daddr = key->saddr;
+		rkey.sport = real->port;
+		rkey.dport = key->sport;
+		rkey.proto = key->proto;
+		reverse.delete(&rkey);
+	}
+	flows.delete(key);
+}
+
 int xdp_lb(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
@@ -207,12 +226,21 @@ int xdp_lb(struct xdp_md *ctx)
 	flow = flows.lookup(&key);
 	if (flow) {
 		/* A SYN on the 5-tuple of a connection that saw FIN or RST (its entry lingers for the
-		 * tcpfin/close timeouts) is a client reusing its port: a new connection, which the
-		 * first-packet path schedules afresh (IPVS's conn_reuse_mode=1 in ip_vs_in()). A SYN on a
-		 * live flow is a retransmission and stays with its real. */
+		 * tcpfin/close timeouts) is a client reusing its port: a new connection, scheduled afresh
+		 * (IPVS's conn_reuse_mode=1 in ip_vs_in()) by the first-packet path, or here for a service
+		 * XDP schedules itself (a busy client reuses ports within the tcpfin timeout, so most of
+		 * its connections would go up otherwise). A SYN on a live flow is a retransmission and
+		 * stays with its real. */
 		if (opens && (flow->tcp_seen & (SEEN_FIN | SEEN_RST))) {
 			reason = REASON_PASS_FLOW_REUSE;
-			goto out;
+			skey.vip = key.daddr;
+			skey.port = key.dport;
+			skey.proto = proto;
+			svc = services.lookup(&skey);
+			if (!svc || !(svc->flags & SVC_F_HASH_IN_KERNEL))
+				goto out;
+			forget_flow(&key, flow->real_id);
+			goto schedule;
 		}
 		goto forward;
 	}
@@ -232,14 +260,9 @@ int xdp_lb(struct xdp_md *ctx)
 			goto out;
 		}
 		reason = REASON_PASS_FLOW_MISS;
-		if (!first || !(svc->flags & SVC_F_HASH_IN_KERNEL) || hash_schedule(&key, svc, &reason) != 0)
+		if (!first || !(svc->flags & SVC_F_HASH_IN_KERNEL))
 			goto out;
-		flow = flows.lookup(&key);
-		if (!flow) { /* evicted already, or the update failed: the first-packet path decides */
-			reason = REASON_PASS_FLOW_MISS;
-			goto out;
-		}
-		goto forward;
+		goto schedule;
 	}
 	now = bpf_jiffies64();
 	touch_flow(&rev->last_seen_ns, &rev->seen_jiffies, &rev->tcp_seen, seen, now);
@@ -271,6 +294,14 @@ int xdp_lb(struct xdp_md *ctx)
 	set_macs(eth, hop);
 	goto transmit;
 
+schedule: /* a first packet of a service XDP schedules itself (svc is its service) */
+	if (hash_schedule(&key, svc, &reason) != 0)
+		goto out;
+	flow = flows.lookup(&key);
+	if (!flow) { /* evicted already, or the update failed: the first-packet path decides */
+		reason = REASON_PASS_FLOW_MISS;
+		goto out;
+	}
 forward:
 	now = bpf_jiffies64();
 	touch_flow(&flow->last_seen_ns, &flow->seen_jiffies, &flow->tcp_seen, seen, now);

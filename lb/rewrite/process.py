@@ -96,16 +96,26 @@ def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int, now_ns
         service = tables.services.get(ServiceKey(parsed.key.proto, parsed.key.daddr, parsed.key.dport))
         if service is None:
             return Result(Verdict.PASS, frame, Reason.PASS_NOT_VIP)
-        scheduled = _hash_schedule(parsed, service, tables, now_ns)
-        if isinstance(scheduled, Reason):
-            return Result(Verdict.PASS, frame, scheduled)
-        result = _forward(frame, parsed, tables.flows[parsed.key], tables, fib, ingress_ifindex)
-        return Result(result.verdict, result.frame_out, result.reason, result.egress_ifindex, result.counted,
-                      scheduled)
+        return _schedule(frame, parsed, service, tables, fib, ingress_ifindex, now_ns)
     if parsed.opens and flow.tcp_seen & (TcpSeen.FIN | TcpSeen.RST):
-        # a client reusing the port of a closed connection: scheduled anew (IPVS conn_reuse_mode=1)
-        return Result(Verdict.PASS, frame, Reason.PASS_FLOW_REUSE)
+        # a client reusing the port of a closed connection: scheduled anew (IPVS conn_reuse_mode=1),
+        # by XDP itself for a service it schedules (its closed entries go first), else by Python
+        service = tables.services.get(ServiceKey(parsed.key.proto, parsed.key.daddr, parsed.key.dport))
+        if service is None or ring_row(service.flags) is None:
+            return Result(Verdict.PASS, frame, Reason.PASS_FLOW_REUSE)
+        tables.remove_flow(parsed.key)  # forget_flow() in lb_kern.c
+        return _schedule(frame, parsed, service, tables, fib, ingress_ifindex, now_ns)
     return _forward(frame, parsed, flow, tables, fib, ingress_ifindex)
+
+
+def _schedule(frame: bytes, parsed: _Packet, service: ServiceEntry, tables: Tables, fib: Fib, ingress_ifindex: int,
+              now_ns: int) -> Result:
+    """The `schedule:` label of lb_kern.c: XDP schedules the first packet itself or passes it up."""
+    scheduled = _hash_schedule(parsed, service, tables, now_ns)
+    if isinstance(scheduled, Reason):
+        return Result(Verdict.PASS, frame, scheduled)
+    result = _forward(frame, parsed, tables.flows[parsed.key], tables, fib, ingress_ifindex)
+    return Result(result.verdict, result.frame_out, result.reason, result.egress_ifindex, result.counted, scheduled)
 
 
 def _hash_schedule(p: _Packet, service: ServiceEntry, tables: Tables, now_ns: int) -> int | Reason:

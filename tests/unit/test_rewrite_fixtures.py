@@ -54,7 +54,8 @@ def test_drop_and_pass_leave_the_frame_alone() -> None:
 
 def test_rows_that_schedule_in_xdp_create_exactly_their_entries() -> None:
     """A first packet XDP schedules creates its flow (and for masquerading its reverse entry) in the
-    tables, stamped with the clock given; every other row creates nothing."""
+    tables, stamped with the clock given (made anew where a SYN reuses a closed flow's 5-tuple);
+    every other row creates nothing."""
     from lb.model import Forwarding
     from lb.tables import reverse_key
 
@@ -62,8 +63,8 @@ def test_rows_that_schedule_in_xdp_create_exactly_their_entries() -> None:
     for row in F.ROWS:
         tables = row.tables.copy()
         result = process(row.input_frame(), tables, F.LAB_FIB, row.ingress, now_ns=123)
-        new_flows = tables.flows.keys() - row.tables.flows.keys()
-        new_reverse = tables.reverse.keys() - row.tables.reverse.keys()
+        new_flows = {k for k, e in tables.flows.items() if row.tables.flows.get(k) != e}
+        new_reverse = {k for k, e in tables.reverse.items() if row.tables.reverse.get(k) != e}
         if result.scheduled is None:
             assert (new_flows, new_reverse) == (set(), set()), row.name
             continue
@@ -75,7 +76,17 @@ def test_rows_that_schedule_in_xdp_create_exactly_their_entries() -> None:
         expect_reverse = {reverse_key(key, real)} if real.forwarding is Forwarding.MASQ else set()
         assert new_reverse == expect_reverse, row.name
         assert result.counted is not None and result.counted.real_id == entry.real_id, row.name
-    assert scheduled == 7
+    assert scheduled == 9
+
+
+def test_a_reused_closed_flow_loses_its_old_entries_before_xdp_schedules_it() -> None:
+    """forget_flow(): the closed flow's reverse entry goes, also where no new flow is created."""
+    for name in ("SYN on a flow that saw FIN → old entries go", "budget spent → PASS (old entries gone)"):
+        row = next(r for r in F.ROWS if name in r.name)
+        tables = row.tables.copy()
+        old = set(row.tables.reverse)
+        process(row.input_frame(), tables, F.LAB_FIB, row.ingress)
+        assert old and not old & set(tables.reverse), row.name
 
 
 def test_row_tables_are_left_alone_by_the_model() -> None:
