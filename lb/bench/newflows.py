@@ -158,10 +158,19 @@ def one_run(live: Any, gen: Any, count: int, pid: int | None = None, offered: in
     cpu0 = cpu_seconds(pid) if pid else (0.0, 0.0)
     busy0 = machine_busy()
     before, t0 = _client_resets(live), time.monotonic()
+    # CPU readings are taken with each new answer count, so they end with the last answer (as the
+    # rate's time does), not after the quiet wait that follows a burst with losses.
+    at_last = {"cpu": cpu0, "busy": busy0}
+
+    def answers() -> int:
+        n = _client_resets(live)
+        if n != at_last.get("n"):
+            at_last.update(n=n, cpu=cpu_seconds(pid) if pid else (0.0, 0.0), busy=machine_busy())
+        return n
+
     sent = _offer(live, gen, offered or OFFERED, count)
-    last, t1 = await_answers(lambda: _client_resets(live), before, sent, deadline=t0 + 60)
-    cpu1 = cpu_seconds(pid) if pid else (0.0, 0.0)
-    busy1 = machine_busy()
+    last, t1 = await_answers(answers, before, sent, deadline=t0 + 60)
+    cpu1, busy1 = at_last["cpu"], at_last["busy"]
     scheduled = live.scheduled() - scheduled0
     return (last - before) / (t1 - t0), {"sent": sent, "answered": last - before, "scheduled": scheduled,
                                          "dropped": _queue_drops(live) - drops0, "elapsed": t1 - t0,
