@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from lb.daemon.lifetime import Timeouts, phase_of
+from lb.daemon.lifetime import REPLY_BITS, Timeouts, phase_of
 from lb.daemon.sweep import plan_sweep
 from lb.datapath.maps import DatapathMaps
 from lb.model import FlowKey, Forwarding, Protocol, RealServer
@@ -50,7 +50,7 @@ class FlowBook:
         rkey = self.reverse_key(flow, entry.real_id)
         rev = reverse.get(rkey) if rkey is not None else None
         last = max(entry.last_seen_ns, rev.last_seen_ns if rev else 0)
-        seen = int(entry.tcp_seen) | (int(rev.tcp_seen) if rev else 0)
+        seen = int(entry.tcp_seen) | (int(rev.tcp_seen) & REPLY_BITS if rev else 0)
         return last, seen
 
     def sweep(

@@ -18,6 +18,11 @@ from lb.model import Protocol
 FLOW_F_ESTABLISHED = 0x1  # the client sent a packet without SYN: the handshake completed
 FLOW_F_FIN = 0x2
 FLOW_F_RST = 0x4
+# The bits a real's replies (the reverse entry of a masqueraded flow) add to its flow's: a FIN or RST
+# from either side closes it, but only the client's ACK completes the handshake. A real answers a
+# second SYN with another sequence number (a SYN flood with colliding spoofed tuples) with a bare
+# ACK; counting that as ESTABLISHED made a never-completed flow an active connection.
+REPLY_BITS = FLOW_F_FIN | FLOW_F_RST
 
 
 class Phase(enum.Enum):

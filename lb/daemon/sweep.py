@@ -7,8 +7,8 @@ every first packet waiting for it, for a large part of each tick). The rules are
 per-entry reading of them (`FlowBook._state`, `is_expired`, `phase_of`) is the reference the tests
 hold this module to.
 
-A masqueraded flow's replies stamp its reverse entry, so a flow's idle time and TCP events are
-taken over both. The two are paired by (client address, client port, protocol, real id): the
+A masqueraded flow's replies stamp its reverse entry, so a flow's idle time is taken over both, and
+so are its FIN and RST; ESTABLISHED only from the client's side (lifetime.REPLY_BITS says why). The two are paired by (client address, client port, protocol, real id): the
 reverse key is (real address, real port, client address, client port) and a real id names one
 real of one service, so the pair is unique in either map.
 """
@@ -21,7 +21,7 @@ from ipaddress import IPv4Address
 
 import numpy as np
 
-from lb.daemon.lifetime import Timeouts, phase_of
+from lb.daemon.lifetime import REPLY_BITS, Timeouts, phase_of
 from lb.datapath.records import FlowRecords
 from lb.model import FlowKey, Protocol
 
@@ -97,7 +97,7 @@ def plan_sweep(records: FlowRecords, now_ns: int, timeouts: Timeouts,
     last = fv["last_seen_ns"].copy()
     seen = fv["tcp_seen"].copy()
     last[has_rev] = np.maximum(last[has_rev], rv["last_seen_ns"][matched])
-    seen[has_rev] |= rv["tcp_seen"][matched]
+    seen[has_rev] |= rv["tcp_seen"][matched] & np.uint32(REPLY_BITS)
     expired, cls = _expired(now_ns, last, fk["proto"], seen, limit)
 
     # A reverse entry whose flow is gone (evicted by the LRU, or deleted between the two reads)

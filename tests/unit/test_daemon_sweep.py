@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lb.daemon.lifetime import Timeouts, is_expired, phase_of
+from lb.daemon.lifetime import REPLY_BITS, Timeouts, is_expired, phase_of
 from lb.daemon.sweep import flow_key_of, plan_sweep
 from lb.datapath.records import FLOW_KEY, FLOW_STATE, REVERSE_STATE, FlowRecords
 from lb.model import FlowKey, Protocol
@@ -46,7 +46,8 @@ def _reverse_key(flow: FlowKey, rid: int) -> FlowKey:
 
 
 def _reference(flows: dict, reverse: dict) -> tuple[set[FlowKey], set[FlowKey], dict[int, tuple[int, int]]]:
-    """(expired flows, expired reverse keys, counts) entry by entry."""
+    """(expired flows, expired reverse keys, counts) entry by entry: idle time over both directions,
+    FIN/RST from either, ESTABLISHED only from the client's (forward) entry."""
     expired, expired_rev, counts = set(), set(), {}
     paired = set()
     for flow, (rid, last, seen) in flows.items():
@@ -54,7 +55,7 @@ def _reference(flows: dict, reverse: dict) -> tuple[set[FlowKey], set[FlowKey], 
         rev = reverse.get(rkey) if REALS[rid][2] else None
         if rev is not None and rev[0] == rid:
             paired.add(rkey)
-            last, seen = max(last, rev[1]), seen | rev[2]
+            last, seen = max(last, rev[1]), seen | (rev[2] & REPLY_BITS)
         else:
             rev = None
         if is_expired(flow.proto, seen, (NOW - last) / 1e9, TIMEOUTS):
@@ -113,3 +114,15 @@ def test_open_flows_are_listed_only_for_the_services_asked_about() -> None:
 def test_an_empty_table_sweeps_to_nothing() -> None:
     plan = plan_sweep(_records({}, {}), NOW, TIMEOUTS)
     assert (len(plan.expired_flows), len(plan.expired_reverse), plan.counts, plan.open_count) == (0, 0, {}, 0)
+
+
+def test_a_reals_ack_does_not_make_a_half_open_flow_established() -> None:
+    """The real answers a second SYN of a spoofed tuple with a bare ACK: the flow stays SYN_RECV."""
+    from lb.daemon.lifetime import FLOW_F_ESTABLISHED, FLOW_F_RST
+
+    flow = FlowKey(Protocol.TCP, IPv4Address("10.0.2.1"), 1024, VIP, 80)
+    rkey = _reverse_key(flow, 1)
+    plan = plan_sweep(_records({flow: (1, NOW, 0)}, {rkey: (1, NOW, FLOW_F_ESTABLISHED)}), NOW, TIMEOUTS)
+    assert plan.counts == {1: (0, 1)}
+    plan = plan_sweep(_records({flow: (1, NOW, FLOW_F_ESTABLISHED)}, {rkey: (1, NOW, FLOW_F_RST)}), NOW, TIMEOUTS)
+    assert plan.counts == {1: (0, 1)}  # a RST from the real closes it
