@@ -99,6 +99,11 @@ def main(argv: list[str]) -> int:
         return 0
     if args.max_flows is not None and not 1024 <= args.max_flows <= 1 << 26:
         return _fail(f"--max-flows {args.max_flows} is out of range (1024..{1 << 26})", code=2)
+    from lb.datapath.loader import PIN_ROOT
+
+    if instance.forget_previous_incarnation(PIN_ROOT):
+        print("lbxdp: removed the saved state and pins an earlier namespace with this one's inode left behind",
+              file=sys.stderr)
     daemon_argv = ["--mode", args.mode, *[f"--iface={name}" for name in args.ifaces]]
     if args.max_flows is not None:
         daemon_argv.append(f"--max-flows={args.max_flows}")

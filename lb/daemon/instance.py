@@ -7,6 +7,8 @@ identity (the inode of /proc/self/ns/net), never by a name the operator might re
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 from pathlib import Path
 
 RUN_ROOT = Path("/run/lbxdp")
@@ -28,6 +30,37 @@ def log_path() -> Path:
 def state_path() -> Path:
     """The configuration the daemon last had, so a restarted daemon comes back with it."""
     return run_dir() / "state.json"
+
+
+SO_NETNS_COOKIE = 71  # include/uapi/asm-generic/socket.h, Linux 5.14
+
+
+def netns_cookie() -> str:
+    """The namespace's cookie: unlike its inode, never reused while the machine is up."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        return str(int.from_bytes(sock.getsockopt(socket.SOL_SOCKET, SO_NETNS_COOKIE, 8), "little"))
+
+
+def forget_previous_incarnation(pin_root: Path) -> bool:
+    """Remove this namespace's run directory and pins if they belong to an earlier namespace that
+    had the same inode (deleted without `lbxdp detach`; the kernel reuses inode numbers quickly).
+    A new daemon would otherwise adopt that namespace's services and flows. The run directory
+    remembers the cookie of the namespace that made it. Returns True when something was removed."""
+    marker = run_dir() / "netns-cookie"
+    current = netns_cookie()
+    try:
+        made_by = marker.read_text().strip()
+    except FileNotFoundError:
+        made_by = None
+    except OSError:
+        made_by = ""
+    removed = made_by is not None and made_by != current
+    if removed:
+        shutil.rmtree(run_dir(), ignore_errors=True)
+        shutil.rmtree(pin_root / netns_id(), ignore_errors=True)
+    run_dir().mkdir(parents=True, exist_ok=True)
+    marker.write_text(current + "\n")
+    return removed
 
 
 def live_netns_ids() -> set[str]:
