@@ -159,6 +159,18 @@ class Traffic:
 
 
 @contextmanager
+def attached(topo: Topology) -> Iterator[Lbxdp]:
+    """lbxdp attached to the balancer's eth0 and eth1 (checked), detached on the way out."""
+    lbxdp = Lbxdp(topo)
+    out = lbxdp.attach()
+    assert re.search(r"eth0: XDP \w+", out) and re.search(r"eth1: XDP \w+", out), out
+    try:
+        yield lbxdp
+    finally:
+        lbxdp("detach", check=False)
+
+
+@contextmanager
 def capture(topo: Topology, vip: str, port: int, *, udp: bool = False,
             result: list[Traffic]) -> Iterator[None]:
     """Record the client's traffic to and from VIP:port while the body runs; appends the

@@ -18,7 +18,7 @@ from pyroute2 import netns
 
 from lb.datapath.testbed import Topology, two_arm, wait_until
 
-from lbxdp_helpers import Lbxdp, Traffic, capture, tally
+from lbxdp_helpers import Lbxdp, Traffic, attached, capture, tally
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -34,13 +34,8 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
         topo.start_http_servers(port=HTTP_PORT)
         topo.start_tcp_servers(port=TCP_PORT)
         topo.start_udp_servers(port=UDP_PORT)
-        lbxdp = Lbxdp(topo)
-        out = lbxdp.attach()
-        assert re.search(r"eth0: XDP \w+", out) and re.search(r"eth1: XDP \w+", out), out
-        try:
+        with attached(topo) as lbxdp:
             yield topo, lbxdp
-        finally:
-            lbxdp("detach", check=False)
     assert not [n for n in netns.listnetns() if n.startswith(topo.prefix)]
 
 

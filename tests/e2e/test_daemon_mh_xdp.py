@@ -18,7 +18,7 @@ from lb.model import FlowKey, Protocol, RealKey
 from lb.sched.base import Destination
 from lb.sched.mh import MaglevHashing
 
-from lbxdp_helpers import Lbxdp
+from lbxdp_helpers import Lbxdp, attached
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -31,13 +31,8 @@ VPORT = 80
 def lab() -> Iterator[tuple[Topology, Lbxdp]]:
     with two_arm(reals=3, client_aliases=ALIASES) as topo:
         topo.start_http_servers(port=HTTP_PORT)
-        lbxdp = Lbxdp(topo)
-        out = lbxdp.attach()
-        assert re.search(r"eth0: XDP \w+", out) and re.search(r"eth1: XDP \w+", out), out
-        try:
+        with attached(topo) as lbxdp:
             yield topo, lbxdp
-        finally:
-            lbxdp("detach", check=False)
     assert not [n for n in netns.listnetns() if n.startswith(topo.prefix)]
 
 
