@@ -142,8 +142,9 @@ class Tables:
             set(self.tx_ports), dict(self.rings), self.hash_budget,
         )
 
-    def install_flow(self, flow: FlowKey, real_id: int) -> None:
-        """Send `flow` to real `real_id`: the forward entry, and for masquerading the reverse entry.
+    def install_flow(self, flow: FlowKey, real_id: int, stamp_ns: int = 0) -> None:
+        """Send `flow` to real `real_id`: the forward entry, and for masquerading the reverse entry,
+        both last seen at `stamp_ns` (bpf_ktime_get_ns()'s clock; 0: never).
 
         This is what the first-packet path does after scheduling; the service must exist and the
         real slot be filled, or LookupError says which is missing.
@@ -154,10 +155,10 @@ class Tables:
         real = self.reals.get(real_id)
         if real is None:
             raise LookupError(f"no real with id {real_id} for flow {_flow_text(flow)}")
-        self.flows[flow] = FlowEntry(real_id, service.service_id)
+        self.flows[flow] = FlowEntry(real_id, service.service_id, stamp_ns)
         if real.forwarding is Forwarding.MASQ:
             self.reverse[reverse_key(flow, real)] = ReverseEntry(
-                flow.daddr, flow.dport, real_id, service.service_id
+                flow.daddr, flow.dport, real_id, service.service_id, stamp_ns
             )
 
     def remove_flow(self, flow: FlowKey) -> None:

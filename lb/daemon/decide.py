@@ -17,7 +17,7 @@ from lb.daemon.engine import Balancer, NoDestination, Placement
 from lb.daemon.firstpacket import QueuedPacket
 from lb.model import FlowKey, Forwarding
 from lb.rewrite import Reason, Result, Verdict
-from lb.tables import FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables
+from lb.tables import RealEntry, ServiceEntry, Tables
 
 HASH_SCHEDULERS = frozenset({"sh", "dh", "mh"})  # a mid-flow miss re-derives the real it had
 
@@ -78,15 +78,14 @@ def flow_tables(
 ) -> Tables:
     """The slice of the maps the rewrite model needs to treat one flow as XDP would: its service,
     its real and its entries (stamped with `stamp_ns`, the clock bpf_ktime_get_ns() reads)."""
-    tables = Tables(tx_ports=tx_ports, tunnel_source=tunnel_source)
-    tables.services[flow.service_key] = ServiceEntry(placement.service_id)
     real = placement.real
-    tables.reals[placement.real_id] = RealEntry(real.address, real.port, real.forwarding)
-    tables.install_flow(flow, placement.real_id)
-    if stamp_ns:
-        tables.flows[flow] = FlowEntry(placement.real_id, placement.service_id, stamp_ns)
-        for rkey, rev in list(tables.reverse.items()):
-            tables.reverse[rkey] = ReverseEntry(rev.vip, rev.vport, rev.real_id, rev.service_id, stamp_ns)
+    tables = Tables(
+        services={flow.service_key: ServiceEntry(placement.service_id)},
+        reals={placement.real_id: RealEntry(real.address, real.port, real.forwarding)},
+        tunnel_source=tunnel_source,
+        tx_ports=tx_ports,
+    )
+    tables.install_flow(flow, placement.real_id, stamp_ns)
     return tables
 
 

@@ -32,10 +32,9 @@ class ServiceState:
     service_id: int
     scheduler: Scheduler
     reals: dict[RealKey, RealState] = field(default_factory=dict)
-
-    @property
-    def dests(self) -> list[Destination]:
-        return [r.dest for r in self.reals.values()]
+    # The reals' destinations in order, kept by Balancer._sync_reals (which replaces `reals`):
+    # schedulers get this list for every new flow, so it is not rebuilt per packet. Read-only.
+    dests: list[Destination] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -108,6 +107,8 @@ class Balancer:
         self._real_ids = IdPool(max_reals)
         self._preferred_service_ids: dict[ServiceKey, int] = {}
         self._preferred_real_ids: dict[tuple[ServiceKey, RealKey], int] = {}
+        # real id → its service and real, rebuilt by sync(): the first-packet path asks per packet
+        self._by_real_id: dict[int, tuple[ServiceState, RealState]] = {}
 
     def adopt_ids(
         self, service_ids: dict[ServiceKey, int], real_ids: dict[tuple[ServiceKey, RealKey], int]
@@ -152,6 +153,7 @@ class Balancer:
             state.service = vs.service
             gone_real_ids += self._sync_reals(state, vs)
             state.scheduler.update(state.dests)
+        self._by_real_id = {r.real_id: (s, r) for s in self.services.values() for r in s.reals.values()}
         return gone_real_ids
 
     def release_real_ids(self, real_ids: Iterable[int]) -> None:
@@ -175,6 +177,7 @@ class Balancer:
             update_overload(current.dest, real)
             reordered[rkey] = current
         state.reals = reordered
+        state.dests = [r.dest for r in reordered.values()]
         return gone
 
     @staticmethod
@@ -215,11 +218,7 @@ class Balancer:
     # -- live numbers --------------------------------------------------------------------------
 
     def real_by_id(self, real_id: int) -> tuple[ServiceState, RealState] | None:
-        for state in self.services.values():
-            for real in state.reals.values():
-                if real.real_id == real_id:
-                    return state, real
-        return None
+        return self._by_real_id.get(real_id)
 
     def set_counts(self, counts: dict[int, tuple[int, int]]) -> None:
         """Active/inactive connections per real id, as the daemon counted them from the flow table."""

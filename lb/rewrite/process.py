@@ -13,6 +13,7 @@ in the `Tables` it is given, so tests compare the frame, the reason and the crea
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -43,6 +44,14 @@ IP_DF = 0x4000
 IP_MF_OFFSET = 0x3FFF
 IPIP_TTL = 64
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+
+# The first-packet path runs this model for every new flow, so fields are read with one struct call
+# per header rather than one slice per field.
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, tot_len, id, frag_off, ttl, proto, check, saddr, daddr
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_PORTS = struct.Struct("!HH")
+_PROTOCOLS = {int(p): p for p in Protocol}
 
 
 @dataclass(frozen=True)
@@ -169,39 +178,34 @@ def _parse(frame: bytes) -> _Packet | Reason:
     ip = ETH_LEN
     if len(frame) < ip + IP_LEN:
         return Reason.DROP_BAD_IPV4
-    version, ihl = frame[ip] >> 4, frame[ip] & 0x0F
-    tot_len = _u16(frame, ip + 2)
+    ver_ihl, tos, tot_len, _, frag_off, ttl, proto, _, saddr, daddr = _IPV4.unpack_from(frame, ip)
+    version, ihl = ver_ihl >> 4, ver_ihl & 0x0F
     if version != 4 or ihl * 4 < IP_LEN or tot_len < ihl * 4:
         return Reason.DROP_BAD_IPV4
     if ip + ihl * 4 > len(frame) or ip + tot_len > len(frame):
         return Reason.DROP_BAD_IPV4
     if ihl != 5:
         return Reason.PASS_IP_OPTIONS
-    if _u16(frame, ip + 6) & IP_MF_OFFSET:
+    if frag_off & IP_MF_OFFSET:
         return Reason.PASS_FRAGMENT
-    proto = frame[ip + 9]
     l4, l4_end = ip + IP_LEN, ip + tot_len
     opens = False
+    flags = 0
     if proto == Protocol.TCP:
         if l4 + 20 > l4_end or (frame[l4 + 12] >> 4) * 4 < 20 or l4 + (frame[l4 + 12] >> 4) * 4 > l4_end:
             return Reason.PASS_BAD_L4
         check = l4 + 16
-        opens = frame[l4 + 13] & (TCP_SYN | TCP_ACK) == TCP_SYN
+        flags = frame[l4 + 13]
+        opens = flags & (TCP_SYN | TCP_ACK) == TCP_SYN
     elif proto == Protocol.UDP:
         if l4 + 8 > l4_end:
             return Reason.PASS_BAD_L4
         check = l4 + 6
     else:
         return Reason.PASS_ICMP if proto == IPPROTO_ICMP else Reason.PASS_OTHER_L4
-    key = FlowKey(
-        Protocol(proto),
-        IPv4Address(frame[ip + 12 : ip + 16]),
-        _u16(frame, l4),
-        IPv4Address(frame[ip + 16 : ip + 20]),
-        _u16(frame, l4 + 2),
-    )
-    flags = frame[l4 + 13] if proto == Protocol.TCP else 0
-    return _Packet(key, frame[ip + 8], frame[ip + 1], tot_len, l4, check, opens, flags)
+    sport, dport = _PORTS.unpack_from(frame, l4)
+    key = FlowKey(_PROTOCOLS[proto], IPv4Address(saddr), sport, IPv4Address(daddr), dport)
+    return _Packet(key, ttl, tos, tot_len, l4, check, opens, flags)
 
 
 def _next_hop(result: FibResult, tot_len: int, ingress: int, tx_ports: set[int], outbound: bool) -> tuple[str, Reason]:
@@ -280,7 +284,7 @@ def _tunnel(
     outer[0] = 0x45
     outer[1] = p.tos
     outer[2:4] = (p.tot_len + IP_LEN).to_bytes(2, "big")
-    outer[6:8] = (_u16(frame, ETH_LEN + 6) & IP_DF).to_bytes(2, "big")
+    _U16.pack_into(outer, 6, _U16.unpack_from(frame, ETH_LEN + 6)[0] & IP_DF)
     outer[8] = IPIP_TTL
     outer[9] = IPPROTO_IPIP
     outer[12:16] = source.packed
@@ -293,20 +297,24 @@ def _tunnel(
 def _nat(out: bytearray, p: _Packet, addr_at: int, port_at: int, addr: IPv4Address, port: int, dec_ttl: bool) -> None:
     """nat_rewrite() in lb_rewrite.h: address, port, TTL, and both checksums by RFC 1624."""
     ip = ETH_LEN
-    old_addr, old_port = _u32(out, addr_at), _u16(out, port_at)
-    old_word = _u16(out, ip + 8)
+    (old_addr,) = _U32.unpack_from(out, addr_at)
+    (old_port,) = _U16.unpack_from(out, port_at)
+    (old_word,) = _U16.unpack_from(out, ip + 8)
+    new_addr = int(addr)
     out[ip + 8] -= int(dec_ttl)
-    out[addr_at : addr_at + 4] = addr.packed
-    out[port_at : port_at + 2] = port.to_bytes(2, "big")
-    ip_check = checksum.replace_4_2(_u16(out, ip + 10), old_addr, int(addr), old_word, _u16(out, ip + 8))
-    out[ip + 10 : ip + 12] = ip_check.to_bytes(2, "big")
+    _U32.pack_into(out, addr_at, new_addr)
+    _U16.pack_into(out, port_at, port)
+    (new_word,) = _U16.unpack_from(out, ip + 8)
+    (ip_check,) = _U16.unpack_from(out, ip + 10)
+    _U16.pack_into(out, ip + 10, checksum.replace_4_2(ip_check, old_addr, new_addr, old_word, new_word))
+    (l4_check,) = _U16.unpack_from(out, p.check)
     is_udp = p.key.proto is Protocol.UDP
-    if is_udp and _u16(out, p.check) == 0:
+    if is_udp and l4_check == 0:
         return  # RFC 768: no checksum stays no checksum
-    l4_check = checksum.replace_4_2(_u16(out, p.check), old_addr, int(addr), old_port, port)
+    l4_check = checksum.replace_4_2(l4_check, old_addr, new_addr, old_port, port)
     if is_udp and l4_check == 0:
         l4_check = 0xFFFF
-    out[p.check : p.check + 2] = l4_check.to_bytes(2, "big")
+    _U16.pack_into(out, p.check, l4_check)
 
 
 def _emit(out: bytearray, hop: str, reason: Reason, found: FibResult, ingress: int, counted: Counted) -> Result:
@@ -318,11 +326,3 @@ def _emit(out: bytearray, hop: str, reason: Reason, found: FibResult, ingress: i
     if hop == "tx":
         return Result(Verdict.TX, bytes(out), reason, ingress, counted)
     return Result(Verdict.REDIRECT, bytes(out), reason, found.ifindex, counted)
-
-
-def _u16(data: bytes | bytearray, at: int) -> int:
-    return int.from_bytes(data[at : at + 2], "big")
-
-
-def _u32(data: bytes | bytearray, at: int) -> int:
-    return int.from_bytes(data[at : at + 4], "big")
