@@ -27,6 +27,7 @@ from typing import Any
 LBXDP = str(Path(sys.executable).parent / "lbxdp")
 PORT = 80
 OTHER_PORT = 8080  # the reals' port for every variant of case 4 but lbxdp
+IPTABLES_PORT = 8081  # the VIP port of the kube-proxy DNAT chain (cases 3 and 4) → reals:OTHER_PORT
 MAX_FLOWS = 1_048_576
 CLIENT_ALIASES = 8  # bpf/bench_syn.c's SYN_ADDRS: the SYN generator's source addresses
 BPF_MAP_TYPE_LRU_HASH = 9  # include/uapi/linux/bpf.h

@@ -21,6 +21,10 @@ so the generator's source ports spread over the ring) on VIP:81 → reals:80, wh
 itself (lb.daemon.kernelhash); no SYN goes to the daemon, so the burst is larger and offered at
 MH_OFFERED. The check is the daemon's count of flows XDP scheduled (`xdp_scheduled`) and its
 first-packet path's packets, which must stay 0.
+
+Baselines, the same bursts at MH_OFFERED: "iptables DNAT" (case 4's kube-proxy chain, VIP:8081 →
+reals:8080) and "routed to one real, no NAT" (r1:8080): what the rig itself allows when no
+balancer does any work. The variants take turns within each run (interleaved, as every case).
 """
 
 from __future__ import annotations
@@ -30,17 +34,26 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from lb.bench.live import IPTABLES_PORT, OTHER_PORT
 from lb.bench.programs import Registry
 from lb.bench.results import Row, measured, not_measured
 
 NAME, UNIT = "lbxdp NFQUEUE", "flows/s"
 MH_NAME = "lbxdp in-kernel mh"
+IPTABLES_NAME = "iptables DNAT"
+ROUTED_NAME = "routed to one real, no NAT"
 MH_PORT = 81  # the in-kernel mh service's VIP port (reals:80, as the rr service's)
 MH_OFFERED = 200_000  # SYNs per second offered to the in-kernel service (no queue to overflow)
 OFFERED = 40_000  # SYNs per second offered
 SLICE = 0.01  # seconds per BPF_PROG_RUN call
+# A burst is over once no answer came for this long. Less than TCP's initial RTO (1 s): a real
+# resends its SYN-ACK after 1 s when the client's reset was lost (the client → balancer veth ring
+# overflows at these rates), and that second reset would be counted again and stretch the burst's
+# time by a second (runs of 5k flows/s among runs of 16k).
+QUIET = 0.6
 SPORT_BASE = 1024  # bench_syn.c adds 0…SYN_PORTS-1
 
 
@@ -74,14 +87,16 @@ def paced_send(gen_fd: int, frame: bytes, ifindex: int, count: int, rate: int, s
     return sent
 
 
-def _offer(live: Any, gen: Any, rate: int, count: int) -> int:
-    """Send `count` SYNs at about `rate`/s from the client's namespace; returns how many were sent."""
+def _offer(live: Any, gen: Any, rate: int, count: int, dst: tuple[str, int] | None = None) -> int:
+    """Send `count` SYNs at about `rate`/s from the client's namespace to `dst` (address, port;
+    default the VIP and `live.port`); returns how many were sent."""
     from lb.datapath.testbed import in_netns_call
 
     topo = live.topo
     client, lb0 = topo.client.iface, topo.lb.iface_named("eth0")
     first = topo.client_aliases[0] if topo.client_aliases else topo.client.ip
-    packet = _syn(client.mac, lb0.mac, first, topo.vip, SPORT_BASE, live.port)
+    address, port = dst or (topo.vip, live.port)
+    packet = _syn(client.mac, lb0.mac, first, address, SPORT_BASE, port)
     template = gen.bpf["syn_template"]
     leaf = template.Leaf()
     ctypes.memmove(ctypes.addressof(leaf), packet, len(packet))
@@ -148,8 +163,8 @@ def machine_busy() -> tuple[float, float]:
     return busy / tick, (busy + idle + iowait) / tick
 
 
-def one_run(live: Any, gen: Any, count: int, pid: int | None = None, offered: int = 0
-            ) -> tuple[float, dict[str, float]]:
+def one_run(live: Any, gen: Any, count: int, pid: int | None = None, offered: int = 0,
+            dst: tuple[str, int] | None = None) -> tuple[float, dict[str, float]]:
     """Offer `count` SYNs at OFFERED/s and time how long until the client has reset the answers to
     all of them (or they stop coming: what is missing was dropped). Returns (flows/s, facts); with
     the daemon's `pid`, the facts include its CPU time (user = Python and libraries, system = its
@@ -168,8 +183,8 @@ def one_run(live: Any, gen: Any, count: int, pid: int | None = None, offered: in
             at_last.update(n=n, cpu=cpu_seconds(pid) if pid else (0.0, 0.0), busy=machine_busy())
         return n
 
-    sent = _offer(live, gen, offered or OFFERED, count)
-    last, t1 = await_answers(answers, before, sent, deadline=t0 + 60)
+    sent = _offer(live, gen, offered or OFFERED, count, dst)
+    last, t1 = await_answers(answers, before, sent, deadline=t0 + 60, quiet_s=QUIET)
     cpu1, busy1 = at_last["cpu"], at_last["busy"]
     scheduled = live.scheduled() - scheduled0
     return (last - before) / (t1 - t0), {"sent": sent, "answered": last - before, "scheduled": scheduled,
@@ -178,33 +193,103 @@ def one_run(live: Any, gen: Any, count: int, pid: int | None = None, offered: in
                                          "busy": busy1[0] - busy0[0], "cpu_total": busy1[1] - busy0[1]}
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One way a burst of new flows is offered and answered (a row of case 3)."""
+
+    name: str
+    offered: int  # SYNs per second
+    burst: int  # the burst's size, in multiples of the NFQUEUE burst
+    dst: Callable[[Any], tuple[str, int]]  # the SYNs' destination in the live topology
+    setup: Callable[[Any], None] | None = None
+    daemon: bool = False  # the daemon's first-packet path does the work: its CPU per flow is shown
+
+
+def _setup_iptables(live: Any) -> None:
+    """kube-proxy's DNAT chain on VIP:8081 → reals:8080, once (case 4 sets up the same rules)."""
+    from lb.bench import tcp
+
+    tcp.ensure_iptables(live)
+
+
+VARIANTS = (
+    Variant(NAME, OFFERED, 1, lambda live: (live.topo.vip, live.port), daemon=True),
+    Variant(MH_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, MH_PORT), lambda live: ensure_mh_service(live)),
+    Variant(IPTABLES_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, IPTABLES_PORT), _setup_iptables),
+    Variant(ROUTED_NAME, MH_OFFERED, 2, lambda live: (live.topo.reals[0].ip, OTHER_PORT)),
+)
+
+
 def run(live: Any | None, registry: Registry, runs: int, count: int, tick: Callable[[str], None],
         why_not: str = "") -> list[Row]:
+    """Every variant's bursts, interleaved: run i offers one burst to each variant in turn."""
     if live is None:
         why = why_not or "the live daemon did not start"
-        return [not_measured("newflows", NAME, UNIT, why), not_measured("newflows", MH_NAME, UNIT, why)]
+        return [not_measured("newflows", v.name, UNIT, why) for v in VARIANTS]
     try:
         gen = registry.get("syn")
     except RuntimeError as exc:
-        return [not_measured("newflows", NAME, UNIT, str(exc)), not_measured("newflows", MH_NAME, UNIT, str(exc))]
-    samples: list[float] = []
-    facts: list[dict[str, float]] = []
+        return [not_measured("newflows", v.name, UNIT, str(exc)) for v in VARIANTS]
+    errors: dict[str, str] = {}
+    for v in VARIANTS:
+        try:
+            if v.setup is not None:
+                v.setup(live)
+        except Exception as exc:  # noqa: BLE001 (the variant becomes a row saying why)
+            errors[v.name] = (str(exc).splitlines() or [type(exc).__name__])[0][:100]
+    samples: dict[str, list[float]] = {v.name: [] for v in VARIANTS}
+    facts: dict[str, list[dict[str, float]]] = {v.name: [] for v in VARIANTS}
     pid = live.pid  # once: a status request makes the daemon read its whole flow table
     for i in range(runs):
-        tick(f"new flows: {count} SYNs ({i + 1}/{runs}) at {OFFERED // 1000}k/s into the live daemon")
-        rate, fact = one_run(live, gen, count, pid)
-        samples.append(rate)
-        facts.append(fact)
-    flows = live.status().get("flows", 0)
-    sent = sum(f["sent"] for f in facts)
-    scheduled = sum(f["scheduled"] for f in facts)
-    answered = sum(f["answered"] for f in facts)
-    dropped = sum(f["dropped"] for f in facts)
+        for v in VARIANTS:
+            if v.name in errors:
+                continue
+            n = count * v.burst
+            tick(f"new flows: run {i + 1}/{runs}, {n} SYNs at {v.offered // 1000}k/s → {v.name}")
+            before = live.status()
+            rate, fact = one_run(live, gen, n, pid, offered=v.offered, dst=v.dst(live))
+            after = live.status()
+            for key in ("xdp_scheduled", "first_path_packets"):
+                fact[key] = after.get(key, 0) - before.get(key, 0)
+            samples[v.name].append(rate)
+            facts[v.name].append(fact)
+    rows = []
+    for v in VARIANTS:
+        if v.name in errors or not samples[v.name]:
+            rows.append(not_measured("newflows", v.name, UNIT, errors.get(v.name, "no run finished")))
+            continue
+        n = count * v.burst
+        rows.append(measured("newflows", v.name, UNIT, samples[v.name],
+                             check=_check(v, facts[v.name], runs, n, live)))
+    return rows
+
+
+def _check(v: Variant, facts: list[dict[str, float]], runs: int, count: int, live: Any) -> str:
+    """The row's "how we know": what was sent and answered, and where each SYN was handled."""
+    total = {k: sum(f.get(k, 0) for f in facts) for k in ("sent", "answered", "scheduled", "dropped",
+                                                          "xdp_scheduled", "first_path_packets")}
     took = statistics.median(f["elapsed"] for f in facts)
-    check = (f"client's resets of the reals' SYN-ACKs; {runs} × {count} SYNs at {OFFERED / 1000:.0f}k/s: "
-             f"{sent} sent, {scheduled} scheduled (daemon), {answered} answered, {dropped} dropped by "
-             f"NFQUEUE, median {took:.2f} s a burst; {flows} flows in the table after; {cpu_split(facts)}")
-    return [measured("newflows", NAME, UNIT, samples, check=check), run_in_kernel(live, gen, runs, count * 2, tick)]
+    head = (f"client's resets of the reals' SYN-ACKs; {runs} × {count} SYNs at {v.offered / 1000:.0f}k/s: "
+            f"{total['sent']:.0f} sent, {total['answered']:.0f} answered, median {took:.2f} s a burst")
+    if v.daemon:
+        flows = live.status().get("flows", 0)
+        return (f"{head}; {total['scheduled']:.0f} scheduled by the daemon, {total['dropped']:.0f} dropped by "
+                f"NFQUEUE; {flows} flows in the table after; {cpu_split(facts)}")
+    where = {
+        MH_NAME: f"{total['xdp_scheduled']:.0f} scheduled by XDP (mh service VIP:{MH_PORT}), "
+                 f"{total['first_path_packets']:.0f} packets through NFQUEUE",
+        IPTABLES_NAME: f"VIP:{IPTABLES_PORT}, kube-proxy's statistic chain, conntrack DNAT to reals:{OTHER_PORT}; "
+                       f"XDP passes them ({total['first_path_packets']:.0f} through NFQUEUE)",
+        ROUTED_NAME: f"to r1:{OTHER_PORT}, routed by the balancer's kernel without NAT (what the rig costs "
+                     f"with no balancing)",
+    }[v.name]
+    return f"{head}; {where}; {machine_share(facts)}"
+
+
+def machine_share(facts: list[dict[str, float]]) -> str:
+    total = sum(f.get("cpu_total", 0.0) for f in facts)
+    busy = sum(f.get("busy", 0.0) for f in facts) / total if total else 0.0
+    return f"machine {busy:.0%} busy ({os.cpu_count()} CPUs) during the bursts"
 
 
 def ensure_mh_service(live: Any) -> str:
@@ -219,46 +304,13 @@ def ensure_mh_service(live: Any) -> str:
     return vip
 
 
-def run_in_kernel(live: Any, gen: Any, runs: int, count: int, tick: Callable[[str], None]) -> Row:
-    """The SYN bursts against the in-kernel mh service (MH_NAME's row)."""
-    try:
-        ensure_mh_service(live)
-    except RuntimeError as exc:
-        return not_measured("newflows", MH_NAME, UNIT, str(exc).splitlines()[0][:100])
-    samples: list[float] = []
-    facts: list[dict[str, float]] = []
-    saved_port, live.port = live.port, MH_PORT
-    try:
-        for i in range(runs):
-            tick(f"new flows: {count} SYNs ({i + 1}/{runs}) at {MH_OFFERED // 1000}k/s, scheduled in XDP (mh)")
-            before = live.status()
-            rate, fact = one_run(live, gen, count, offered=MH_OFFERED)
-            after = live.status()
-            fact["in_xdp"] = after.get("xdp_scheduled", 0) - before.get("xdp_scheduled", 0)
-            fact["first_path"] = after.get("first_path_packets", 0) - before.get("first_path_packets", 0)
-            samples.append(rate)
-            facts.append(fact)
-    finally:
-        live.port = saved_port
-    total = {k: sum(f[k] for f in facts) for k in ("sent", "answered", "in_xdp", "first_path")}
-    took = statistics.median(f["elapsed"] for f in facts)
-    check = (f"client's resets of the reals' SYN-ACKs; {runs} × {count} SYNs at {MH_OFFERED / 1000:.0f}k/s to an "
-             f"mh service scheduled in XDP: {total['sent']:.0f} sent, {total['in_xdp']:.0f} scheduled by XDP, "
-             f"{total['first_path']:.0f} packets through NFQUEUE, {total['answered']:.0f} answered, median "
-             f"{took:.2f} s a burst")
-    return measured("newflows", MH_NAME, UNIT, samples, check=check)
-
-
 def cpu_split(facts: list[dict[str, float]]) -> str:
     """Where a new flow's CPU time went, over all bursts: the daemon's user and system time per
     flow, and how busy the machine's CPUs were while the bursts ran."""
     answered = sum(f["answered"] for f in facts) or 1
     user = sum(f.get("user", 0.0) for f in facts) / answered * 1e6
     system = sum(f.get("system", 0.0) for f in facts) / answered * 1e6
-    total = sum(f.get("cpu_total", 0.0) for f in facts)
-    busy = sum(f.get("busy", 0.0) for f in facts) / total if total else 0.0
-    return (f"daemon CPU per flow {user:.0f} µs user + {system:.0f} µs system; "
-            f"machine {busy:.0%} busy ({os.cpu_count()} CPUs) during the bursts")
+    return f"daemon CPU per flow {user:.0f} µs user + {system:.0f} µs system; {machine_share(facts)}"
 
 
 def profile_daemon(live: Any, registry: Registry, count: int, tick: Callable[[str], None]

@@ -13,8 +13,8 @@ from lb.bench.results import Results, Row, comparisons, fmt, verdicts
 CASES: tuple[tuple[str, str], ...] = (
     ("fastpath", "1. Fast-path cost (BPF_PROG_RUN, ns/packet, lower is better)"),
     ("forwarding", "2. Forwarding throughput (64-byte UDP, 1024 source ports, packets/s at the reals)"),
-    ("newflows", "3. New flows per second (TCP SYNs of new flows through NFQUEUE into the live daemon, "
-                 "and scheduled in XDP by Maglev)"),
+    ("newflows", "3. New flows per second (TCP SYNs of new flows: through NFQUEUE into the live daemon, "
+                 "scheduled in XDP by Maglev, through iptables DNAT, and routed with no balancing)"),
     ("tcp", "4. Real TCP (wrk → nginx on 3 reals; req/s keep-alive, conn/s with Connection: close)"),
     ("scale", "5. Scale"),
 )
@@ -59,6 +59,8 @@ def markdown(results: Results) -> str:
     for v in verdicts(results.rows):
         status = v.status + (f" ({v.why})" if v.why else "")
         out.append(f"| {v.figure} | {v.goal} | {v.measured} | {status} |")
+    out += ["", "A missed target is followed by what a baseline doing less work than lbxdp reached in the "
+            "same run on the same rig, where the bench has one: how far the rig itself goes."]
     ratios = comparisons(results.rows)
     if ratios:
         out += ["", "## Ratios (medians of the same run)", "", "| ratio | value |", "|---|---|"]
@@ -139,6 +141,12 @@ METHOD = """\
   from the ring the daemon wrote (docs/daemon.md, "Maglev in XDP"); the check is the daemon's
   count of flows XDP scheduled and its first-packet path's packets (0). Its target reuses issue
   7's 25k new flows/s (the issue names this path but gives the figure for NFQUEUE only).
+  Two baselines take the same bursts at the same rate: "iptables DNAT", kube-proxy's statistic
+  chain on VIP:8081 → reals:8080 (case 4's rules; conntrack makes each flow's entry, XDP passes
+  the SYNs), and "routed to one real, no NAT", SYNs to r1:8080 that the balancer's kernel routes:
+  what the rig (generator, the reals' SYN-ACKs, the client's resets, all on the same 2 CPUs)
+  costs when nothing balances, the ceiling any first-packet path is measured under here. The
+  variants take turns within each run, and the machine's busy share is in every row.
 - **Real TCP** (lb/bench/tcp.py): wrk -t1 -c32 in the client namespace; the four variants share the
   topology of the new-flows case: lbxdp (VIP:80 → reals:80), iptables DNAT with kube-proxy's
   statistic chain (VIP:8081 → reals:8080), HAProxy 2.6 in TCP mode in the balancer namespace

@@ -39,11 +39,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lb.bench.live import OTHER_PORT, PORT
+from lb.bench.live import IPTABLES_PORT, OTHER_PORT, PORT
 from lb.bench.newflows import MH_PORT, ensure_mh_service
 from lb.bench.results import Row, measured, not_measured
 
-IPTABLES_PORT, HAPROXY_PORT = 8081, 8082
+HAPROXY_PORT = 8082
 MH_VARIANT = "lbxdp mh (in XDP)"
 CLIENT_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": 1}
 CONNECTIONS = 32  # wrk -c
@@ -84,11 +84,17 @@ VARIANTS: tuple[Variant, ...] = (
 MODES = (("req/s", "keep-alive", []), ("conn/s", "Connection: close", ["-H", "Connection: close"]))
 
 
-def setup_iptables(topo: Any) -> None:
+def ensure_iptables(live: Any) -> None:
+    """kube-proxy's DNAT chain VIP:IPTABLES_PORT → reals:OTHER_PORT in the balancer namespace, once
+    (the new-flows case offers SYN bursts to it too)."""
     from lb.bench.kubeproxy import statistic_dnat
 
+    if getattr(live, "iptables_dnat", False):
+        return
+    topo = live.topo
     for argv in statistic_dnat(topo.vip, "tcp", IPTABLES_PORT, [f"{r.ip}:{OTHER_PORT}" for r in topo.reals]):
         topo.run("lb", argv)
+    live.iptables_dnat = True
 
 
 def start_haproxy(topo: Any) -> None:
@@ -161,7 +167,7 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
     write_sysctls(topo.client.netns, CLIENT_SYSCTLS)
     errors: dict[str, str] = {name: "left out of --quick (full run only)" for name in QUICK_SKIPS if quick}
     try:
-        setup_iptables(topo)
+        ensure_iptables(live)
     except Exception as exc:  # noqa: BLE001
         errors["iptables DNAT"] = f"iptables: {str(exc).splitlines()[0][:100]}"
     try:

@@ -94,3 +94,17 @@ def test_results_round_trip_through_dict() -> None:
                                          (12.34, "12.3"), (0.4213, "0.421")])
 def test_fmt(value: float, text: str) -> None:
     assert fmt(value) == text
+
+
+def test_a_missed_target_is_read_against_its_reference_when_measured() -> None:
+    from lb.bench.results import Reference
+
+    target = Target("flows", "newflows/a", ">=", 25_000, unit="flows/s",
+                    reference=Reference("routed", "newflows/r"))
+    by_ratio = Target("fwd", "forwarding/a", ">=", 1.9, "forwarding/b",
+                      reference=Reference("minimal", "forwarding/m", "forwarding/b"))
+    assert evaluate(target, rows(newflows__a=4000, newflows__r=18_000)).why == "routed: 18.0k u"
+    assert evaluate(target, rows(newflows__a=4000)).why == ""  # the reference was not run
+    assert evaluate(target, rows(newflows__a=30_000, newflows__r=18_000)).why == ""  # met: nothing to read
+    missed = evaluate(by_ratio, rows(forwarding__a=170, forwarding__b=100, forwarding__m=164))
+    assert missed.line == "fwd: target ≥ 1.9×, measured 1.70× — missed (minimal: 1.64×)"
