@@ -105,3 +105,19 @@ def test_adopted_ids_are_kept_for_a_restarted_daemon():
     other = ServiceKey(Protocol.UDP, A("10.0.0.100"), 53)
     second.sync([vs(), VirtualService(Service(other, scheduler="rr"), {})])
     assert second.services[other].service_id not in (7,)
+
+
+def test_real_by_id_and_destinations_follow_every_sync():
+    b = Balancer()
+    b.sync([vs(weights=(1, 1, 1))])
+    state = b.services[KEY]
+    ids = {r.real.key: r.real_id for r in state.reals.values()}
+    for key, rid in ids.items():
+        found = b.real_by_id(rid)
+        assert found is not None and found[0] is state and found[1].real.key == key
+    assert [d.key for d in state.dests] == list(state.reals)
+    gone = b.sync([vs(weights=(1, 1))])  # the third real goes
+    assert b.real_by_id(gone[0]) is None
+    assert [d.key for d in state.dests] == list(state.reals) and len(state.dests) == 2
+    b.sync([])
+    assert all(b.real_by_id(rid) is None for rid in ids.values())
