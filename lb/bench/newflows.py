@@ -120,14 +120,11 @@ def _client_resets(live: Any) -> int:
 
 
 def _queue_drops(live: Any) -> int:
-    """queue_dropped + user_dropped of /proc/net/netfilter/nfnetlink_queue in the lb namespace."""
-    done = live.topo.run("lb", ["cat", "/proc/net/netfilter/nfnetlink_queue"], check=False)
-    total = 0
-    for line in done.stdout.splitlines():
-        fields = line.split()
-        if len(fields) >= 7:
-            total += int(fields[5]) + int(fields[6])
-    return total
+    """NFQUEUE's drops (queue full or undelivered) in the lb namespace, read by the kernel's file."""
+    from lb.datapath import queuestats
+
+    done = live.topo.run("lb", ["cat", str(queuestats.PROC_PATH)], check=False)
+    return queuestats.parse(done.stdout).dropped
 
 
 def await_answers(read: Callable[[], int], before: int, sent: int, deadline: float,

@@ -32,7 +32,7 @@ from lb.daemon.healthmon import HealthMonitor
 from lb.daemon.kernelhash import KernelHashing, enabled_by_env
 from lb.daemon.lifetime import Timeouts
 from lb.daemon.protocol import reply_error, reply_ok
-from lb.datapath import iptables, loader
+from lb.datapath import iptables, loader, queuestats
 from lb.datapath.interfaces import auto_prefers_generic, link_facts
 from lb.model import ConfigError, Forwarding, RealKey, RealServer, ServiceKey
 from lb.render import render_command, render_health
@@ -42,6 +42,7 @@ from lb.tables import RealEntry, ServiceEntry
 log = logging.getLogger("lbxdp")
 
 QUEUE_NUM = 4711  # NFQUEUE numbers are per network namespace, so one fixed number never collides
+QUEUE_LEN = 4096  # first packets the kernel holds for the daemon; beyond, it drops them (status counts)
 TICK_SECONDS = 1.0
 # At most this share of the daemon's time goes to sweeping, since first packets wait while it runs:
 # a sweep costs ~10 ms with 4.5k flows in a table of 1M slots but grows with the flows (30k: 38 ms
@@ -90,7 +91,7 @@ class Daemon:
 
         nfq = NetfilterQueue()
         try:
-            nfq.bind(QUEUE_NUM, _trampoline, max_len=4096)
+            nfq.bind(QUEUE_NUM, _trampoline, max_len=QUEUE_LEN)
         except OSError as exc:
             raise RuntimeError(f"cannot bind NFQUEUE {QUEUE_NUM}: {exc}") from exc
         return nfq
@@ -443,6 +444,7 @@ class Daemon:
         events = dict(self.first.counters.counts)
         if self.flows.pruned:
             events["pruned_half_open"] = self.flows.pruned
+        queued = queuestats.read(QUEUE_NUM) or queuestats.QueueStats(0, 0, 0)
         return {
             "pid": os.getpid(),
             "ifaces": dict(self.ifaces),
@@ -457,6 +459,12 @@ class Daemon:
             "xdp_scheduled": sum(self.maps.hash_conns(rids).values()),  # flows XDP scheduled itself (mh)
             "kernel_hashed_services": 0 if self.kernel_hash.paused else len(self.kernel_hash.rows),
             "first_path_events": events,
+            # the kernel's side of the queue: first packets waiting, and those it dropped (the
+            # client resends a dropped SYN; a growing count means first packets come faster than
+            # the daemon takes them)
+            "first_path_queue": {"length": QUEUE_LEN, "waiting": queued.waiting,
+                                 "dropped_full": queued.dropped_full,
+                                 "dropped_undelivered": queued.dropped_undelivered},
         }
 
     def status_text(self) -> str:
@@ -470,6 +478,9 @@ class Daemon:
         )
         events = ", ".join(f"{k} {v}" for k, v in sorted(data["first_path_events"].items())) or "none"
         lines.append(f"  first-packet path (NFQUEUE) packets: {data['first_path_packets']} ({events})")
+        queue = data["first_path_queue"]
+        lines.append(f"  NFQUEUE {QUEUE_NUM} (holds {queue['length']}): {queue['waiting']} waiting, dropped by the "
+                     f"kernel: {queue['dropped_full']} (queue full), {queue['dropped_undelivered']} (not delivered)")
         lines.append(f"  flows scheduled in XDP (mh): {data['xdp_scheduled']}, "
                      f"services scheduled in XDP: {data['kernel_hashed_services']}")
         lines += [f"    {name:<22} {n}" for name, n in data["xdp_reasons"].items() if n]

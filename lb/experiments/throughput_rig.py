@@ -285,9 +285,11 @@ def _client_resets(topo: Any) -> int:
 
 
 def _queue_drops(topo: Any) -> int:
-    """queue_dropped + user_dropped of /proc/net/netfilter/nfnetlink_queue in the lb namespace."""
-    done = topo.run("lb", ["cat", "/proc/net/netfilter/nfnetlink_queue"], check=False)
-    return sum(int(f[5]) + int(f[6]) for f in (ln.split() for ln in done.stdout.splitlines()) if len(f) >= 7)
+    """NFQUEUE's drops (queue full or undelivered) in the lb namespace."""
+    from lb.datapath import queuestats
+
+    done = topo.run("lb", ["cat", str(queuestats.PROC_PATH)], check=False)
+    return queuestats.parse(done.stdout).dropped
 
 
 def first_packet_burst(max_flows: int, count: int, rate: int, overflow: int,

@@ -8,7 +8,11 @@ own service port on the VIP, so tests do not see each other's flows or counters.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import select
+import signal
 import socket
 import struct
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 from pyroute2 import netns
 
+from lb.datapath import queuestats
 from lb.datapath.testbed import Topology, two_arm, wait_until
 
 from lbxdp_helpers import Lbxdp, Traffic, attached, capture, tally
@@ -294,3 +299,35 @@ def test_reused_client_port_is_a_new_connection(topo: Topology, lbxdp: Lbxdp) ->
     conns = lbxdp.stats(service)[f"TCP {service}"][0]
     first = lbxdp.status().first_packets - before.first_packets
     assert (answers, conns, first) == (["r1", "r2"], 2, 2), errors
+
+
+# -- the kernel's side of the first-packet queue ----------------------------------------------------
+
+
+def test_status_shows_first_packets_the_kernel_holds_while_the_daemon_is_stopped(topo: Topology,
+                                                                                  lbxdp: Lbxdp) -> None:
+    lbxdp.service(vip(topo, 88), "rr", masq_reals(topo))
+    pid = json.loads(lbxdp("status", "--json").stdout)["pid"]
+
+    def kernel_queue() -> queuestats.QueueStats:
+        text = topo.run("lb", ["cat", str(queuestats.PROC_PATH)]).stdout
+        return queuestats.parse(text, 4711)
+
+    sock = topo.socket("client")
+    sock.setblocking(False)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        sock.connect_ex((topo.vip, 88))
+        wait_until(lambda: kernel_queue().waiting >= 1, timeout=5, what="the SYN held in NFQUEUE")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    try:
+        # the daemon takes the held SYN when it runs again: the connection completes
+        _, writable, _ = select.select([], [sock], [], 5)
+        assert writable and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+    finally:
+        sock.close()
+    queue = json.loads(lbxdp("status", "--json").stdout)["first_path_queue"]
+    assert queue["waiting"] == 0 and queue["length"] == 4096
+    assert queue["dropped_full"] == kernel_queue().dropped_full
+    assert "NFQUEUE 4711 (holds 4096): 0 waiting" in lbxdp("status").stdout
