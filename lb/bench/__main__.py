@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lb.bench import machine
 from lb.bench.report import markdown, rich_tables, summary_lines
-from lb.bench.results import Results
+from lb.bench.results import Results, not_measured
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_NAMES = ("fastpath", "forwarding", "newflows", "tcp", "scale")
@@ -85,7 +85,7 @@ def run_live(args: argparse.Namespace, wanted: set[str], registry: object, resul
     """Cases 3-5 against one live daemon: TCP first (an empty flow table), then the SYN bursts,
     then the daemon's memory with those flows and `lbxdp -R` of 1000 services (last: 1000 more
     mangle rules would slow every later first packet)."""
-    from lb.bench import newflows, scale, tcp
+    from lb.bench import firstpath_cost, newflows, scale, tcp
     from lb.bench.live import live_balancer
 
     try:
@@ -97,6 +97,11 @@ def run_live(args: argparse.Namespace, wanted: set[str], registry: object, resul
                 burst = 1500 if args.quick else 4000  # SYNs a run; the daemon's queue holds 4096
                 for row in newflows.run(live, registry, args.runs, burst, tick):  # type: ignore[arg-type]
                     results.add(row)
+                if args.quick:
+                    results.add(not_measured("newflows", firstpath_cost.NAME, firstpath_cost.UNIT,
+                                             "left out of --quick (full run only: it compiles its own program)"))
+                else:
+                    results.add(firstpath_cost.run(live, args.runs, burst, tick))
                 profile = newflows.profile_daemon(live, registry, burst, tick)  # type: ignore[arg-type]
                 if profile is not None:
                     results.extras["daemon_profile"] = profile
@@ -113,6 +118,7 @@ def run_live(args: argparse.Namespace, wanted: set[str], registry: object, resul
     if "newflows" in wanted and "newflows" not in done:
         for row in newflows.run(None, registry, args.runs, 0, tick, why_not=why):  # type: ignore[arg-type]
             results.add(row)
+        results.add(firstpath_cost.run(None, args.runs, 0, tick, why_not=why))
     if "scale" in wanted and "scale" not in done:
         for row in scale.run(args.runs, tick, quick=args.quick, why_not=why):
             results.add(row)

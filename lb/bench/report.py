@@ -147,6 +147,10 @@ METHOD = """\
   what the rig (generator, the reals' SYN-ACKs, the client's resets, all on the same 2 CPUs)
   costs when nothing balances, the ceiling any first-packet path is measured under here. The
   variants take turns within each run, and the machine's busy share is in every row.
+  "lbxdp first-packet path, in process" (lb/bench/firstpath_cost.py, full runs only): the daemon's
+  own FirstPacketPath with a copy of the maps loaded for it, handed the SYNs NFQUEUE would hand it,
+  its frames made but not sent; CPU time of the thread per flow. Against the live daemon's CPU per
+  flow it splits a new flow's cost into the path's own work and what NFQUEUE and the send add.
 - **Real TCP** (lb/bench/tcp.py): wrk -t1 -c32 in the client namespace; the four variants share the
   topology of the new-flows case: lbxdp (VIP:80 → reals:80), iptables DNAT with kube-proxy's
   statistic chain (VIP:8081 → reals:8080), HAProxy 2.6 in TCP mode in the balancer namespace

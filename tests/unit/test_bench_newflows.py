@@ -42,3 +42,15 @@ def test_targets_and_their_references_name_rows_the_cases_make() -> None:
                     target.reference and target.reference.den):
             if key and key.split("/")[0] in ("newflows", "tcp"):
                 assert key in made, f"{target.figure}: no case makes {key}"
+
+
+def test_in_process_syns_are_new_flows_to_the_vip() -> None:
+    from lb.bench.firstpath_cost import syns
+    from lb.daemon.firstpacket import read_packet
+
+    packets = [read_packet(p) for p in syns("10.9.0.100", 3, 59_999)]
+    assert all(q is not None and q.is_syn for q in packets)
+    flows = [q.flow for q in packets if q is not None]
+    assert len(set(flows)) == 3  # port 61023, then 1024 and 1025 on the next source address
+    assert {str(f.daddr) for f in flows} == {"10.9.0.100"} and {f.dport for f in flows} == {80}
+    assert [f.sport for f in flows] == [61023, 1024, 1025]
