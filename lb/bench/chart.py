@@ -1,4 +1,4 @@
-"""The PNG: forwarding throughput, fast-path cost and real TCP, medians with the run-to-run range."""
+"""The PNG: forwarding throughput, fast-path cost, new flows and real TCP, medians with the run-to-run range."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ def draw(results: Results, paths: list[Path]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("forwarding", "forwarding (Mpps at the reals)", 1e-6),
-              ("fastpath", "fast path (ns/packet, BPF_PROG_RUN)", 1.0),
-              ("tcp", "real TCP, wrk → nginx (thousands/s)", 1e-3)]
-    fig, axes = plt.subplots(1, 3, figsize=(19, 5.5))
-    for ax, (case, title, scale) in zip(axes, panels):
-        rows = [r for r in results.rows if r.case == case and r.median is not None]
+    # (case, title, scale, unit: only that case's rows in this unit, or all when None)
+    panels = [("forwarding", "forwarding (Mpps at the reals)", 1e-6, None),
+              ("fastpath", "fast path (ns/packet, BPF_PROG_RUN)", 1.0, None),
+              ("newflows", "new flows, SYN bursts (thousands/s)", 1e-3, "flows/s"),
+              ("tcp", "real TCP, wrk → nginx (thousands/s)", 1e-3, None)]
+    fig, grid = plt.subplots(2, 2, figsize=(16, 10))
+    for ax, (case, title, scale, unit) in zip(grid.flat, panels):
+        rows = [r for r in results.rows
+                if r.case == case and r.median is not None and (unit is None or r.unit == unit)]
         names = [r.name for r in rows]
         med = [r.median * scale for r in rows]  # type: ignore[operator]
         low = [m - min(r.samples) * scale for m, r in zip(med, rows)]
