@@ -479,8 +479,8 @@ class Daemon:
         events = ", ".join(f"{k} {v}" for k, v in sorted(data["first_path_events"].items())) or "none"
         lines.append(f"  first-packet path (NFQUEUE) packets: {data['first_path_packets']} ({events})")
         queue = data["first_path_queue"]
-        lines.append(f"  NFQUEUE {QUEUE_NUM} (holds {queue['length']}): {queue['waiting']} waiting, dropped by the "
-                     f"kernel: {queue['dropped_full']} (queue full), {queue['dropped_undelivered']} (not delivered)")
+        lines.append(f"  NFQUEUE {QUEUE_NUM}: {queue['waiting']} waiting of {queue['length']}, kernel drops: "
+                     f"{queue['dropped_full']} full, {queue['dropped_undelivered']} undelivered")
         lines.append(f"  flows scheduled in XDP (mh): {data['xdp_scheduled']}, "
                      f"services scheduled in XDP: {data['kernel_hashed_services']}")
         lines += [f"    {name:<22} {n}" for name, n in data["xdp_reasons"].items() if n]

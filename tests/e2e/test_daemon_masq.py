@@ -330,4 +330,4 @@ def test_status_shows_first_packets_the_kernel_holds_while_the_daemon_is_stopped
     queue = json.loads(lbxdp("status", "--json").stdout)["first_path_queue"]
     assert queue["waiting"] == 0 and queue["length"] == 4096
     assert queue["dropped_full"] == kernel_queue().dropped_full
-    assert "NFQUEUE 4711 (holds 4096): 0 waiting" in lbxdp("status").stdout
+    assert "NFQUEUE 4711: 0 waiting of 4096, kernel drops: 0 full" in lbxdp("status").stdout
