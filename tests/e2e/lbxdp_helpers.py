@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyroute2 import IPRoute
+from pyroute2 import IPRoute, netns
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import rdpcap
@@ -168,6 +168,12 @@ def attached(topo: Topology) -> Iterator[Lbxdp]:
         yield lbxdp
     finally:
         lbxdp("detach", check=False)
+
+
+def assert_torn_down(topo: Topology) -> None:
+    """No namespace of the topology is left after its teardown (a leaked namespace is a bug)."""
+    left = [n for n in netns.listnetns() if n.startswith(topo.prefix)]
+    assert not left, left
 
 
 @contextmanager

@@ -12,11 +12,10 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from pyroute2 import netns
 
 from lb.datapath.testbed import RealSpec, Topology, one_arm
 
-from lbxdp_helpers import Lbxdp, Traffic, capture, tally
+from lbxdp_helpers import Lbxdp, Traffic, assert_torn_down, capture, tally
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -40,7 +39,7 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
             yield topo, lbxdp
         finally:
             lbxdp("detach", check=False)
-    assert not [n for n in netns.listnetns() if n.startswith(topo.prefix)]
+    assert_torn_down(topo)
 
 
 def reals(topo: Topology, names: list[str], port: int, flag: str) -> list[tuple[str, ...]]:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pyroute2 import netns
 
 from lb.datapath.testbed import Topology, two_arm, wait_until
 
-from lbxdp_helpers import Lbxdp, lbxdp_processes, xdp_attached
+from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -28,7 +27,7 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
             yield topo, lbxdp
         finally:
             lbxdp("detach", check=False)
-    assert not [n for n in netns.listnetns() if n.startswith(topo.prefix)]
+    assert_torn_down(topo)
 
 
 def nothing_left(topo: Topology, lbxdp: Lbxdp) -> list[str]:

@@ -18,12 +18,11 @@ import struct
 from collections.abc import Iterator
 
 import pytest
-from pyroute2 import netns
 
 from lb.datapath import queuestats
 from lb.datapath.testbed import Topology, two_arm, wait_until
 
-from lbxdp_helpers import Lbxdp, Traffic, attached, capture, tally
+from lbxdp_helpers import Lbxdp, Traffic, assert_torn_down, attached, capture, tally
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -41,7 +40,7 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
         topo.start_udp_servers(port=UDP_PORT)
         with attached(topo) as lbxdp:
             yield topo, lbxdp
-    assert not [n for n in netns.listnetns() if n.startswith(topo.prefix)]
+    assert_torn_down(topo)
 
 
 def masq_reals(topo: Topology, port: int = HTTP_PORT, weights: tuple[int, ...] = (1, 1, 1)

@@ -11,14 +11,13 @@ from collections.abc import Iterator
 from ipaddress import IPv4Address
 
 import pytest
-from pyroute2 import netns
 
 from lb.datapath.testbed import Topology, two_arm
 from lb.model import FlowKey, Protocol, RealKey
 from lb.sched.base import Destination
 from lb.sched.mh import MaglevHashing
 
-from lbxdp_helpers import Lbxdp, attached
+from lbxdp_helpers import Lbxdp, assert_torn_down, attached
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -33,7 +32,7 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
         topo.start_http_servers(port=HTTP_PORT)
         with attached(topo) as lbxdp:
             yield topo, lbxdp
-    assert not [n for n in netns.listnetns() if n.startswith(topo.prefix)]
+    assert_torn_down(topo)
 
 
 def _scheduled_in_xdp(lbxdp: Lbxdp) -> int:
