@@ -859,8 +859,7 @@ def _decode_fields(data: Mapping[str, Any], *, nested: bool = False) -> dict[str
         raise ConfigError(f"malformed command: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     out: dict[str, Any] = {"verb": Verb[_str(data["verb"], "verb")]}
     if data.get("service") is not None:
-        s = _object(data["service"], "service", ("proto", "vip", "port"))
-        out["service"] = ServiceKey(Protocol[_str(s["proto"], "service proto")], parse_address(_str(s["vip"], "service vip"), "virtual server"), _int(s["port"]))
+        out["service"] = decode_service(data["service"])
     if data.get("real") is not None:
         r = _object(data["real"], "real", ("address", "port"))
         out["real"] = RealKey(parse_address(_str(r["address"], "real address"), "real server"), _int(r["port"]))
@@ -890,6 +889,19 @@ def _decode_fields(data: Mapping[str, Any], *, nested: bool = False) -> dict[str
             raise ConfigError("malformed command: a restore's rules cannot hold another restore")
         out["commands"] = tuple(_command_from_dict(c, nested=True) for c in _json_list(data["commands"], "commands"))
     return out
+
+
+def decode_service(data: Any) -> ServiceKey:
+    """A service key from JSON (`{"proto": "TCP", "vip": "10.0.0.1", "port": 80}`), types checked and
+    the VIP held to `check_virtual_address`; ConfigError in one line otherwise. Also what the daemon
+    uses for the service of a `health` request."""
+    s = _object(data, "service", ("proto", "vip", "port"))
+    proto = _str(s["proto"], "service proto")
+    if proto not in Protocol.__members__:
+        raise ConfigError("malformed command: service proto must be TCP or UDP")
+    key = ServiceKey(Protocol[proto], parse_address(_str(s["vip"], "service vip"), "virtual server"), _int(s["port"]))
+    check_virtual_address(key.vip)
+    return key
 
 
 def _command_from_dict(data: Any, *, nested: bool) -> Command:

@@ -89,6 +89,20 @@ def test_bad_json_is_refused_in_one_line_and_changes_nothing(live: tuple[Topolog
     for check, message in BAD_CHECKS:
         assert ask(topo, {"op": "health", "service": service, "check": check}) == {"ok": False, "error": message}, check
 
+    good_check = {"kind": "tcp"}
+    for bad_service, message in [
+        (None, "malformed command: service must be an object, not NoneType"),
+        (f"TCP:{topo.vip}:{PORT}", "malformed command: service must be an object, not str"),
+        ({"proto": "TCP", "vip": topo.vip}, "malformed command: service lacks port"),
+        ({"proto": "TCP", "vip": topo.vip, "port": 80.5}, "malformed command: 80.5 is not an integer"),
+        ({"proto": "SCTP", "vip": topo.vip, "port": PORT}, "malformed command: service proto must be TCP or UDP"),
+        ({"proto": "TCP", "vip": "255.255.255.255", "port": PORT},
+         "illegal virtual server address 255.255.255.255: the limited broadcast address reaches every host of the link, not a service"),
+    ]:
+        reply = ask(topo, {"op": "health", "service": bad_service, "check": good_check})
+        assert reply == {"ok": False, "error": message}, bad_service
+    assert ask(topo, {"op": "health", "service": service}) == {"ok": False, "error": "health check must be a JSON object, not NoneType"}
+
     assert ask(topo, {"op": "ping"})["ok"]
     assert lbxdp("-S", "-n").stdout == before
     assert lbxdp("-L", "-n").stdout.split("Health checks:")[1].splitlines()[0] == listing.split("Health checks:")[1].splitlines()[0]

@@ -324,6 +324,7 @@ DICT_BAD = [
     ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": 167772161, "port": 80}}, "malformed command: service vip must be a string, not int"),
     ({"verb": "ADD_SERVICE", "service": {"proto": 6, "vip": "10.0.0.1", "port": 80}}, "malformed command: service proto must be a string, not int"),
     ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": "10.0.0.1", "port": 80.0}}, "malformed command: 80.0 is not an integer"),
+    ({"verb": "ADD_SERVICE", "service": {"proto": "SCTP", "vip": "10.0.0.1", "port": 80}}, "malformed command: service proto must be TCP or UDP"),
     ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": "10.0.0.1", "port": True}}, "malformed command: True is not an integer"),
     ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": "١0.0.0.1", "port": 80}}, "illegal virtual server address specified: '١0.0.0.1' (not an IPv4 address: write it in ASCII digits 0-9)"),
     ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": "0.0.0.0", "port": 80}}, "illegal virtual server address 0.0.0.0: the unspecified address 0.0.0.0 is no destination a client can send to"),
