@@ -12,14 +12,15 @@ The same words, starting with `health`, may stand in a rules file among the ipvs
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lb.config.ipvsadm import parse_address_port
+from lb.config.ipvsadm import check_virtual_address, parse_address_port
 from lb.config.savefmt import RulesError, load_rules
 from lb.config.table import ServiceTable
-from lb.daemon.health import CheckKind, DeadFlows, HealthCheck
+from lb.daemon.health import MAX_COUNT, MAX_INTERVAL, MAX_PATH, MIN_INTERVAL, MIN_TIMEOUT, CheckKind, DeadFlows, HealthCheck
 from lb.model import ConfigError, Protocol, ServiceKey
 
 HEALTH_EXAMPLES = """\
@@ -55,24 +56,54 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"health: {message}")
 
 
-def parser() -> argparse.ArgumentParser:
+def _seconds(text: str) -> float:
+    """A duration as a plain decimal in ASCII digits ('2', '0.5'): float() would also take 'nan',
+    'inf', '1e9' and Arabic-Indic digits, none of which a user means as a probe interval."""
+    if not (text.isascii() and _DECIMAL.fullmatch(text)):
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not a number of seconds (a decimal such as 0.5)")
+    return float(text)
+
+
+def _whole(text: str) -> int:
+    """A whole number in ASCII digits (int() would also read '٢' and '２' as 2)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        raise argparse.ArgumentTypeError(f"'{text[:40]}' is not a whole number (ASCII digits 0-9)")
+    return int(text)
+
+
+_DECIMAL = re.compile(r"[0-9]{1,10}(\.[0-9]{0,9})?|\.[0-9]{1,9}")
+
+
+def parser(add_help: bool = True) -> argparse.ArgumentParser:
+    """The `lbxdp health` options. `add_help=False` for rules-file lines, where `-h` must be an
+    error: argparse answers it by printing and exiting, which would end the daemon loading the file."""
     p = _Parser(
         prog="lbxdp health",
         description="Set how lbxdp checks the real servers of a service (keepalived's knobs).",
         epilog=HEALTH_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=add_help,
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("-t", "--tcp-service", metavar="VIP:PORT")
     which.add_argument("-u", "--udp-service", metavar="VIP:PORT")
     p.add_argument("--check", choices=[k.value for k in CheckKind], required=True, help="tcp connect, http GET, or none")
-    p.add_argument("--path", default="/", help="HTTP path to GET (default /)")
-    p.add_argument("--expect", type=int, default=200, help="HTTP status that means healthy (default 200)")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds between checks (default 2)")
-    p.add_argument("--timeout", type=float, default=1.0, help="seconds a check may take (default 1)")
-    p.add_argument("--rise", type=int, default=2, help="successes that bring a real back (default 2)")
-    p.add_argument("--fall", type=int, default=3, help="failures that take a real out (default 3)")
-    p.add_argument("--port", type=int, help="port to check (default: the real's own port)")
+    p.add_argument(
+        "--path", default="/",
+        help=f"HTTP path to GET (default /): starts with /, printable ASCII without spaces, at most {MAX_PATH} characters",
+    )
+    p.add_argument("--expect", type=_whole, default=200, help="HTTP status that means healthy, 100..599 (default 200)")
+    p.add_argument(
+        "--interval", type=_seconds, default=2.0,
+        help=f"seconds between checks, {MIN_INTERVAL:g}..{MAX_INTERVAL:g} (default 2)",
+    )
+    p.add_argument(
+        "--timeout", type=_seconds, default=1.0,
+        help=f"seconds a whole check may take (connect, request and status line), {MIN_TIMEOUT:g}..interval (default 1)",
+    )
+    p.add_argument("--rise", type=_whole, default=2, help=f"successes that bring a real back, 1..{MAX_COUNT} (default 2)")
+    p.add_argument("--fall", type=_whole, default=3, help=f"failures that take a real out, 1..{MAX_COUNT} (default 3)")
+    p.add_argument("--port", type=_whole, help="port to check, 1..65535 (default: the real's own port)")
     p.add_argument(
         "--dead-flows",
         choices=[d.value for d in DeadFlows],
@@ -83,14 +114,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def parse_health(argv: Sequence[str]) -> HealthRule:
+    """One `health …` line (the word `health` optional) → a HealthRule, or ConfigError in one line."""
     words = list(argv)
     if words and words[0] == "health":
         words = words[1:]
-    args = parser().parse_args(words)
+    args = parser(add_help=False).parse_args(words)
     proto = Protocol.TCP if args.tcp_service else Protocol.UDP
     vip, port = parse_address_port(args.tcp_service or args.udp_service, "service address")
     if port is None:
         raise ConfigError("health: the service address needs a port (VIP:PORT)")
+    try:
+        check_virtual_address(vip)
+    except ConfigError as exc:
+        raise ConfigError(f"health: {exc}") from None
     if args.port is not None and not 1 <= args.port <= 65535:
         raise ConfigError(f"health: port {args.port} is out of range (1..65535)")
     try:

@@ -11,6 +11,14 @@ Deliberate differences, each stricter and each explained in its message: address
 numeric (pure code resolves no names, so `-n` is implied); with gatewaying or tunnelling a real's
 port must equal the service's (ipvsadm silently rewrites it, which hides typos); scheduler names and
 flags are checked here against lbxdp's registry (ipvsadm leaves that to the kernel).
+
+Input hardening (issue 14): every number is written in ASCII digits (Python's int() also reads '٨٠'
+and '８０' as 80, and str.isdigit() is true of '²', which int() then refuses with a traceback); a
+VIP must be an address clients can send to (not 0.0.0.0, the limited broadcast, multicast
+224.0.0.0/4 or the reserved 240.0.0.0/4; loopback VIPs stay allowed, see `vip_problem`); a real
+must be another unicast host (not 0.0.0.0, broadcast, multicast, loopback, nor the service's own
+VIP). The same checks run on a Command that arrives as JSON (`Command.from_dict`): `validate`
+holds them, so the socket cannot smuggle in what the command line refuses.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from ipaddress import AddressValueError, IPv4Address
+from ipaddress import AddressValueError, IPv4Address, IPv4Network
 from typing import Any
 
 from lb.model import (
@@ -239,14 +247,7 @@ class Command:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Command:
         """The inverse of `to_dict`, validated exactly as a parsed line is (the socket is untrusted)."""
-        try:
-            command = cls(**_decode_fields(data))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"malformed command: {exc}") from None
-        validate(command)
-        return command
+        return _command_from_dict(data, nested=False)
 
 
 def parse_command(argv: Sequence[str]) -> Command:
@@ -264,6 +265,7 @@ def parse_command(argv: Sequence[str]) -> Command:
 def validate(command: Command) -> None:
     """ipvsadm's checks after parsing: option legality per command, then what the values imply."""
     _check_options(command.verb, _given_options(command))
+    check_values(command)
     if command.verb is Verb.LIST and (command.connection or command.timeout) and (command.stats or command.rate):
         raise ConfigError("options conflicts in the list command")
     if command.verb is Verb.SET and command.timeouts is None:
@@ -280,6 +282,9 @@ def validate(command: Command) -> None:
     if command.verb is Verb.ADD_REAL:
         assert command.service is not None
         check_real_for_service(command.service, command.real_config())
+    if command.verb in (Verb.ADD_REAL, Verb.EDIT_REAL):
+        assert command.service is not None and command.real is not None
+        check_real_is_not_vip(command.service, command.real)
     if command.verb is Verb.EDIT_REAL and command.forwarding is not None:
         assert command.service is not None and command.real is not None
         check_real_for_service(command.service, RealServer(command.real.address, command.real.port, command.forwarding))
@@ -288,6 +293,105 @@ def validate(command: Command) -> None:
             if not inner.verb.mutating:
                 raise ConfigError(f"'{inner.verb.flag}' cannot be part of a restore (only -A -E -D -a -e -d -C --set)")
             validate(inner)
+
+
+def check_values(command: Command) -> None:
+    """The ranges and address classes a parsed line already obeys, checked again on the Command.
+
+    A Command built from JSON (the control socket) skips the parsers; this keeps it to the same
+    bounds, with the same messages as the command line gives.
+    """
+    if command.service is not None:
+        check_virtual_address(command.service.vip)
+    if command.real is not None:
+        check_real_address(command.real.address)
+        if not 0 <= command.real.port <= 65535:
+            raise ConfigError(f"illegal real server address[:port] specified: '{command.real}' (port must be a number 0..65535)")
+    if command.persistence is not None and not 1 <= command.persistence <= MAX_TIMEOUT:
+        raise ConfigError(f"invalid timeout value `{command.persistence}' specified (must be 1..{MAX_TIMEOUT} seconds)")
+    for value in command.timeouts or ():
+        if not 0 <= value <= MAX_TIMEOUT:
+            raise ConfigError(f"invalid timeout value `{value}' specified (must be 0..{MAX_TIMEOUT} seconds)")
+    for value, low, high, message in (
+        (command.weight, 0, MAX_WEIGHT, "illegal weight specified"),
+        (command.upper_threshold, 0, INT_MAX, "illegal u_threshold specified"),
+        (command.lower_threshold, 0, INT_MAX, "illegal l_threshold specified"),
+    ):
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"{message}: '{value}' (must be an integer {low}..{high})")
+    if command.netmask is not None and not _is_contiguous(command.netmask):
+        raise ConfigError(f"illegal virtual server persistent mask specified: '{command.netmask}' (not a contiguous netmask)")
+
+
+# Address classes no VIP can be (RFC 5735 / RFC 6890 names). A client cannot address a service at the
+# unspecified address, and broadcast or multicast destinations are delivered to many hosts at once,
+# which a connection-tracking balancer cannot serve; 240.0.0.0/4 is reserved and dropped by routers.
+_UNSPECIFIED = IPv4Address("0.0.0.0")
+_BROADCAST = IPv4Address("255.255.255.255")
+_MULTICAST = IPv4Network("224.0.0.0/4")
+_RESERVED = IPv4Network("240.0.0.0/4")
+_LOOPBACK = IPv4Network("127.0.0.0/8")
+
+
+def vip_problem(address: IPv4Address) -> str | None:
+    """Why `address` cannot be a virtual service address, or None when it can.
+
+    Loopback VIPs (127.0.0.0/8) are allowed: no packet arriving on a NIC carries one (the kernel
+    drops such martians), so a live balancer never sees traffic for them, but replaying recorded
+    captures with BPF_PROG_RUN does (pcaps/corpus-rules/zeek.rules balances Zeek's 127.0.0.1
+    captures), and refusing them would break those rules for no safety gained.
+    """
+    if address == _UNSPECIFIED:
+        return "the unspecified address 0.0.0.0 is no destination a client can send to"
+    if address == _BROADCAST:
+        return "the limited broadcast address reaches every host of the link, not a service"
+    if address in _MULTICAST:
+        return "a multicast address (224.0.0.0/4); lbxdp balances unicast traffic only"
+    if address in _RESERVED:
+        return "a reserved address (240.0.0.0/4) that routers do not forward"
+    return None
+
+
+def real_problem(address: IPv4Address) -> str | None:
+    """Why `address` cannot be a real server, or None when it can.
+
+    A real is one other host that XDP forwards to (by MAC, tunnel or NAT); an address that is no
+    host, or many, or this machine's own loopback, cannot receive forwarded packets. 240.0.0.0/4
+    stays allowed for reals: Linux routes it as unicast on a local network, where reals live.
+    """
+    if address == _UNSPECIFIED:
+        return "the unspecified address 0.0.0.0 names no host"
+    if address == _BROADCAST:
+        return "the limited broadcast address is every host of the link, not one real"
+    if address in _MULTICAST:
+        return "a multicast address (224.0.0.0/4) is a group, not one real"
+    if address in _LOOPBACK:
+        return "a loopback address (127.0.0.0/8): XDP forwards to other hosts, never to this one (no IPVS local node)"
+    return None
+
+
+def check_virtual_address(address: IPv4Address) -> None:
+    problem = vip_problem(address)
+    if problem is not None:
+        raise ConfigError(f"illegal virtual server address {address}: {problem}")
+
+
+def check_real_address(address: IPv4Address) -> None:
+    problem = real_problem(address)
+    if problem is not None:
+        raise ConfigError(f"illegal real server address {address}: {problem}")
+
+
+def check_real_is_not_vip(service: ServiceKey, real: RealKey) -> None:
+    """A real at the service's own address is the balancer itself: with -g the frame would be sent to
+    the VIP's owner (us), with -i tunnelled to ourselves, with -m translated to our own address. IPVS
+    can deliver such packets locally (its local node); XDP has no local delivery, so every packet
+    would loop or be dropped."""
+    if real.address == service.vip:
+        raise ConfigError(
+            f"real server {real}: same address as the virtual service {service.vip}; "
+            "a real must be another host (lbxdp cannot deliver to itself, for -g, -i and -m alike)"
+        )
 
 
 # --- scheduler registry -------------------------------------------------------------------------
@@ -363,46 +467,90 @@ def service_switch(proto: Protocol) -> str:
 
 
 def parse_address_port(text: str, what: str) -> tuple[IPv4Address, int | None]:
-    """`A.B.C.D[:PORT]`; `what` is ipvsadm's noun ('virtual server' or 'real server')."""
-    prefix = f"illegal {what} address[:port] specified: '{text}'"
+    """`A.B.C.D[:PORT]`; `what` is ipvsadm's noun ('virtual server' or 'real server').
+
+    Only the syntax: whether the address may serve as a VIP or a real is `validate`'s business.
+    """
+    prefix = f"illegal {what} address[:port] specified: '{_shown(text)}'"
     if text.startswith("[") or text.count(":") > 1:
         raise ConfigError(f"{prefix} (IPv6 is not supported by lbxdp)")
     host, colon, port_text = text.partition(":")
+    if not host.isascii():
+        raise ConfigError(f"{prefix} (not an IPv4 address: write it in ASCII digits 0-9)")
     try:
         address = IPv4Address(host)
     except AddressValueError:
         raise ConfigError(f"{prefix} (not an IPv4 address; lbxdp does not resolve names)") from None
     if not colon:
         return address, None
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(f"{prefix} (port must be a number 0..65535)")
-    return address, int(port_text)
+    port = _ascii_int(port_text, signed=False)
+    if port is None or port > 65535:
+        ascii_hint = "" if port_text.isascii() else ", in ASCII digits 0-9"
+        raise ConfigError(f"{prefix} (port must be a number 0..65535{ascii_hint})")
+    return address, port
+
+
+def parse_address(text: str, what: str) -> IPv4Address:
+    """A bare dotted-quad IPv4 address, ASCII only (the JSON path's twin of parse_address_port)."""
+    if not text.isascii():
+        raise ConfigError(f"illegal {what} address specified: '{_shown(text)}' (not an IPv4 address: write it in ASCII digits 0-9)")
+    try:
+        return IPv4Address(text)
+    except AddressValueError:
+        raise ConfigError(f"illegal {what} address specified: '{_shown(text)}' (not an IPv4 address)") from None
 
 
 def parse_number(text: str, low: int, high: int, message: str) -> int:
-    """ipvsadm's string_to_number: a whole decimal string within [low, high]."""
-    body = text[1:] if text[:1] in "+-" else text
-    if not body.isdigit() or not low <= int(text) <= high:
-        raise ConfigError(f"{message}: '{text}' (must be an integer {low}..{high})")
-    return int(text)
+    """ipvsadm's string_to_number: a whole decimal string within [low, high], in ASCII digits."""
+    value = _ascii_int(text, signed=True)
+    if value is None or not low <= value <= high:
+        ascii_hint = "" if text.isascii() else ", in ASCII digits 0-9"
+        raise ConfigError(f"{message}: '{_shown(text)}' (must be an integer {low}..{high}{ascii_hint})")
+    return value
 
 
 def parse_timeout(text: str, low: int) -> int:
-    body = text[1:] if text[:1] in "+-" else text
-    if not body.isdigit() or not low <= int(text) <= MAX_TIMEOUT:
-        raise ConfigError(f"invalid timeout value `{text}' specified (must be {low}..{MAX_TIMEOUT} seconds)")
+    value = _ascii_int(text, signed=True)
+    if value is None or not low <= value <= MAX_TIMEOUT:
+        ascii_hint = "" if text.isascii() else ", in ASCII digits 0-9"
+        raise ConfigError(f"invalid timeout value `{_shown(text)}' specified (must be {low}..{MAX_TIMEOUT} seconds{ascii_hint})")
+    return value
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    """`text` as an error message quotes it: cut short, so a megabyte of input is not echoed back."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _ascii_int(text: str, *, signed: bool) -> int | None:
+    """The value of a decimal written in ASCII digits 0-9 (an optional sign when `signed`), else None.
+
+    str.isdigit() is true of '²' and '٨٠', and int() reads '٨٠' and '８０' as 80 (and raises on '²'),
+    so neither alone tells a number a user typed from one that only looks like it. Twenty digits
+    are more than any bound here needs, and keep int() clear of its 4300-digit limit.
+    """
+    body = text[1:] if signed and text[:1] in ("+", "-") else text
+    if not (body.isascii() and body.isdigit()) or len(body) > 20:
+        return None
     return int(text)
 
 
 def parse_netmask(text: str) -> IPv4Address:
+    if not text.isascii():
+        raise ConfigError(f"illegal virtual server persistent mask specified: '{text}' (not a dotted netmask)")
     try:
         mask = IPv4Address(text)
     except AddressValueError:
         raise ConfigError(f"illegal virtual server persistent mask specified: '{text}' (not a dotted netmask)") from None
-    inverted = ~int(mask) & 0xFFFFFFFF
-    if inverted & (inverted + 1):
+    if not _is_contiguous(mask):
         raise ConfigError(f"illegal virtual server persistent mask specified: '{text}' (not a contiguous netmask)")
     return mask
+
+
+def _is_contiguous(mask: IPv4Address) -> bool:
+    """Ones then zeros (a prefix mask): the inverted mask plus one is a power of two."""
+    inverted = ~int(mask) & 0xFFFFFFFF
+    return not inverted & (inverted + 1)
 
 
 def parse_sched_flag_list(text: str) -> frozenset[str]:
@@ -696,44 +844,100 @@ def _val(value: str | None) -> str:
 _FIELD_NAMES = frozenset(f.name for f in fields(Command))
 
 
-def _decode_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+def _decode_fields(data: Mapping[str, Any], *, nested: bool = False) -> dict[str, Any]:
+    """Command fields from a JSON object, every type checked (the socket is not trusted).
+
+    Addresses and netmasks must be strings (IPv4Address would also take an int), numbers JSON
+    integers (not booleans, floats or strings), lists lists of strings: anything else is a
+    ConfigError naming the field, never a TypeError. A restore's rules cannot nest another restore,
+    checked before recursing so a deep nest cannot exhaust the stack.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError("malformed command: not a JSON object")
     unknown = set(data) - _FIELD_NAMES
     if unknown:
-        raise ConfigError(f"malformed command: unknown field(s) {', '.join(sorted(unknown))}")
-    out: dict[str, Any] = {"verb": Verb[data["verb"]]}
+        raise ConfigError(f"malformed command: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    out: dict[str, Any] = {"verb": Verb[_str(data["verb"], "verb")]}
     if data.get("service") is not None:
-        s = data["service"]
-        out["service"] = ServiceKey(Protocol[s["proto"]], IPv4Address(s["vip"]), _int(s["port"]))
+        out["service"] = decode_service(data["service"])
     if data.get("real") is not None:
-        r = data["real"]
-        out["real"] = RealKey(IPv4Address(r["address"]), _int(r["port"]))
+        r = _object(data["real"], "real", ("address", "port"))
+        out["real"] = RealKey(parse_address(_str(r["address"], "real address"), "real server"), _int(r["port"]))
     for name in ("persistence", "weight", "upper_threshold", "lower_threshold"):
         if data.get(name) is not None:
             out[name] = _int(data[name])
     if data.get("scheduler") is not None:
-        out["scheduler"] = str(data["scheduler"])
+        out["scheduler"] = _str(data["scheduler"], "scheduler")
     if data.get("sched_flags") is not None:
-        out["sched_flags"] = frozenset(str(f) for f in data["sched_flags"])
+        out["sched_flags"] = frozenset(_str(f, "sched_flags") for f in _json_list(data["sched_flags"], "sched_flags"))
     if data.get("netmask") is not None:
-        out["netmask"] = parse_netmask(str(data["netmask"]))
+        out["netmask"] = parse_netmask(_str(data["netmask"], "netmask"))
     if data.get("forwarding") is not None:
-        out["forwarding"] = Forwarding(data["forwarding"])
+        out["forwarding"] = Forwarding(_str(data["forwarding"], "forwarding"))
     for name in ("numeric", "connection", "stats", "rate", "exact", "nosort", "timeout"):
         if name in data:
             if not isinstance(data[name], bool):
                 raise ConfigError(f"malformed command: {name} must be true or false")
             out[name] = data[name]
     if data.get("timeouts") is not None:
-        t = [_int(x) for x in data["timeouts"]]
+        t = [_int(x) for x in _json_list(data["timeouts"], "timeouts")]
         if len(t) != 3:
             raise ConfigError("--set option requires 3 timeout values")
         out["timeouts"] = (t[0], t[1], t[2])
     if data.get("commands"):
-        out["commands"] = tuple(Command.from_dict(c) for c in data["commands"])
+        if nested:
+            raise ConfigError("malformed command: a restore's rules cannot hold another restore")
+        out["commands"] = tuple(_command_from_dict(c, nested=True) for c in _json_list(data["commands"], "commands"))
     return out
+
+
+def decode_service(data: Any) -> ServiceKey:
+    """A service key from JSON (`{"proto": "TCP", "vip": "10.0.0.1", "port": 80}`), types checked and
+    the VIP held to `check_virtual_address`; ConfigError in one line otherwise. Also what the daemon
+    uses for the service of a `health` request."""
+    s = _object(data, "service", ("proto", "vip", "port"))
+    proto = _str(s["proto"], "service proto")
+    if proto not in Protocol.__members__:
+        raise ConfigError("malformed command: service proto must be TCP or UDP")
+    key = ServiceKey(Protocol[proto], parse_address(_str(s["vip"], "service vip"), "virtual server"), _int(s["port"]))
+    check_virtual_address(key.vip)
+    return key
+
+
+def _command_from_dict(data: Any, *, nested: bool) -> Command:
+    """A Command from JSON, or ConfigError in one line whatever the JSON held."""
+    try:
+        command = Command(**_decode_fields(data, nested=nested))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"malformed command: {exc}") from None
+    validate(command)
+    return command
 
 
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"malformed command: {value!r} is not an integer")
+        raise ConfigError(f"malformed command: {_shown(repr(value))} is not an integer")
+    return value
+
+
+def _str(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"malformed command: {name} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _json_list(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"malformed command: {name} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _object(value: Any, name: str, keys: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"malformed command: {name} must be an object, not {type(value).__name__}")
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise ConfigError(f"malformed command: {name} lacks {', '.join(missing)}")
     return value

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lb.config.health import load_rules_file
-from lb.config.ipvsadm import Command, Verb
+from lb.config.ipvsadm import Command, Verb, decode_service
 from lb.config.table import ServiceTable
 from lb.daemon import instance, statefile
 from lb.daemon.control import ControlServer
@@ -293,10 +293,10 @@ class Daemon:
         self.health.configure(self._health_targets())
 
     def _set_health(self, request: dict[str, Any]) -> str:
-        key = statefile.parse_service(request["service"])
+        key = decode_service(request.get("service"))  # types and VIP checked, as for ipvsadm commands
         if key not in self.balancer.services:
             raise ConfigError(f"No such service: {key}")
-        check = HealthCheck.from_dict(request["check"])
+        check = HealthCheck.from_dict(request.get("check"))  # ValueError in one line for any bad value
         self.health_checks[key] = check
         self.health.configure(self._health_targets())
         self.save_state()

@@ -8,7 +8,11 @@ bring it back (keepalived's knobs). The probes live in lb.datapath.probes; this 
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
+from typing import TypeVar
+
+E = TypeVar("E", bound=enum.Enum)
 
 
 class CheckKind(enum.Enum):
@@ -28,8 +32,22 @@ class DeadFlows(enum.Enum):
     KEEP = "keep"
 
 
+# Bounds of a check (issue 14). A probe every 0.1 s already costs a real a connection per 100 ms
+# per balancer; an hour between probes is as slow as a check can be and still be called one. The
+# timeout is at least 50 ms (a LAN round trip with room) and at most the interval, so probes of one
+# real never overlap. rise/fall past 100 would take minutes to act even at the shortest interval.
+MIN_INTERVAL, MAX_INTERVAL = 0.1, 3600.0
+MIN_TIMEOUT = 0.05
+MAX_COUNT = 100
+MAX_PATH = 1024
+
+
 @dataclass(frozen=True)
 class HealthCheck:
+    """How one service's reals are checked. Validated on construction, whatever built it: the CLI,
+    a rules file, state.json or the control socket's JSON (`from_dict`), so a value that passes
+    here is finite, in range and of the right type, and the path is safe to put in a request line."""
+
     kind: CheckKind = CheckKind.NONE
     interval: float = 2.0
     timeout: float = 1.0
@@ -41,14 +59,41 @@ class HealthCheck:
     dead_flows: DeadFlows = DeadFlows.EXPIRE
 
     def __post_init__(self) -> None:
+        if not isinstance(self.kind, CheckKind):
+            raise ValueError(f"health check kind must be one of {_choices(CheckKind)}")
+        if not isinstance(self.dead_flows, DeadFlows):
+            raise ValueError(f"health check dead_flows must be one of {_choices(DeadFlows)}")
+        for name in ("interval", "timeout"):
+            value = getattr(self, name)
+            if not _is_real(value):
+                raise ValueError(f"health check {name} must be a number of seconds, not {type(value).__name__}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"health check {name} must be a finite number of seconds, not {value}")
         if self.interval <= 0 or self.timeout <= 0:
-            raise ValueError("health check interval and timeout must be positive")
+            raise ValueError("health check interval and timeout must be positive "
+                             f"(interval {MIN_INTERVAL:g}..{MAX_INTERVAL:g} s, timeout {MIN_TIMEOUT:g} s..interval)")
+        if not MIN_INTERVAL <= self.interval <= MAX_INTERVAL:
+            raise ValueError(f"health check interval {_fmt(self.interval)} is out of range ({MIN_INTERVAL:g}..{MAX_INTERVAL:g} s)")
+        if self.timeout < MIN_TIMEOUT:
+            raise ValueError(f"health check timeout {_fmt(self.timeout)} is too short (at least {MIN_TIMEOUT:g} s)")
         if self.timeout > self.interval:
             raise ValueError("health check timeout must not exceed its interval")
-        if self.rise < 1 or self.fall < 1:
-            raise ValueError("health check rise and fall must be at least 1")
-        if not self.path.startswith("/"):
-            raise ValueError("health check path must start with /")
+        for name in ("rise", "fall"):
+            value = getattr(self, name)
+            if not _is_int(value):
+                raise ValueError(f"health check {name} must be a whole number, not {type(value).__name__}")
+        if not (1 <= self.rise <= MAX_COUNT and 1 <= self.fall <= MAX_COUNT):
+            raise ValueError(f"health check rise and fall must be at least 1 and at most {MAX_COUNT}")
+        if not _is_int(self.expect):
+            raise ValueError(f"health check expect must be an HTTP status, not {type(self.expect).__name__}")
+        if not 100 <= self.expect <= 599:
+            raise ValueError(f"health check expect {_fmt(self.expect)} is no HTTP status (100..599)")
+        if self.port is not None:
+            if not _is_int(self.port):
+                raise ValueError(f"health check port must be a whole number, not {type(self.port).__name__}")
+            if not 1 <= self.port <= 65535:
+                raise ValueError(f"health check port {_fmt(self.port)} is out of range (1..65535)")
+        check_path(self.path)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -58,11 +103,61 @@ class HealthCheck:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> HealthCheck:
+    def from_dict(cls, data: object) -> HealthCheck:
+        """The inverse of `to_dict`. The daemon gets this from the control socket: anything that is not
+        a valid check is a ValueError in one line, never a TypeError or KeyError."""
+        if not isinstance(data, dict):
+            raise ValueError(f"health check must be a JSON object, not {type(data).__name__}")
+        unknown = sorted(str(k) for k in data if k not in _FIELDS)
+        if unknown:
+            raise ValueError(f"health check has unknown field(s) {', '.join(unknown)[:200]}")
         values = dict(data)
-        values["kind"] = CheckKind(values.get("kind", "none"))
-        values["dead_flows"] = DeadFlows(values.get("dead_flows", "expire"))
-        return cls(**values)  # type: ignore[arg-type]
+        values["kind"] = _enum(CheckKind, values.get("kind", "none"), "kind")
+        values["dead_flows"] = _enum(DeadFlows, values.get("dead_flows", "expire"), "dead_flows")
+        return cls(**values)
+
+
+_FIELDS = frozenset(HealthCheck.__dataclass_fields__)
+
+
+def check_path(path: object) -> None:
+    """The HTTP path goes into the probe's request line (`GET <path> HTTP/1.0`): it must be a
+    request-target of printable ASCII without spaces (RFC 9112 §3.2), or a path with CR LF could
+    write headers of its own into the request, and a space would end the target early."""
+    if not isinstance(path, str):
+        raise ValueError(f"health check path must be a string, not {type(path).__name__}")
+    if not path.startswith("/"):
+        raise ValueError("health check path must start with /")
+    if len(path) > MAX_PATH:
+        raise ValueError(f"health check path is longer than {MAX_PATH} characters")
+    if not all("!" <= c <= "~" for c in path):
+        raise ValueError("health check path must be printable ASCII without spaces or control characters "
+                         "(percent-encode others, e.g. %20)")
+
+
+def _fmt(value: float) -> str:
+    """A number as a message shows it: floats as %g, ints cut short (JSON may carry 10**400)."""
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 20 else text[:20] + "…"
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _choices(kind: type[enum.Enum]) -> str:
+    return ", ".join(str(m.value) for m in kind)
+
+
+def _enum(kind: type[E], value: object, name: str) -> E:
+    for member in kind:
+        if member.value == value and isinstance(value, str):
+            return member
+    raise ValueError(f"health check {name} must be one of {_choices(kind)}")
 
 
 @dataclass

@@ -108,7 +108,12 @@ class HealthMonitor:
             self._kick.wait(max(0.0, min(waiting) - now) if waiting else None)
 
     def _probe_one(self, target: Target, address: IPv4Address, port: int, check: HealthCheck) -> None:
-        ok, detail = probe(address, port, check)
+        try:
+            ok, detail = probe(address, port, check)
+        except Exception as exc:  # noqa: BLE001 - a probe that raises counts as a failed check
+            # The pool would keep the exception in a future nobody reads: the real's state would
+            # stop changing and no one would know. Count it, and say what happened.
+            ok, detail = False, f"probe error: {type(exc).__name__}: {str(exc)[:80]}"
         with self._lock:
             state = self._states.get(target)
             if state is None:

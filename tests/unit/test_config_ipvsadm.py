@@ -229,3 +229,130 @@ def test_from_dict_validates(data: dict, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         Command.from_dict(data)
     assert str(info.value) == message
+
+
+# Issue 14, input: numbers only in ASCII digits, VIPs clients can send to, reals that are one other host.
+# Python's int() reads '٨٠' (Arabic-Indic) and '８０' (fullwidth) as 80 and raises on '²' (which
+# str.isdigit() accepts): each must be refused with ipvsadm's message, never parsed or a traceback.
+INPUT_BAD = [
+    ("-A -t 1.2.3.4:²", "illegal virtual server address[:port] specified: '1.2.3.4:²' (port must be a number 0..65535, in ASCII digits 0-9)"),
+    ("-A -t 1.2.3.4:٨٠", "illegal virtual server address[:port] specified: '1.2.3.4:٨٠' (port must be a number 0..65535, in ASCII digits 0-9)"),
+    ("-A -t 1.2.3.4:８０", "illegal virtual server address[:port] specified: '1.2.3.4:８０' (port must be a number 0..65535, in ASCII digits 0-9)"),
+    ("-A -t 1.2.3.4:+80", "illegal virtual server address[:port] specified: '1.2.3.4:+80' (port must be a number 0..65535)"),
+    ("-A -t ١.2.3.4:80", "illegal virtual server address[:port] specified: '١.2.3.4:80' (not an IPv4 address: write it in ASCII digits 0-9)"),
+    ("-A -t １0.0.0.1:80", "illegal virtual server address[:port] specified: '１0.0.0.1:80' (not an IPv4 address: write it in ASCII digits 0-9)"),
+    ("-a -t 10.0.0.1:80 -r 10.0.0.٢", "illegal real server address[:port] specified: '10.0.0.٢' (not an IPv4 address: write it in ASCII digits 0-9)"),
+    ("-a -t 10.0.0.1:80 -r 10.0.0.2:٨٠ -m", "illegal real server address[:port] specified: '10.0.0.2:٨٠' (port must be a number 0..65535, in ASCII digits 0-9)"),
+    ("-a -t 10.0.0.1:80 -r 10.0.0.2 -w ٢", "illegal weight specified: '٢' (must be an integer 0..65535, in ASCII digits 0-9)"),
+    ("-a -t 10.0.0.1:80 -r 10.0.0.2 -w ²", "illegal weight specified: '²' (must be an integer 0..65535, in ASCII digits 0-9)"),
+    ("-a -t 10.0.0.1:80 -r 10.0.0.2 -x ３", "illegal u_threshold specified: '３' (must be an integer 0..2147483647, in ASCII digits 0-9)"),
+    ("-a -t 10.0.0.1:80 -r 10.0.0.2 -y ³", "illegal l_threshold specified: '³' (must be an integer 0..2147483647, in ASCII digits 0-9)"),
+    ("-A -t 10.0.0.1:80 -p ٣٠", "invalid timeout value `٣٠' specified (must be 1..2678400 seconds, in ASCII digits 0-9)"),
+    ("-A -t 10.0.0.1:80 -p²", "invalid timeout value `²' specified (must be 1..2678400 seconds, in ASCII digits 0-9)"),
+    ("--set ١ 2 3", "invalid timeout value `١' specified (must be 0..2678400 seconds, in ASCII digits 0-9)"),
+    ("-A -t 10.0.0.1:80 -p -M 255.255.٢55.0", "illegal virtual server persistent mask specified: '255.255.٢55.0' (not a dotted netmask)"),
+    ("-A -t 10.0.0.1:80 -p -M 255.255.255.1", "illegal virtual server persistent mask specified: '255.255.255.1' (not a contiguous netmask)"),
+    # a long number is cut short in the message, and never reaches int()'s 4300-digit limit
+    ("-a -t 10.0.0.1:80 -r 10.0.0.2 -w " + "9" * 5000, "illegal weight specified: '" + "9" * 40 + "…' (must be an integer 0..65535)"),
+    ("-a -t 10.0.0.1:80 -r 10.0.0.2 -w 65536", "illegal weight specified: '65536' (must be an integer 0..65535)"),
+    # VIPs a client cannot send a unicast connection to
+    ("-A -t 0.0.0.0:80", "illegal virtual server address 0.0.0.0: the unspecified address 0.0.0.0 is no destination a client can send to"),
+    ("-A -u 255.255.255.255:53", "illegal virtual server address 255.255.255.255: the limited broadcast address reaches every host of the link, not a service"),
+    ("-A -t 224.0.0.1:80", "illegal virtual server address 224.0.0.1: a multicast address (224.0.0.0/4); lbxdp balances unicast traffic only"),
+    ("-A -u 239.255.255.250:1900", "illegal virtual server address 239.255.255.250: a multicast address (224.0.0.0/4); lbxdp balances unicast traffic only"),
+    ("-A -t 240.0.0.1:80", "illegal virtual server address 240.0.0.1: a reserved address (240.0.0.0/4) that routers do not forward"),
+    ("-E -t 224.0.0.1:80 -s rr", "illegal virtual server address 224.0.0.1: a multicast address (224.0.0.0/4); lbxdp balances unicast traffic only"),
+    ("-a -t 0.0.0.0:80 -r 10.0.0.2", "illegal virtual server address 0.0.0.0: the unspecified address 0.0.0.0 is no destination a client can send to"),
+    # reals that are no single other host
+    ("-a -t 10.0.0.1:80 -r 0.0.0.0", "illegal real server address 0.0.0.0: the unspecified address 0.0.0.0 names no host"),
+    ("-a -t 10.0.0.1:80 -r 255.255.255.255", "illegal real server address 255.255.255.255: the limited broadcast address is every host of the link, not one real"),
+    ("-a -t 10.0.0.1:80 -r 224.0.0.5 -i", "illegal real server address 224.0.0.5: a multicast address (224.0.0.0/4) is a group, not one real"),
+    ("-a -t 10.0.0.1:80 -r 127.0.0.1:8080 -m", "illegal real server address 127.0.0.1: a loopback address (127.0.0.0/8): XDP forwards to other hosts, never to this one (no IPVS local node)"),
+    # a real at its own service's VIP is the balancer itself, whatever the forwarding method
+    ("-a -t 10.0.0.1:80 -r 10.0.0.1", "real server 10.0.0.1:80: same address as the virtual service 10.0.0.1; a real must be another host (lbxdp cannot deliver to itself, for -g, -i and -m alike)"),
+    ("-a -t 10.0.0.1:80 -r 10.0.0.1 -i", "real server 10.0.0.1:80: same address as the virtual service 10.0.0.1; a real must be another host (lbxdp cannot deliver to itself, for -g, -i and -m alike)"),
+    ("-a -t 10.0.0.1:80 -r 10.0.0.1:8080 -m", "real server 10.0.0.1:8080: same address as the virtual service 10.0.0.1; a real must be another host (lbxdp cannot deliver to itself, for -g, -i and -m alike)"),
+    ("-e -u 10.0.0.1:53 -r 10.0.0.1 -w 3", "real server 10.0.0.1:53: same address as the virtual service 10.0.0.1; a real must be another host (lbxdp cannot deliver to itself, for -g, -i and -m alike)"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), INPUT_BAD, ids=[row[0][:60] for row in INPUT_BAD])
+def test_rejects_odd_input(line: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_command(line.split())
+    assert str(info.value) == message
+
+
+INPUT_GOOD = [
+    # loopback VIPs stay allowed: the replay corpus balances captures addressed to 127.0.0.1
+    ("-A -t 127.0.0.1:80 -s rr", Command(Verb.ADD_SERVICE, service=ServiceKey(Protocol.TCP, IPv4Address("127.0.0.1"), 80), scheduler="rr")),
+    # a real in another VIP's address is fine (only its own service's VIP is the balancer for it)
+    ("-a -t 10.0.0.1:80 -r 10.0.0.2", Command(Verb.ADD_REAL, service=ServiceKey(Protocol.TCP, IPv4Address("10.0.0.1"), 80), real=RealKey(IPv4Address("10.0.0.2"), 80))),
+    # deleting names, which does not add one: a real at the VIP can still be asked for (and is not found)
+    ("-d -t 10.0.0.1:80 -r 10.0.0.1", Command(Verb.DELETE_REAL, service=ServiceKey(Protocol.TCP, IPv4Address("10.0.0.1"), 80), real=RealKey(IPv4Address("10.0.0.1"), 80))),
+    ("-a -t 10.0.0.1:80 -r 10.0.0.2 -w 65535", Command(Verb.ADD_REAL, service=ServiceKey(Protocol.TCP, IPv4Address("10.0.0.1"), 80), real=RealKey(IPv4Address("10.0.0.2"), 80), weight=65535)),
+    ("-A -t 10.0.0.1:80 -p 2678400", Command(Verb.ADD_SERVICE, service=ServiceKey(Protocol.TCP, IPv4Address("10.0.0.1"), 80), persistence=2678400)),
+]
+
+
+@pytest.mark.parametrize(("line", "expected"), INPUT_GOOD, ids=[row[0] for row in INPUT_GOOD])
+def test_accepts_edge_input(line: str, expected: Command) -> None:
+    assert parse_command(line.split()) == expected
+
+
+SVC = {"proto": "TCP", "vip": "10.0.0.1", "port": 80}
+REAL = {"address": "10.0.0.2", "port": 80}
+
+
+def _nested_restores(depth: int) -> dict:
+    top: dict = {"verb": "RESTORE"}
+    inner = top
+    for _ in range(depth):
+        inner["commands"] = [{"verb": "RESTORE"}]
+        inner = inner["commands"][0]
+    return top
+
+
+# The socket's JSON gets the command line's bounds and messages; wrong types are one-line errors.
+DICT_BAD = [
+    ([1, 2], "malformed command: not a JSON object"),
+    ("ADD_SERVICE", "malformed command: not a JSON object"),
+    (None, "malformed command: not a JSON object"),
+    ({"verb": ["LIST"]}, "malformed command: verb must be a string, not list"),
+    ({"verb": "ADD_SERVICE", "service": "10.0.0.1:80"}, "malformed command: service must be an object, not str"),
+    ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": "10.0.0.1"}}, "malformed command: service lacks port"),
+    ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": 167772161, "port": 80}}, "malformed command: service vip must be a string, not int"),
+    ({"verb": "ADD_SERVICE", "service": {"proto": 6, "vip": "10.0.0.1", "port": 80}}, "malformed command: service proto must be a string, not int"),
+    ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": "10.0.0.1", "port": 80.0}}, "malformed command: 80.0 is not an integer"),
+    ({"verb": "ADD_SERVICE", "service": {"proto": "SCTP", "vip": "10.0.0.1", "port": 80}}, "malformed command: service proto must be TCP or UDP"),
+    ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": "10.0.0.1", "port": True}}, "malformed command: True is not an integer"),
+    ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": "١0.0.0.1", "port": 80}}, "illegal virtual server address specified: '١0.0.0.1' (not an IPv4 address: write it in ASCII digits 0-9)"),
+    ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": "0.0.0.0", "port": 80}}, "illegal virtual server address 0.0.0.0: the unspecified address 0.0.0.0 is no destination a client can send to"),
+    ({"verb": "ADD_SERVICE", "service": {"proto": "TCP", "vip": "10.0.0.1", "port": 70000}}, "service port 70000 is out of range (0..65535)"),
+    ({"verb": "ADD_SERVICE", "service": SVC, "persistence": 10**9}, "invalid timeout value `1000000000' specified (must be 1..2678400 seconds)"),
+    ({"verb": "ADD_SERVICE", "service": SVC, "persistence": 30, "netmask": "255.0.255.0"}, "illegal virtual server persistent mask specified: '255.0.255.0' (not a contiguous netmask)"),
+    ({"verb": "ADD_SERVICE", "service": SVC, "scheduler": ["rr"]}, "malformed command: scheduler must be a string, not list"),
+    ({"verb": "ADD_SERVICE", "service": SVC, "scheduler": "sh", "sched_flags": "sh-port"}, "malformed command: sched_flags must be a list, not str"),
+    ({"verb": "ADD_REAL", "service": SVC, "real": {"address": "10.0.0.1", "port": 80}}, "real server 10.0.0.1:80: same address as the virtual service 10.0.0.1; a real must be another host (lbxdp cannot deliver to itself, for -g, -i and -m alike)"),
+    ({"verb": "ADD_REAL", "service": SVC, "real": {"address": "239.1.1.1", "port": 80}}, "illegal real server address 239.1.1.1: a multicast address (224.0.0.0/4) is a group, not one real"),
+    ({"verb": "DELETE_REAL", "service": SVC, "real": {"address": "10.0.0.2", "port": 10**9}}, "illegal real server address[:port] specified: '10.0.0.2:1000000000' (port must be a number 0..65535)"),
+    ({"verb": "ADD_REAL", "service": SVC, "real": REAL, "weight": 65536}, "illegal weight specified: '65536' (must be an integer 0..65535)"),
+    ({"verb": "ADD_REAL", "service": SVC, "real": REAL, "weight": -1}, "illegal weight specified: '-1' (must be an integer 0..65535)"),
+    ({"verb": "EDIT_REAL", "service": SVC, "real": REAL, "upper_threshold": 2**31}, "illegal u_threshold specified: '2147483648' (must be an integer 0..2147483647)"),
+    ({"verb": "EDIT_REAL", "service": SVC, "real": REAL, "lower_threshold": -5}, "illegal l_threshold specified: '-5' (must be an integer 0..2147483647)"),
+    ({"verb": "ADD_REAL", "service": SVC, "real": REAL, "forwarding": ["m"]}, "malformed command: forwarding must be a string, not list"),
+    ({"verb": "SET", "timeouts": [-1, 5, 10]}, "invalid timeout value `-1' specified (must be 0..2678400 seconds)"),
+    ({"verb": "SET", "timeouts": "900 120 300"}, "malformed command: timeouts must be a list, not str"),
+    ({"verb": "SET", "timeouts": [1, 2]}, "--set option requires 3 timeout values"),
+    ({"verb": "RESTORE", "commands": {"verb": "CLEAR"}}, "malformed command: commands must be a list, not dict"),
+    ({"verb": "RESTORE", "commands": [7]}, "malformed command: not a JSON object"),
+    # nesting is refused before recursing, so a deep nest costs one level, not the stack
+    (_nested_restores(5000), "malformed command: a restore's rules cannot hold another restore"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), DICT_BAD, ids=[str(i) for i in range(len(DICT_BAD))])
+def test_from_dict_refuses_what_the_line_refuses(data: object, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Command.from_dict(data)  # type: ignore[arg-type]
+    assert str(info.value) == message

@@ -105,7 +105,7 @@ def service_commands(draw: st.DrawFn) -> list[Command]:
             Command(
                 Verb.ADD_REAL,
                 service=key,
-                real=RealKey(draw(addresses), port),
+                real=RealKey(draw(addresses.filter(lambda a: a != key.vip)), port),  # a real is never its VIP
                 forwarding=forwarding,
                 weight=draw(st.integers(min_value=0, max_value=65535)),
                 upper_threshold=upper or None,

@@ -84,3 +84,21 @@ def test_transitions_are_reported_once(probes) -> None:
         assert monitor.results() == []
     finally:
         monitor.stop()
+
+
+def test_a_probe_that_raises_counts_as_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_probe(address: IPv4Address, port: int, check: HealthCheck) -> tuple[bool, str]:
+        raise ValueError("invalid literal for int() with base 10: '²00'")
+
+    monkeypatch.setattr(healthmon, "probe", broken_probe)
+    monitor = healthmon.HealthMonitor()
+    try:
+        monitor.configure({TARGET: (IPv4Address("10.0.1.1"), 80, CHECK)})
+        deadline = time.monotonic() + 2
+        changes: list = []
+        while not changes and time.monotonic() < deadline:
+            changes = monitor.results()
+            time.sleep(0.02)
+    finally:
+        monitor.stop()
+    assert changes == [(TARGET, False, "probe error: ValueError: invalid literal for int() with base 10: '²00'")]
