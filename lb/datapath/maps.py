@@ -364,7 +364,7 @@ class DatapathMaps:
         """Packets per verdict reason, summed over CPUs (every reason, zeros included). A reason
         past the map's end reads 0: a map pinned by an older program (a smaller REASON_MAX) is
         adopted as it is, and XDP skips a reason it has no slot for."""
-        counts = {}
+        counts: dict[Reason, int] = {}
         for reason in Reason:
             try:
                 counts[reason] = sum(self._percpu("reason_counts", int(reason)))
