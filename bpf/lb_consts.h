@@ -46,9 +46,13 @@
 #define MH_SEED1 2654435761u
 
 /* struct service_info.flags: bit 0 lets XDP schedule the service's new flows from its ring,
- * bit 1 hashes the client port too (ipvsadm's mh-port), bits 16..31 are the ring's row. */
+ * bit 1 hashes the client port too (ipvsadm's mh-port), bits 16..31 are the ring's row. Bit 2
+ * drops a TCP segment that opens no flow and has none (an ACK flood's packets) here instead of
+ * passing it up: the daemon sets it for services whose scheduler cannot give a mid-connection
+ * packet its real back (all but sh, dh, mh), whose first-packet path would drop it too. */
 #define SVC_F_HASH_IN_KERNEL 0x1
 #define SVC_F_HASH_PORT 0x2
+#define SVC_F_DROP_MIDFLOW_MISS 0x4
 #define SVC_RING_SHIFT 16
 #define LB_AF_INET 2 /* bcc's include set has no linux/socket.h */
 #define LB_IP_DF 0x4000
@@ -99,7 +103,8 @@ enum lb_reason {
 	REASON_PASS_FLOW_REUSE = 22,   /* a SYN on a flow that saw FIN or RST: a new connection, scheduled anew */
 	REASON_PASS_HASH_EMPTY = 23,   /* a first packet XDP could schedule, but its ring slot says "ask Python" */
 	REASON_PASS_HASH_BUDGET = 24,  /* XDP may schedule no more flows until the daemon's next sweep grants some */
-	REASON_MAX = 25,
+	REASON_DROP_NO_FLOW_NOT_SYN = 25, /* TCP without SYN, no flow, a service with SVC_F_DROP_MIDFLOW_MISS */
+	REASON_MAX = 26,
 };
 
 #endif /* LB_CONSTS_H */

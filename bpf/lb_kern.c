@@ -249,14 +249,22 @@ int xdp_lb(struct xdp_md *ctx)
 	rev = reverse.lookup(&key);
 	if (!rev) {
 		/* 4. service lookup: a VIP's first packet goes up to the first-packet path (NFQUEUE),
-		 * unless XDP schedules the service itself (Maglev, hash_schedule()); a packet that opens
-		 * no flow (a TCP segment without SYN) always goes up, as the model's `opens` says. */
+		 * unless XDP schedules the service itself (Maglev, hash_schedule()). A TCP segment that
+		 * opens no flow (no SYN, or SYN-ACK: the model's `opens`) is dropped here for a service
+		 * whose scheduler cannot re-derive its real (SVC_F_DROP_MIDFLOW_MISS), as the daemon and
+		 * IPVS would drop it: an ACK flood costs an XDP_DROP, not a trip through NFQUEUE. For
+		 * the others (sh, dh, mh) it goes up, and Python re-derives the real. */
 		skey.vip = key.daddr;
 		skey.port = key.dport;
 		skey.proto = proto;
 		svc = services.lookup(&skey);
 		if (!svc) {
 			reason = REASON_PASS_NOT_VIP;
+			goto out;
+		}
+		if (proto == IPPROTO_TCP && !opens && (svc->flags & SVC_F_DROP_MIDFLOW_MISS)) {
+			action = XDP_DROP;
+			reason = REASON_DROP_NO_FLOW_NOT_SYN;
 			goto out;
 		}
 		reason = REASON_PASS_FLOW_MISS;

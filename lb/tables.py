@@ -14,20 +14,37 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from lb.model import FlowKey, Forwarding, ServiceKey
+from lb.sched.base import Scheduler
 from lb.sched.mh import DEFAULT_M
 
 RING_SIZE = DEFAULT_M  # MH_RING_SIZE in bpf/lb_consts.h: slots of one Maglev ring in hash_rings
 
 # struct service_info.flags (bpf/lb_consts.h): XDP schedules the service's new flows from its ring,
-# hashing the client port too with mh-port; the ring's row in hash_rings sits in bits 16..31.
+# hashing the client port too with mh-port; the ring's row in hash_rings sits in bits 16..31. Those
+# are the in-kernel hashing's bits (HASH_BITS); SVC_F_DROP_MIDFLOW_MISS is the service's own
+# (service_flags()): XDP drops a TCP segment that opens no flow and has none.
 SVC_F_HASH_IN_KERNEL = 0x1
 SVC_F_HASH_PORT = 0x2
+SVC_F_DROP_MIDFLOW_MISS = 0x4
 SVC_RING_SHIFT = 16
+HASH_BITS = SVC_F_HASH_IN_KERNEL | SVC_F_HASH_PORT | (0xFFFF << SVC_RING_SHIFT)
 
 
 def hashed_flags(row: int, port: bool = False) -> int:
     """The flags of a service XDP schedules from ring `row` (mh-port: `port`)."""
     return SVC_F_HASH_IN_KERNEL | (SVC_F_HASH_PORT if port else 0) | (row << SVC_RING_SHIFT)
+
+
+def service_flags(scheduler: Scheduler) -> int:
+    """The flags a service's entry carries whether or not XDP schedules it: SVC_F_DROP_MIDFLOW_MISS
+    unless its scheduler re-derives a mid-connection packet's real (`rederives_midflow`: sh, dh, mh).
+
+    Such a packet (TCP without SYN, no flow) would be dropped by the first-packet path anyway
+    (lb.daemon.decide, as IPVS without sloppy_tcp), so XDP drops it and an ACK flood never reaches
+    NFQUEUE. The bit says "drop", not "pass up", so that an entry written without it (an older
+    writer, a test's Tables) only costs a trip through Python, never a connection.
+    """
+    return 0 if scheduler.rederives_midflow else SVC_F_DROP_MIDFLOW_MISS
 
 
 def ring_row(flags: int) -> int | None:
@@ -49,7 +66,7 @@ class ServiceEntry:
     """services value: which service a (VIP, port, proto) is; `service_id` indexes service_counts."""
 
     service_id: int
-    flags: int = 0  # struct service_info.flags: 0, or hashed_flags() for a service XDP schedules
+    flags: int = 0  # struct service_info.flags: service_flags(), | hashed_flags() for a service XDP schedules
 
 
 @dataclass(frozen=True)

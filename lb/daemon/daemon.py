@@ -36,8 +36,8 @@ from lb.datapath import iptables, loader, queuestats
 from lb.datapath.interfaces import auto_prefers_generic, link_facts
 from lb.model import ConfigError, Forwarding, RealKey, RealServer, ServiceKey
 from lb.render import render_command, render_health
-from lb.rewrite.verdicts import Verdict
-from lb.tables import RealEntry, ServiceEntry
+from lb.rewrite.verdicts import Reason, Verdict
+from lb.tables import RealEntry, ServiceEntry, service_flags
 
 log = logging.getLogger("lbxdp")
 
@@ -215,7 +215,7 @@ class Daemon:
         for key in self.maps.read_services().keys() - wanted.keys():
             self.maps.delete_service(key)
         for key, sid in wanted.items():
-            self.maps.set_service(key, ServiceEntry(sid))
+            self.maps.set_service(key, ServiceEntry(sid, service_flags(self.balancer.services[key].scheduler)))
             for rstate in self.balancer.services[key].reals.values():
                 real = rstate.real
                 self.maps.set_real(rstate.real_id, RealEntry(real.address, real.port, real.forwarding))
@@ -442,6 +442,9 @@ class Daemon:
         reasons = self.maps.reason_counts()
         rids = [r.real_id for s in self.balancer.services.values() for r in s.reals.values()]
         events = dict(self.first.counters.counts)
+        dropped_in_xdp = reasons.get(Reason.DROP_NO_FLOW_NOT_SYN, 0)
+        if dropped_in_xdp:  # one policy, applied in XDP for most services (docs/daemon.md): one count
+            events["no_flow_not_syn"] = events.get("no_flow_not_syn", 0) + dropped_in_xdp
         if self.flows.pruned:
             events["pruned_half_open"] = self.flows.pruned
         queued = queuestats.read(QUEUE_NUM) or queuestats.QueueStats(0, 0, 0)

@@ -19,9 +19,6 @@ from lb.model import FlowKey, Forwarding
 from lb.rewrite import Reason, Result, Verdict
 from lb.tables import RealEntry, ServiceEntry, Tables
 
-HASH_SCHEDULERS = frozenset({"sh", "dh", "mh"})  # a mid-flow miss re-derives the real it had
-
-
 @dataclass(frozen=True)
 class Decision:
     """`note` is the counter the outcome is counted under; `placement` is None when refused."""
@@ -55,8 +52,10 @@ def decide(
         if found is not None:
             sstate, rstate = found
             return Decision("existing_flow", Placement(sstate.service, sstate.service_id, rstate.real, rstate.real_id))
-    if not queued.opens_flow and state.service.scheduler not in HASH_SCHEDULERS:
-        # IPVS drops a mid-connection packet it has no entry for (unless sloppy_tcp).
+    if not queued.opens_flow and not state.scheduler.rederives_midflow:
+        # IPVS drops a mid-connection packet it has no entry for (unless sloppy_tcp); XDP drops
+        # most of them before they get here (SVC_F_DROP_MIDFLOW_MISS, lb.tables.service_flags).
+        # A hash scheduler (sh, dh, mh) gives the packet the real its connection had.
         return Decision("no_flow_not_syn")
     if table_full():
         # Never let a new flow push an established one out of the LRU (a SYN flood would):

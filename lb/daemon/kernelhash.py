@@ -26,7 +26,7 @@ from lb.daemon.engine import ServiceState
 from lb.datapath.maps import DatapathMaps
 from lb.model import ServiceKey
 from lb.sched.mh import MaglevHashing
-from lb.tables import RING_SIZE, ServiceEntry, hashed_flags
+from lb.tables import HASH_BITS, RING_SIZE, ServiceEntry, hashed_flags, service_flags
 
 log = logging.getLogger("lbxdp")
 
@@ -59,7 +59,12 @@ def ring_of(state: ServiceState) -> list[int]:
 
 
 class KernelHashing:
-    """Keeps hash_rings and the services' flags in step with the balancer's services."""
+    """Keeps hash_rings and the services' flags in step with the balancer's services.
+
+    It owns the hashing bits of `service_info.flags` (HASH_BITS: in-kernel, mh-port, the row) and
+    keeps the others as the daemon's full resync wrote them (lb.tables.service_flags(), e.g.
+    SVC_F_DROP_MIDFLOW_MISS), so none of its writes clears a bit that is not its own.
+    """
 
     def __init__(self, maps: DatapathMaps, rows: int, enabled: bool = True) -> None:
         self.maps = maps
@@ -74,10 +79,11 @@ class KernelHashing:
 
     def sync(self, services: Mapping[ServiceKey, ServiceState], flags_reset: bool = False) -> None:
         """Give eligible services a row and write their rings where they changed, free the rows of
-        the others, then set every service's flags. `flags_reset`: the caller just wrote flags 0
-        for every service (the daemon's full resync), so none of the remembered flags hold."""
+        the others, then set every service's flags. `flags_reset`: the caller just wrote every
+        service's entry with service_flags() (the daemon's full resync), so none of the remembered
+        flags hold: those are."""
         if flags_reset:
-            self._flags = {key: 0 for key in services}
+            self._flags = {key: service_flags(state.scheduler) for key, state in services.items()}
         wanted = {k: s for k, s in services.items() if self.enabled and eligible(s)}
         for key in [k for k in self.rows if k not in wanted]:
             row = self.rows.pop(key)
@@ -133,7 +139,10 @@ class KernelHashing:
             share = 1  # a little over the room: the limit keeps a margin below MAX_FLOWS
         self.maps.grant_hash_budget([created + share for created in self._base])
 
-    def _set_flags(self, key: ServiceKey, state: ServiceState, flags: int) -> None:
+    def _set_flags(self, key: ServiceKey, state: ServiceState, hashing: int) -> None:
+        """Make the service's hashing bits `hashing`, keeping its other bits as last written (a
+        service not seen before gets service_flags())."""
+        flags = (self._flags.get(key, service_flags(state.scheduler)) & ~HASH_BITS) | hashing
         if self._flags.get(key) == flags:
             return
         self.maps.set_service(key, ServiceEntry(state.service_id, flags))

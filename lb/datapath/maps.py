@@ -361,8 +361,16 @@ class DatapathMaps:
         return S.address(config.tunnel_saddr) if config is not None and config.tunnel_saddr else None
 
     def reason_counts(self) -> dict[Reason, int]:
-        """Packets per verdict reason, summed over CPUs (every reason, zeros included)."""
-        return {reason: sum(self._percpu("reason_counts", int(reason))) for reason in Reason}
+        """Packets per verdict reason, summed over CPUs (every reason, zeros included). A reason
+        past the map's end reads 0: a map pinned by an older program (a smaller REASON_MAX) is
+        adopted as it is, and XDP skips a reason it has no slot for."""
+        counts: dict[Reason, int] = {}
+        for reason in Reason:
+            try:
+                counts[reason] = sum(self._percpu("reason_counts", int(reason)))
+            except MapError:
+                counts[reason] = 0
+        return counts
 
     def service_traffic(self, reals_of: Mapping[int, Iterable[int]]) -> dict[int, Traffic]:
         """Per-service totals, `reals_of` mapping each service id to its real ids: XDP counts per real

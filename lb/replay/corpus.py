@@ -5,7 +5,8 @@ the robustness contract (docs/replay.md) packet by packet. There is no expected 
 - no read past the frame: the verifier guarantees it; the output length must also be the input's
   (or the input's plus one IPv4 header, for IPIP);
 - traffic that is neither for a service nor a masqueraded reply leaves unchanged with PASS (or DROP
-  when the policy drops it: a lying IPv4 header);
+  when the policy drops it: a lying IPv4 header); a service's traffic is dropped only for that, or
+  as a TCP segment of no flow that opens none (DROP_NO_FLOW_NOT_SYN);
 - every rewritten packet's IPv4 and L4 checksums are right when the input's were, and stay wrong
   when the input's were wrong (an incremental update must not "fix" a corrupt packet);
 - every packet of one flow goes to one real;
@@ -153,8 +154,11 @@ def check_step(step: Step, expected: Outcome, services: set, topology: Topology,
         problems.append("traffic for no service was changed")
     if not ours and got.verdict not in (Verdict.PASS, Verdict.DROP):
         problems.append(f"traffic for no service got {got.verdict.name}")
-    if got.verdict is Verdict.DROP and got.reason is not None and got.reason is not Reason.DROP_BAD_IPV4:
-        problems.append(f"dropped under {got.reason.name}: only a lying IPv4 header is dropped")
+    if got.verdict is Verdict.DROP and got.reason is not None and got.reason not in _POLICY_DROPS:
+        problems.append(f"dropped under {got.reason.name}: only a lying IPv4 header, or a service's "
+                        "TCP segment of no flow that opens none, is dropped")
+    if got.reason is Reason.DROP_NO_FLOW_NOT_SYN and not ours:
+        problems.append("traffic for no service dropped as a service's segment of no flow")
     if rewritten:
         problems += _checksums_kept(step.frame, step.frame_out, ipip)
         if ours and step.path is not Via.DROPPED:
@@ -165,6 +169,7 @@ def check_step(step: Step, expected: Outcome, services: set, topology: Topology,
 
 
 _REVERSE = {Reason.TX_REVERSE, Reason.REDIRECT_REVERSE}
+_POLICY_DROPS = {Reason.DROP_BAD_IPV4, Reason.DROP_NO_FLOW_NOT_SYN}  # docs/datapath.md's policy table
 
 
 def _checksums_kept(before: bytes, after: bytes, ipip: bool) -> list[str]:

@@ -23,7 +23,7 @@ from lb.replay.frames import ETH_LEN, ETH_P_IP
 from lb.replay.scenario import Topology
 from lb.rewrite import Result, process
 from lb.rewrite.fib import Fib
-from lb.tables import RealEntry, ServiceEntry, Tables
+from lb.tables import RealEntry, ServiceEntry, Tables, service_flags
 
 RECORDED_TIME = 0.0  # the clock the Balancer sees: persistence never times out within a capture
 
@@ -67,7 +67,7 @@ class FirstPacketPath:
         self.balancer.sync(self.table)
         self.tables = Tables(tx_ports=set(self.tx_ports), tunnel_source=self.tunnel_source)
         for state in self.balancer.services.values():
-            self.tables.services[state.service.key] = ServiceEntry(state.service_id)
+            self.tables.services[state.service.key] = ServiceEntry(state.service_id, service_flags(state.scheduler))
             for rstate in state.reals.values():
                 real = rstate.real
                 self.tables.reals[rstate.real_id] = RealEntry(real.address, real.port, real.forwarding)

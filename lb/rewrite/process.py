@@ -24,6 +24,7 @@ from lb.rewrite.verdicts import Reason, Verdict
 from lb.sched.hashing import MH_SEED1, fold, mh_hash
 from lb.tables import (
     RING_SIZE,
+    SVC_F_DROP_MIDFLOW_MISS,
     SVC_F_HASH_PORT,
     FlowEntry,
     RealEntry,
@@ -105,6 +106,10 @@ def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int, now_ns
         service = tables.services.get(ServiceKey(parsed.key.proto, parsed.key.daddr, parsed.key.dport))
         if service is None:
             return Result(Verdict.PASS, frame, Reason.PASS_NOT_VIP)
+        if parsed.key.proto is Protocol.TCP and not parsed.opens and service.flags & SVC_F_DROP_MIDFLOW_MISS:
+            # a mid-connection segment of no flow, for a scheduler that cannot re-derive its real:
+            # dropped here as the first-packet path would (lb.daemon.decide), not passed up
+            return Result(Verdict.DROP, frame, Reason.DROP_NO_FLOW_NOT_SYN)
         return _schedule(frame, parsed, service, tables, fib, ingress_ifindex, now_ns)
     if parsed.opens and flow.tcp_seen & (TcpSeen.FIN | TcpSeen.RST):
         # a client reusing the port of a closed connection: scheduled anew (IPVS conn_reuse_mode=1),

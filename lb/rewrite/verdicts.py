@@ -47,6 +47,7 @@ class Reason(enum.IntEnum):
     PASS_FLOW_REUSE = 22  # a SYN on a flow that saw FIN or RST: a new connection (conn_reuse_mode=1)
     PASS_HASH_EMPTY = 23  # a first packet of an in-kernel mh service whose ring slot is 0: Python decides
     PASS_HASH_BUDGET = 24  # XDP may create no more flows until the daemon's next sweep grants room
+    DROP_NO_FLOW_NOT_SYN = 25  # TCP without SYN, no flow, a service whose scheduler cannot re-derive it
 
     @property
     def verdict(self) -> Verdict:

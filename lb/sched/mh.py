@@ -134,6 +134,7 @@ def _populate_tail(
 class MaglevHashing(Scheduler):
     name = "mh"
     flags_allowed = frozenset({"mh-fallback", "mh-port"})
+    rederives_midflow = True  # the slot of a packet's client is the slot of its connection
 
     def __init__(self, flags: frozenset[str] = frozenset(), m: int = DEFAULT_M) -> None:
         super().__init__(flags)

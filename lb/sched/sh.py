@@ -46,6 +46,7 @@ class BucketScheduler(Scheduler):
     """Shared by sh and dh: a 256-bucket table of real indices, looked up by a hashed address."""
 
     fallback_flag = ""
+    rederives_midflow = True  # the bucket of a packet's address is the bucket of its connection
 
     def __init__(self, flags: frozenset[str] = frozenset()) -> None:
         super().__init__(flags)

@@ -21,7 +21,17 @@ from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.replay.compare import side_by_side
 from lb.rewrite import Reason, Route, StaticFib, Verdict
 from lb.sched.hashing import MH_SEED1, fold, mh_hash
-from lb.tables import RING_SIZE, FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables, TcpSeen, hashed_flags
+from lb.tables import (
+    RING_SIZE,
+    SVC_F_DROP_MIDFLOW_MISS,
+    FlowEntry,
+    RealEntry,
+    ReverseEntry,
+    ServiceEntry,
+    Tables,
+    TcpSeen,
+    hashed_flags,
+)
 
 # --- the lab: interfaces of the balancer's namespace, their routes and neighbours -------------------
 A0, B0, C0 = 10, 20, 30  # ifindexes; a0 is where clients come in, tx_ports holds a0 and b0, not c0
@@ -167,6 +177,18 @@ def seen(key: FlowKey, bits: TcpSeen) -> Callable[[Tables], None]:
         tables.flows[key] = FlowEntry(entry.real_id, entry.service_id, entry.last_seen_ns, bits)
 
     return stamp
+
+
+def drop_midflow(*keys: FlowKey) -> Callable[[Tables], None]:
+    """A row's setup: the services of `keys` carry SVC_F_DROP_MIDFLOW_MISS, as the daemon writes them
+    for a scheduler that cannot re-derive a mid-connection packet's real (rr, wlc, …; not sh, dh, mh)."""
+
+    def mark(tables: Tables) -> None:
+        for key in keys:
+            entry = tables.services[key.service_key]
+            tables.services[key.service_key] = ServiceEntry(entry.service_id, entry.flags | SVC_F_DROP_MIDFLOW_MISS)
+
+    return mark
 
 
 # --- helpers the scapy expressions use -----------------------------------------------------------
@@ -407,6 +429,37 @@ ROWS: tuple[Row, ...] = (
     _row("TCP to a VIP on a port with no service", f"{IN_A}/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=81)", V.PASS, R.PASS_NOT_VIP,
          flows=((TCP_M, 1),)),
     _row("first packet of a flow → PASS to NFQUEUE", TCP_IN, V.PASS, R.PASS_FLOW_MISS),
+    # a TCP segment of no flow that opens none: dropped in XDP for a service whose scheduler cannot
+    # re-derive its real (the daemon sets SVC_F_DROP_MIDFLOW_MISS for rr, wlc, …), up for sh/dh/mh
+    _row("rr service: ACK of no flow → DROP in XDP (an ACK flood never reaches NFQUEUE)", TCP_IN, V.DROP,
+         R.DROP_NO_FLOW_NOT_SYN, setup=drop_midflow(TCP_M)),
+    _row("sh/dh/mh service (no drop bit): ACK of no flow → PASS, Python re-derives the real", TCP_IN, V.PASS,
+         R.PASS_FLOW_MISS),
+    _row("rr service: SYN of no flow → PASS to NFQUEUE (a first packet)", TCP_SYN, V.PASS, R.PASS_FLOW_MISS,
+         setup=drop_midflow(TCP_M)),
+    _row("rr service: SYN+RST of no flow opens one (SYN without ACK) → PASS", TCP_SYN.replace("'S'", "'SR'"), V.PASS,
+         R.PASS_FLOW_MISS, setup=drop_midflow(TCP_M)),
+    _row("rr service: RST of no flow → DROP (as IPVS)", TCP_IN.replace("flags='A'", "flags='R'"), V.DROP,
+         R.DROP_NO_FLOW_NOT_SYN, setup=drop_midflow(TCP_M)),
+    _row("rr service: RST+ACK of no flow → DROP", TCP_IN.replace("flags='A'", "flags='RA'"), V.DROP,
+         R.DROP_NO_FLOW_NOT_SYN, setup=drop_midflow(TCP_M)),
+    _row("rr service: SYN-ACK of no flow opens none → DROP", TCP_SYN.replace("'S'", "'SA'"), V.DROP,
+         R.DROP_NO_FLOW_NOT_SYN, setup=drop_midflow(TCP_M)),
+    _row("rr service: FIN+ACK of no flow → DROP", TCP_IN.replace("flags='A'", "flags='FA'"), V.DROP,
+         R.DROP_NO_FLOW_NOT_SYN, setup=drop_midflow(TCP_M)),
+    _row("rr routed service: ACK of no flow → DROP", TCP_IN.replace("VIP_M", "VIP_G"), V.DROP, R.DROP_NO_FLOW_NOT_SYN,
+         setup=drop_midflow(TCP_G)),
+    _row("the drop bit is TCP's: UDP of no flow → PASS to NFQUEUE", UDP_IN, V.PASS, R.PASS_FLOW_MISS,
+         setup=drop_midflow(UDP_M)),
+    _row("rr service: ACK of a flow → forwarded as ever", TCP_IN, V.TX, R.TX_FORWARD,
+         f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='A', seq=1000, ack=2000)/Raw(b'hello')",
+         flows=((TCP_M, 1),), setup=drop_midflow(TCP_M)),
+    _row("rr service: SYN on a flow that saw FIN → PASS, scheduled anew", TCP_SYN, V.PASS, R.PASS_FLOW_REUSE,
+         flows=((TCP_M, 1),), setup=lambda t: (seen(TCP_M, TcpSeen.FIN)(t), drop_midflow(TCP_M)(t))),
+    _row("rr service: masqueraded reply of a flow → SNAT, TX (the reverse entry comes first)",
+         f"{REPLY1}/TCP(sport=8080, dport=40000, flags='A')", V.TX, R.TX_REVERSE,
+         f"{TO_CLIENT}/IP(src=VIP_M, dst=CLIENT, ttl=63)/TCP(sport=80, dport=40000, flags='A')",
+         flows=((TCP_M, 1),), setup=drop_midflow(TCP_M)),
     # a SYN reusing a closed connection's 5-tuple is a new connection (IPVS conn_reuse_mode=1)
     _row("SYN on a flow that saw FIN → PASS, scheduled anew", TCP_SYN, V.PASS, R.PASS_FLOW_REUSE,
          flows=((TCP_M, 1),), setup=seen(TCP_M, TcpSeen.ESTABLISHED | TcpSeen.FIN)),
@@ -450,6 +503,9 @@ ROWS: tuple[Row, ...] = (
          hashed=True, egress=B0),
     _row("mh in XDP: a segment without SYN opens no flow → PASS to NFQUEUE",
          HASH_SYN.replace("flags='S'", "flags='A'"), V.PASS, R.PASS_FLOW_MISS, hashed=True),
+    _row("mh in XDP with the drop bit (set by hand): a segment without SYN → DROP",
+         HASH_SYN.replace("flags='S'", "flags='A'"), V.DROP, R.DROP_NO_FLOW_NOT_SYN, hashed=True,
+         setup=drop_midflow(HASH_TCP_M)),
     _row("mh in XDP: a SYN-ACK opens no flow → PASS to NFQUEUE",
          HASH_SYN.replace("flags='S'", "flags='SA'"), V.PASS, R.PASS_FLOW_MISS, hashed=True),
     _row("mh in XDP: the client's slot is 0 → PASS, Python decides",

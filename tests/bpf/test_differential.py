@@ -17,7 +17,7 @@ import fixtures as F
 from lb.datapath import progrun
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.rewrite import Verdict, process
-from lb.tables import RING_SIZE, RealEntry, ServiceEntry, Tables, hashed_flags
+from lb.tables import RING_SIZE, SVC_F_DROP_MIDFLOW_MISS, RealEntry, ServiceEntry, Tables, hashed_flags
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.slow]
 
@@ -41,6 +41,9 @@ def scenario(draw: st.DrawFn) -> tuple[Tables, bytes, int]:
     # everywhere (a one-value ring keeps the example cheap; test_maglev_xdp.py checks the hash).
     hashed = draw(st.sampled_from([False] * 2 + [True]))
     flags = hashed_flags(draw(st.integers(0, 3)), draw(st.booleans())) if hashed else 0
+    # The daemon's drop bit (rr, wlc, …: a TCP segment of no flow that opens none is dropped in XDP);
+    # never set for mh by the daemon, but the program must agree with the model on any combination.
+    flags |= SVC_F_DROP_MIDFLOW_MISS if draw(st.sampled_from([False, True, True])) else 0
     tables.services[ServiceKey(proto, IPv4Address(vip), vport)] = ServiceEntry(draw(st.integers(0, 63)), flags)
     if hashed:
         tables.rings[flags >> 16] = [draw(st.sampled_from([real_id, real_id, 0, 63]))] * RING_SIZE
@@ -124,6 +127,41 @@ def test_xdp_equals_model(datapath, case: tuple[Tables, bytes, int]) -> None:
     assert Verdict(retval) is model.verdict
     if model.verdict in (Verdict.TX, Verdict.REDIRECT) or out != frame:
         _checksums_verify(out)
+
+
+@st.composite
+def flowless(draw: st.DrawFn) -> tuple[Tables, bytes]:
+    """A TCP segment with any of the 256 flag bytes that misses the flow table, to a service with or
+    without the drop bit (and sometimes scheduled in XDP): where the program's `opens` and the
+    model's must agree bit for bit, and the drop bit decides between DROP and the first-packet path."""
+    hashed = draw(st.booleans())
+    flags = hashed_flags(0, draw(st.booleans())) if hashed else 0
+    flags |= SVC_F_DROP_MIDFLOW_MISS if draw(st.booleans()) else 0
+    tables = Tables(tx_ports={F.A0, F.B0})
+    tables.services[ServiceKey(Protocol.TCP, IPv4Address(VIPS[0]), 80)] = ServiceEntry(1, flags)
+    tables.reals[1] = RealEntry(IPv4Address("10.1.0.20"), 8080, Forwarding.MASQ)
+    if hashed:
+        tables.rings[0] = [draw(st.sampled_from([0, 1]))] * RING_SIZE
+    client, cport = draw(st.sampled_from(CLIENTS)), draw(st.integers(1, 65535))
+    if draw(st.integers(0, 9)) == 0:  # a flow of another client port: a miss all the same
+        tables.install_flow(FlowKey(Protocol.TCP, IPv4Address(client), cport ^ 1, IPv4Address(VIPS[0]), 80), 1)
+    l4 = TCP(sport=cport, dport=80, flags=draw(st.integers(0, 255)), seq=draw(st.integers(0, 2**32 - 1)))
+    frame = bytes(Ether(src=F.GW_A_MAC, dst=F.A0_MAC) / IP(src=client, dst=VIPS[0]) / l4 / Raw(b"x"))
+    return tables, frame
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flowless())
+def test_flowless_segments_xdp_equals_model(datapath, case: tuple[Tables, bytes]) -> None:
+    tables, frame = case
+    datapath.maps.write(tables)
+    datapath.maps.reset_counters()
+    retval, out, _ = progrun.run(datapath.prog_fd, frame, ingress_ifindex=F.A0)
+    model = process(frame, tables.copy(), F.LAB_FIB, F.A0)
+    event(model.reason.name)
+    assert Verdict(retval) is model.verdict and out == model.frame_out, model.reason
+    counts = datapath.maps.reason_counts()
+    assert counts[model.reason] == 1 and sum(counts.values()) == 1, {r.name: n for r, n in counts.items() if n}
 
 
 def test_checksum_check_catches_a_wrong_checksum() -> None:

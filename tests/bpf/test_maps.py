@@ -105,3 +105,25 @@ def test_deleting_records_removes_exactly_those_and_skips_the_gone(datapath) -> 
     flows, reverse = maps.read_flows()
     assert len(flows) == COUNT - len(doomed) and len(reverse) == COUNT // 2
     assert not {flow_key_of(k) for k in doomed} & set(flows)
+
+
+def test_reason_counts_of_an_older_smaller_map_read_zero_past_its_end(datapath) -> None:
+    """A reason_counts map pinned by an older program (a smaller REASON_MAX) is adopted as it is;
+    `lbxdp status` must still read it: the reasons it has no slot for count 0."""
+    import ctypes
+    import os
+
+    from lb.rewrite import Reason
+
+    libbpf = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    libbpf.bpf_map_create.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32, ctypes.c_uint32,
+                                      ctypes.c_uint32, ctypes.c_void_p]
+    percpu_array = 6  # BPF_MAP_TYPE_PERCPU_ARRAY
+    fd = libbpf.bpf_map_create(percpu_array, b"old_reasons", 4, 8, len(Reason) - 1, None)
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    try:
+        fds = {**datapath.maps._fds, "reason_counts": fd}
+        counts = M.DatapathMaps(fds, datapath.maps.max_reals, datapath.maps.max_tx_ports).reason_counts()
+        assert counts == {reason: 0 for reason in Reason}
+    finally:
+        os.close(fd)

@@ -74,3 +74,39 @@ def test_policy(description, packet, sched, weight, existing, full, note, new_fl
 )
 def test_fate_of_the_first_packet(verdict, reason, forwarding, expected):
     assert fate(Result(verdict, b"", reason), forwarding) is expected
+
+
+BUILTINS = ["dh", "fo", "lc", "mh", "nq", "ovf", "rr", "sed", "sh", "wlc", "wrr"]
+TCP_FLAGS = ["S", "A", "PA", "SA", "R", "RA", "SR", "F", "FA", "SF", ""]
+
+
+def test_only_the_hash_schedulers_re_derive_a_mid_connection_packets_real():
+    rederive = {name for name in BUILTINS if balancer(name).services[ServiceKey(Protocol.TCP, A(VIP), 80)]
+                .scheduler.rederives_midflow}
+    assert rederive == {"sh", "dh", "mh"}
+
+
+@pytest.mark.parametrize("sched", BUILTINS)
+def test_xdp_drops_exactly_the_segments_the_daemon_would(sched):
+    """The bit the daemon writes (service_flags), read by the model (= XDP), against decide(): for every
+    scheduler and TCP flag combination, XDP drops a packet of no flow iff the daemon would drop it as
+    no_flow_not_syn; everything else XDP passes up as a flow miss."""
+    from scapy.layers.l2 import Ether
+
+    from lb.rewrite import StaticFib, process
+    from lb.tables import ServiceEntry, Tables, service_flags
+
+    b = balancer(sched)
+    key = ServiceKey(Protocol.TCP, A(VIP), 80)
+    tables = Tables(services={key: ServiceEntry(1, service_flags(b.services[key].scheduler))})
+    for flags in TCP_FLAGS:
+        packet = queued(flags)
+        daemon = decide(packet, b, None, NOT_FULL, now=0.0).note
+        frame = bytes(Ether() / IP(src="10.1.0.2", dst=VIP) / TCP(sport=5000, dport=80, flags=flags))
+        xdp = process(frame, tables.copy(), StaticFib(routes=()), 1)
+        assert (xdp.reason is Reason.DROP_NO_FLOW_NOT_SYN) == (daemon == "no_flow_not_syn"), (sched, flags, daemon)
+        assert xdp.reason in (Reason.DROP_NO_FLOW_NOT_SYN, Reason.PASS_FLOW_MISS), (sched, flags)
+    udp = process(bytes(Ether() / IP(src="10.1.0.2", dst=VIP) / UDP(sport=5000, dport=80)),
+                  Tables(services={ServiceKey(Protocol.UDP, A(VIP), 80): ServiceEntry(1, tables.services[key].flags)}),
+                  StaticFib(routes=()), 1)
+    assert udp.reason is Reason.PASS_FLOW_MISS  # the bit is about TCP segments; any datagram opens a flow

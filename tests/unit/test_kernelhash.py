@@ -9,7 +9,15 @@ import pytest
 from lb.daemon.engine import Balancer
 from lb.daemon.kernelhash import KernelHashing, eligible, enabled_by_env, ring_of
 from lb.model import Forwarding, Protocol, RealKey, RealServer, Service, ServiceKey, VirtualService
-from lb.tables import RING_SIZE, SVC_F_HASH_IN_KERNEL, SVC_F_HASH_PORT, ServiceEntry, ring_row
+from lb.tables import (
+    RING_SIZE,
+    SVC_F_DROP_MIDFLOW_MISS,
+    SVC_F_HASH_IN_KERNEL,
+    SVC_F_HASH_PORT,
+    ServiceEntry,
+    ring_row,
+    service_flags,
+)
 
 
 class FakeMaps:
@@ -149,3 +157,38 @@ def test_disabled_does_nothing() -> None:
 @pytest.mark.parametrize("value, on", [(None, True), ("1", True), ("0", False), ("off", False), ("no", False)])
 def test_environment_switch(value: str | None, on: bool) -> None:
     assert enabled_by_env({} if value is None else {"LBXDP_KERNEL_HASH": value}) is on
+
+
+def _resync(balancer: Balancer, maps: FakeMaps, hashing: KernelHashing) -> None:
+    """What Daemon._resync does: every service's plain flags (service_flags()), then the hashing's."""
+    for key, state in balancer.services.items():
+        maps.set_service(key, ServiceEntry(state.service_id, service_flags(state.scheduler)))
+    hashing.sync(balancer.services, flags_reset=True)
+
+
+def test_the_drop_bit_survives_every_write_of_the_hashing() -> None:
+    """SVC_F_DROP_MIDFLOW_MISS is the service's (rr: set; mh: not), whatever the hashing writes."""
+    balancer = Balancer()
+    balancer.sync([_vs(80), _vs(82, sched="rr")])
+    maps = FakeMaps()
+    hashing = KernelHashing(maps, 4)  # type: ignore[arg-type]
+    _resync(balancer, maps, hashing)
+    mh, rr = _key(80), _key(82)
+    assert maps.services[rr].flags == SVC_F_DROP_MIDFLOW_MISS
+    assert maps.services[mh].flags & SVC_F_HASH_IN_KERNEL and not maps.services[mh].flags & SVC_F_DROP_MIDFLOW_MISS
+    hashing.set_paused(True, balancer.services)
+    assert (maps.services[mh].flags, maps.services[rr].flags) == (0, SVC_F_DROP_MIDFLOW_MISS)
+    hashing.set_paused(False, balancer.services)
+    assert maps.services[rr].flags == SVC_F_DROP_MIDFLOW_MISS
+    # mh → wrr → mh, as `-E` does it: the bit comes with wrr and goes with mh, the row the other way
+    balancer.sync([_vs(80, sched="wrr"), _vs(82, sched="rr")])
+    _resync(balancer, maps, hashing)
+    assert maps.services[mh].flags == SVC_F_DROP_MIDFLOW_MISS and hashing.rows == {}
+    balancer.sync([_vs(80), _vs(82, sched="rr")])
+    _resync(balancer, maps, hashing)
+    assert maps.services[mh].flags & (SVC_F_HASH_IN_KERNEL | SVC_F_DROP_MIDFLOW_MISS) == SVC_F_HASH_IN_KERNEL
+    # a health transition rewrites rings and flags without a resync: the rr bit stays
+    state = balancer.services[mh]
+    balancer.set_health(mh, list(state.reals)[0], False)
+    hashing.sync(balancer.services)
+    assert maps.services[rr].flags == SVC_F_DROP_MIDFLOW_MISS

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from lb.rewrite import Reason, Verdict
-from lb.tables import TcpSeen
+from lb.tables import SVC_F_DROP_MIDFLOW_MISS, SVC_F_HASH_IN_KERNEL, SVC_F_HASH_PORT, SVC_RING_SHIFT, TcpSeen
 
 CONSTS = (Path(__file__).resolve().parents[2] / "bpf" / "lb_consts.h").read_text()
 
@@ -27,3 +27,13 @@ def test_tcp_seen_matches_the_header() -> None:
 
 def test_every_reason_names_its_verdict() -> None:
     assert {r.verdict for r in Reason} == {Verdict.PASS, Verdict.DROP, Verdict.TX, Verdict.REDIRECT, Verdict.ABORTED}
+
+
+def test_service_flags_match_the_header() -> None:
+    defines = {m[1]: int(m[2], 0) for m in re.finditer(r"#define (SVC_[A-Z_]+) (0x[0-9a-f]+|\d+)", CONSTS)}
+    assert defines == {
+        "SVC_F_HASH_IN_KERNEL": SVC_F_HASH_IN_KERNEL,
+        "SVC_F_HASH_PORT": SVC_F_HASH_PORT,
+        "SVC_F_DROP_MIDFLOW_MISS": SVC_F_DROP_MIDFLOW_MISS,
+        "SVC_RING_SHIFT": SVC_RING_SHIFT,
+    }
