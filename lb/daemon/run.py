@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["auto", "native", "generic"], default="auto")
     parser.add_argument("--config")
     parser.add_argument("--max-flows", type=int, help="default: the previous daemon's, else 262144")
+    parser.add_argument("--queue-bypass", action=argparse.BooleanOptionalAction, default=None,
+                        help="first packets with no daemon: let through (fail-open) or drop; default: as saved, else drop")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = Daemon.saved()
         max_flows = args.max_flows or (saved.max_flows if saved else None) or loader.Tunables().max_flows
         adopt_from = [*(saved.ifaces if saved else []), *args.iface]
-        daemon = Daemon(loader.Tunables(max_flows=max_flows), adopt_from=adopt_from)
+        daemon = Daemon(loader.Tunables(max_flows=max_flows), adopt_from=adopt_from, queue_bypass=args.queue_bypass)
     except AddressInUse as exc:
         print(f"lbxdp: {exc}", file=sys.stderr)
         return 1

@@ -152,12 +152,12 @@ def mismatch(state: SavedState | None, services: Mapping[ServiceKey, ServiceEntr
 
     Each saved service id must be the pinned `services` entry of its key, and each saved real id
     the pinned `reals` entry with the same address, port and forwarding; pinned maps with reals or
-    services but no saved state cannot be matched at all. A mismatch means the flows in the maps
+    services but no saved state cannot be matched at all; empty (fresh) maps match anything. A mismatch means the flows in the maps
     would be read with another numbering: the daemon must not adopt them."""
+    if not services and not reals_in_map:
+        return None  # fresh maps (nothing pinned): no flow to misdirect, the configuration comes back
     if state is None:
-        if services or reals_in_map:
-            return f"no saved state for pinned maps holding {len(services)} services and {reals_in_map} reals"
-        return None
+        return f"no saved state for pinned maps holding {len(services)} services and {reals_in_map} reals"
     configured = {(vs.service.key, rkey): real for vs in state.table for rkey, real in vs.reals.items()}
     for key, sid in state.service_ids.items():
         entry = services.get(key)

@@ -245,3 +245,9 @@ def test_pinned_maps_without_a_saved_state_are_refused():
     services, reals = _pinned(_good_state())
     why = statefile.mismatch(None, services, reals.get, len(reals))
     assert why is not None and "no saved state" in why
+
+
+def test_fresh_maps_take_any_saved_state():
+    """Nothing pinned (the program was detached by hand): no flow can be misdirected, so the
+    configuration comes back."""
+    assert statefile.mismatch(_good_state(), {}, {}.get, 0) is None
