@@ -58,8 +58,9 @@ def restore_script(services: Iterable[ServiceKey], queue: int, bypass: bool = Fa
 def install(services: Iterable[ServiceKey], queue: int, bypass: bool = False) -> None:
     """Make the LBXDP chain hold exactly these services' rules, hooked from PREROUTING once."""
     _run(["iptables-restore", "-w", "--noflush"], stdin=restore_script(services, queue, bypass))
-    jump = ["-t", TABLE, "PREROUTING", "-j", CHAIN]
-    if _run(["iptables", "-w", "-C", *jump[:2], *jump[2:]], check=False).returncode != 0:
+    # -t before -C: `-C` takes the chain as its argument (with `-C -t …` every check failed and each
+    # change inserted one more jump)
+    if _run(["iptables", "-w", "-t", TABLE, "-C", "PREROUTING", "-j", CHAIN], check=False).returncode != 0:
         _run(["iptables", "-w", "-t", TABLE, "-I", "PREROUTING", "-j", CHAIN])
 
 
