@@ -245,13 +245,20 @@ def _detach_without_daemon(names: list[str]) -> int:
             statefile.write(instance.state_path(), saved)
         print(f"no daemon running: {what}; {', '.join(left)} still attached (rules and pins kept)")
         return 0
+    removed = []
     try:
-        iptables.remove()
+        if iptables.present():
+            iptables.remove()
+            removed.append("the LBXDP rules")
     except iptables.IptablesError as exc:
         return _fail(str(exc))
-    loader.unpin()
-    shutil.rmtree(instance.run_dir(), ignore_errors=True)
-    print(f"no daemon running: {what}; removed the LBXDP rules, the pinned maps and {instance.run_dir()}")
+    if loader.pin_dir_for().exists():
+        loader.unpin()
+        removed.append("the pinned maps")
+    if instance.run_dir().exists():
+        shutil.rmtree(instance.run_dir(), ignore_errors=True)
+        removed.append(str(instance.run_dir()))
+    print(f"no daemon running: {what}; " + (f"removed {', '.join(removed)}" if removed else "nothing else was left"))
     return 0
 
 

@@ -3,7 +3,8 @@
 Start-up order matters for "leave nothing behind": the control socket is bound first (a second
 daemon in the same namespace stops there), the program is loaded and the saved state adopted, and only
 then are interfaces attached; a failure at any step undoes what this process did and exits 1 with one
-line on stderr.
+line on stderr. A saved state that is unreadable or whose ids do not match the pinned maps is not
+adopted: the daemon says so in one line and starts clean on fresh maps (lb.daemon.daemon).
 """
 
 from __future__ import annotations

@@ -72,6 +72,11 @@ def remove() -> None:
     _run(["iptables", "-w", "-t", TABLE, "-X", CHAIN], check=False)
 
 
+def present() -> bool:
+    """Whether the LBXDP chain exists (with or without rules)."""
+    return _run(["iptables", "-w", "-t", TABLE, "-S", CHAIN], check=False).returncode == 0
+
+
 def installed_rules() -> list[str]:
     """The rules in the LBXDP chain as iptables prints them (-S), for status and tests."""
     done = _run(["iptables", "-w", "-t", TABLE, "-S", CHAIN], check=False)

@@ -300,6 +300,7 @@ def test_detach_with_no_daemon_removes_everything_and_stale_dirs(topo: Topology,
     done = lbxdp("detach")
     assert done.stderr == "" and done.stdout.count("\n") == 1, done
     assert "no daemon running" in done.stdout and "eth0" in done.stdout and "eth1" in done.stdout, done.stdout
+    assert "LBXDP rules" in done.stdout and str(lbxdp.log_path.parent) in done.stdout, done.stdout
     assert nothing_left(topo, lbxdp) == []
     wait_until(lambda: not any(map_alive(m) for m in maps), timeout=5, what="the program's maps freed")
     assert not stale.exists()
@@ -307,4 +308,4 @@ def test_detach_with_no_daemon_removes_everything_and_stale_dirs(topo: Topology,
     with pytest.raises(OSError):
         topo.tcp_exchange(1, port=TCP_PORT, timeout=0.5)
     again = lbxdp("detach")
-    assert "no XDP was attached" in again.stdout, again.stdout
+    assert "no XDP was attached; nothing else was left" in again.stdout, again.stdout
