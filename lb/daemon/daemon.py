@@ -69,26 +69,7 @@ class Daemon:
         self._stopping_for_detach = False
         self.control = ControlServer()  # first: refuses to start beside another daemon
         remove_stale_instances()
-        self._state, self.unusable = self._read_state()
-        if self.unusable is None and adopt_from:
-            loader.ensure_bpffs()
-            adopted = loader.pin_maps_of_attached(adopt_from, loader.pin_dir_for())
-            if adopted:
-                log.info("adopted the maps of the program attached to %s: %s", ", ".join(adopt_from), ", ".join(adopted))
-        elif self.unusable is not None:
-            loader.unpin()
-        self.dp = loader.load(tunables)
-        if self.unusable is None:
-            reals = self.dp.maps.read_reals()
-            self.unusable = statefile.mismatch(self._state, self.dp.maps.read_services(), reals.get, len(reals))
-            if self.unusable is not None:  # the maps' numbering is not ours: load again on fresh maps
-                self.dp.close()
-                loader.unpin()
-                self.dp = loader.load(tunables)
-        if self.unusable is not None:
-            self._state = None
-            log.warning("saved state %s unusable (%s): starting with an empty configuration and flow table",
-                        instance.state_path(), self.unusable)
+        self.dp = self._load_checked(tunables, adopt_from or [])
         # first packets while no daemon runs: dropped (fail-closed, the default) or let through (fail-open)
         self.queue_bypass = queue_bypass if queue_bypass is not None else bool(self._state and self._state.queue_bypass)
         self.maps = self.dp.maps
@@ -121,6 +102,34 @@ class Daemon:
             return statefile.read(instance.state_path())
         except ValueError:
             return None
+
+    def _load_checked(self, tunables: loader.Tunables, adopt_from: list[str]) -> loader.Datapath:
+        """Load the program on the maps of the one attached to `adopt_from`, if the saved state
+        describes them; else on fresh maps, with no saved state (self.unusable says why).
+
+        The flows in adopted maps name services and reals by id: read with another numbering
+        (a corrupt, foreign or missing state.json) they would go to the wrong reals."""
+        self._state, self.unusable = self._read_state()
+        if self.unusable is None and adopt_from:
+            loader.ensure_bpffs()
+            adopted = loader.pin_maps_of_attached(adopt_from, loader.pin_dir_for())
+            if adopted:
+                log.info("adopted the maps of the program attached to %s: %s", ", ".join(adopt_from), ", ".join(adopted))
+        elif self.unusable is not None:
+            loader.unpin()
+        dp = loader.load(tunables)
+        if self.unusable is None:
+            reals = dp.maps.read_reals()
+            self.unusable = statefile.mismatch(self._state, dp.maps.read_services(), reals.get, len(reals))
+            if self.unusable is not None:  # the maps' numbering is not ours: load again on fresh maps
+                dp.close()
+                loader.unpin()
+                dp = loader.load(tunables)
+        if self.unusable is not None:
+            self._state = None
+            log.warning("saved state %s unusable (%s): starting with an empty configuration and flow table",
+                        instance.state_path(), self.unusable)
+        return dp
 
     @staticmethod
     def _read_state() -> tuple[statefile.SavedState | None, str | None]:
@@ -548,8 +557,12 @@ class Daemon:
         """`lbxdp attach --queue-bypass|--no-queue-bypass` to a running daemon; None keeps the choice."""
         if isinstance(bypass, bool) and bypass != self.queue_bypass:
             self.queue_bypass = bypass
+            try:
+                self._sync_rules()
+            except Exception:
+                self.queue_bypass = not bypass  # the rules did not change: neither does the choice
+                raise
             log.info("first packets with no daemon: %s", no_daemon_policy(bypass))
-            self._sync_rules()
 
     def _detach(self, names: list[str]) -> dict[str, Any]:
         unknown = [n for n in names if n not in self.ifaces]

@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             daemon._load_config(Path(args.config))
         for name in args.iface:
             log.info("%s", daemon.attach(name, args.mode))
+        if daemon.unusable is not None:  # the old program, on interfaces not attached again, goes
+            for name in set(loader.lbxdp_ifaces()) & set(adopt_from) - set(daemon.ifaces):
+                loader.detach(name)
+                log.info("%s: XDP detached (its program's maps were not adopted)", name)
         daemon.save_state()
     except (RuntimeError, loader.LoadError, OSError, RulesError) as exc:
         print(f"lbxdp: {exc}", file=sys.stderr)
