@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.iface:
             log.info("%s", daemon.attach(name, args.mode))
         if daemon.unusable is not None:  # the old program, on interfaces not attached again, goes
-            for name in set(loader.lbxdp_ifaces()) & set(adopt_from) - set(daemon.ifaces):
+            for name in sorted(set(loader.lbxdp_ifaces()) - set(daemon.ifaces)):
                 loader.detach(name)
                 log.info("%s: XDP detached (its program's maps were not adopted)", name)
         daemon.save_state()

@@ -254,9 +254,12 @@ def test_a_wrong_state_file_starts_clean_and_maps_no_flow_to_a_wrong_real(topo: 
     state.write_text(CORRUPTIONS[how](state.read_text()))
     log_before = lbxdp.log_path.stat().st_size
 
-    done = lbxdp("attach", *[i.name for i in topo.lb_ifaces], timeout=120.0)
+    # Re-attached to eth0 only: the old program, whose maps were refused, must not stay on eth1.
+    done = lbxdp("attach", "eth0", timeout=120.0)
     said = [line for line in done.stderr.splitlines() if "unusable" in line]
     assert len(said) == 1 and "starting with an empty configuration and flow table" in said[0], done.stderr
+    assert set(xdp_attached(topo)) == {"eth0"}, xdp_attached(topo)
+    lbxdp("attach", "eth1")
     assert "Traceback" not in lbxdp.log_path.read_text(errors="replace")[log_before:]
     assert "Traceback" not in done.stderr
     # Nothing adopted: no service, no flow; the held connection has no flow to follow any more.
