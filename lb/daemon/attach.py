@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 from lb.config.health import load_rules_file, parse_health
 from lb.config.savefmt import RulesError
 from lb.model import ConfigError
-from lb.daemon import instance
+from lb.daemon import instance, statefile
 from lb.daemon.client import DaemonNotRunning, is_running, send
 
 READY_TIMEOUT = 60.0  # bcc compiles the program at start: seconds on a loaded 2-core machine
@@ -31,8 +32,16 @@ examples:
   lbxdp attach eth0                       # one-arm: clients and reals behind one interface
   lbxdp attach eth0 eth1 --mode native    # two-arm, driver-mode XDP
   lbxdp attach eth0 --config /etc/lbxdp.rules
+  lbxdp attach eth0 --queue-bypass        # fail-open: no daemon, first packets go on unbalanced
   lbxdp -A -t 10.0.0.100:80 -s rr         # then configure with ipvsadm's syntax
   lbxdp detach eth0 eth1                  # the daemon stops with the last interface
+
+first packets while no daemon runs (it was killed, or is restarting):
+  By default they are dropped (fail-closed): TCP clients resend their SYN and get through once a
+  daemon is back; established flows never need the daemon. With --queue-bypass (fail-open) the
+  kernel handles them as if no balancer were there: usually the VIP is no local address, so they
+  are routed or dropped unbalanced. The choice is kept across daemon restarts until changed
+  with --queue-bypass or --no-queue-bypass; `lbxdp status` shows it.
 """
 
 
@@ -72,6 +81,13 @@ def attach_parser() -> argparse.ArgumentParser:
         help="flow table size (entries); fixed when the table is first created (default 262144)",
     )
     parser.add_argument(
+        "--queue-bypass",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="while no daemon runs, let first packets through unbalanced (fail-open) instead of dropping "
+        "them (fail-closed, the default); kept across restarts (see below)",
+    )
+    parser.add_argument(
         "--foreground", action="store_true", help="run the daemon in this process (logs to stderr) instead of in the background"
     )
     return parser
@@ -92,7 +108,8 @@ def main(argv: list[str]) -> int:
         except RulesError as exc:
             return _fail(str(exc), code=2)
     if is_running():
-        reply = send({"op": "attach", "ifaces": args.ifaces, "mode": args.mode, "config": args.config and os.path.abspath(args.config)})
+        reply = send({"op": "attach", "ifaces": args.ifaces, "mode": args.mode, "config": args.config and os.path.abspath(args.config),
+                      "queue_bypass": args.queue_bypass})
         if not reply.get("ok"):
             return _fail(reply.get("error", "the daemon refused to attach"))
         print(reply.get("output", ""), end="")
@@ -101,12 +118,15 @@ def main(argv: list[str]) -> int:
         return _fail(f"--max-flows {args.max_flows} is out of range (1024..{1 << 26})", code=2)
     from lb.datapath.loader import PIN_ROOT
 
+    instance.remove_stale([PIN_ROOT, instance.RUN_ROOT])  # the daemon does too; cheap here
     if instance.forget_previous_incarnation(PIN_ROOT):
         print("lbxdp: removed the saved state and pins an earlier namespace with this one's inode left behind",
               file=sys.stderr)
     daemon_argv = ["--mode", args.mode, *[f"--iface={name}" for name in args.ifaces]]
     if args.max_flows is not None:
         daemon_argv.append(f"--max-flows={args.max_flows}")
+    if args.queue_bypass is not None:
+        daemon_argv.append("--queue-bypass" if args.queue_bypass else "--no-queue-bypass")
     if args.config:
         daemon_argv += ["--config", os.path.abspath(args.config)]
     if args.foreground:
@@ -118,8 +138,11 @@ def main(argv: list[str]) -> int:
 
 def _spawn(daemon_argv: list[str], ifaces: list[str]) -> int:
     log = instance.log_path()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    instance.make_run_dir()
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)  # the log names reals and health checks: root's alone
+    start_offset = os.fstat(fd).st_size
+    with os.fdopen(fd, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lb.daemon.run", *daemon_argv],
             stdin=subprocess.DEVNULL,
@@ -137,10 +160,24 @@ def _spawn(daemon_argv: list[str], ifaces: list[str]) -> int:
             time.sleep(0.1)
             continue
         if reply.get("ok"):
+            for warning in _warnings_since(log, start_offset):
+                print(f"lbxdp: {warning}", file=sys.stderr)
             print(reply.get("output", ""), end="")
             return 0
     proc.kill()
     return _fail(f"the daemon did not become ready within {READY_TIMEOUT:.0f} s (log: {log})")
+
+
+def _warnings_since(log: Path, offset: int) -> list[str]:
+    """What the starting daemon logged as a warning (e.g. a saved state it could not use), so the
+    operator who ran attach sees it without reading the log."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(offset)
+            text = handle.read(1 << 20).decode(errors="replace")
+    except OSError:
+        return []
+    return [line.split(" WARNING ", 1)[1] for line in text.splitlines() if " WARNING " in line]
 
 
 def _last_line(log: Path) -> str:
@@ -154,7 +191,10 @@ def _last_line(log: Path) -> str:
 def detach_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="lbxdp detach",
-        description="Remove lbxdp from IFACE…; with no interface left the daemon removes its rules and pins and stops.",
+        description="Remove lbxdp from IFACE…; with no interface left the daemon removes its rules and pins and stops. "
+        "With no daemon running (it was killed), detach does it itself: XDP off the interfaces (default: every "
+        "interface carrying lbxdp's program and those in the saved state), the NFQUEUE rules, the pins and the "
+        "run directory.",
     )
     parser.add_argument("ifaces", nargs="*", metavar="IFACE", help="default: every attached interface")
     args = parser.parse_args(argv)
@@ -163,12 +203,62 @@ def detach_main(argv: list[str]) -> int:
     try:
         reply = send({"op": "detach", "ifaces": args.ifaces})
     except DaemonNotRunning:
-        return _fail("no lbxdp daemon is running in this network namespace")
+        return _detach_without_daemon(args.ifaces)
     if not reply.get("ok"):
         return _fail(reply.get("error", "the daemon refused to detach"))
     print(reply.get("output", ""), end="")
     if reply.get("stopping"):
         _wait_gone()
+    return 0
+
+
+def _detach_without_daemon(names: list[str]) -> int:
+    """`detach` after the daemon died: undo what it left (XDP, rules, pins, run directory) from
+    here. With names that leave another interface carrying the program, only those are detached,
+    and the rules, pins and saved state stay for the daemon that `attach` will start."""
+    from lb.datapath import iptables, loader
+
+    instance.remove_stale([loader.PIN_ROOT, instance.RUN_ROOT])
+    try:
+        saved = statefile.read(instance.state_path())
+    except ValueError:
+        saved = None  # unreadable: the interfaces carrying the program still say where it is
+    carrying = loader.lbxdp_ifaces()
+    wanted = names or sorted({*carrying, *(saved.ifaces if saved else ())})
+    missing = [n for n in names if n not in carrying and _check_interfaces([n]) is not None]
+    if missing:
+        return _fail(f"no interface '{missing[0]}' in this network namespace")
+    done = []
+    for name in wanted:
+        if _check_interfaces([name]) is not None:
+            continue  # an interface of the saved state that is gone
+        try:
+            loader.detach(name)
+        except loader.LoadError as exc:
+            return _fail(str(exc))
+        done.append(name)
+    left = [n for n in carrying if n not in wanted]
+    what = f"XDP off {', '.join(done)}" if done else "no XDP was attached"
+    if left:
+        if saved is not None:
+            saved.ifaces = {n: m for n, m in saved.ifaces.items() if n not in wanted}
+            statefile.write(instance.state_path(), saved)
+        print(f"no daemon running: {what}; {', '.join(left)} still attached (rules and pins kept)")
+        return 0
+    removed = []
+    try:
+        if iptables.present():
+            iptables.remove()
+            removed.append("the LBXDP rules")
+    except iptables.IptablesError as exc:
+        return _fail(str(exc))
+    if loader.pin_dir_for().exists():
+        loader.unpin()
+        removed.append("the pinned maps")
+    if instance.run_dir().exists():
+        shutil.rmtree(instance.run_dir(), ignore_errors=True)
+        removed.append(str(instance.run_dir()))
+    print(f"no daemon running: {what}; " + (f"removed {', '.join(removed)}" if removed else "nothing else was left"))
     return 0
 
 

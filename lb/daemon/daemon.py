@@ -52,7 +52,8 @@ SWEEP_DUTY = 0.05
 
 
 class Daemon:
-    def __init__(self, tunables: loader.Tunables = loader.Tunables(), adopt_from: list[str] | None = None) -> None:
+    def __init__(self, tunables: loader.Tunables = loader.Tunables(), adopt_from: list[str] | None = None,
+                 queue_bypass: bool | None = None) -> None:
         self.started = time.time()
         self.tunables = tunables
         self.table = ServiceTable()
@@ -68,12 +69,9 @@ class Daemon:
         self._stopping_for_detach = False
         self.control = ControlServer()  # first: refuses to start beside another daemon
         remove_stale_instances()
-        if adopt_from:
-            loader.ensure_bpffs()
-            adopted = loader.pin_maps_of_attached(adopt_from, loader.pin_dir_for())
-            if adopted:
-                log.info("adopted the maps of the program attached to %s: %s", ", ".join(adopt_from), ", ".join(adopted))
-        self.dp = loader.load(tunables)
+        self.dp = self._load_checked(tunables, adopt_from or [])
+        # first packets while no daemon runs: dropped (fail-closed, the default) or let through (fail-open)
+        self.queue_bypass = queue_bypass if queue_bypass is not None else bool(self._state and self._state.queue_bypass)
         self.maps = self.dp.maps
         self.flows = FlowBook(self.maps, tunables.max_flows, self._real)
         self._next_sweep = 0.0  # monotonic time the next sweep is due (SWEEP_DUTY)
@@ -98,16 +96,53 @@ class Daemon:
 
     @staticmethod
     def saved() -> statefile.SavedState | None:
-        """What the previous daemon of this namespace left (None: nothing, or unreadable)."""
+        """What the previous daemon of this namespace left (None: nothing, or unreadable; the
+        daemon says which when it starts)."""
         try:
             return statefile.read(instance.state_path())
-        except ValueError as exc:
-            log.warning("ignoring unreadable saved state: %s", exc)
+        except ValueError:
             return None
 
+    def _load_checked(self, tunables: loader.Tunables, adopt_from: list[str]) -> loader.Datapath:
+        """Load the program on the maps of the one attached to `adopt_from`, if the saved state
+        describes them; else on fresh maps, with no saved state (self.unusable says why).
+
+        The flows in adopted maps name services and reals by id: read with another numbering
+        (a corrupt, foreign or missing state.json) they would go to the wrong reals."""
+        self._state, self.unusable = self._read_state()
+        if self.unusable is None and adopt_from:
+            loader.ensure_bpffs()
+            adopted = loader.pin_maps_of_attached(adopt_from, loader.pin_dir_for())
+            if adopted:
+                log.info("adopted the maps of the program attached to %s: %s", ", ".join(adopt_from), ", ".join(adopted))
+        elif self.unusable is not None:
+            loader.unpin()
+        dp = loader.load(tunables)
+        if self.unusable is None:
+            reals = dp.maps.read_reals()
+            self.unusable = statefile.mismatch(self._state, dp.maps.read_services(), reals.get, len(reals))
+            if self.unusable is not None:  # the maps' numbering is not ours: load again on fresh maps
+                dp.close()
+                loader.unpin()
+                dp = loader.load(tunables)
+        if self.unusable is not None:
+            self._state = None
+            log.warning("saved state %s unusable (%s): starting with an empty configuration and flow table",
+                        instance.state_path(), self.unusable)
+        return dp
+
+    @staticmethod
+    def _read_state() -> tuple[statefile.SavedState | None, str | None]:
+        """The saved state, and why it cannot be used (None when it can, or when there is none)."""
+        try:
+            return statefile.read(instance.state_path()), None
+        except ValueError as exc:
+            return None, str(exc).removeprefix(f"{instance.state_path()}: ")
+
     def adopt_saved_state(self) -> bool:
-        """Come back as the previous daemon left things: configuration, ids, interfaces, counts."""
-        state = self.saved()
+        """Come back as the previous daemon left things: configuration, ids, interfaces, counts,
+        provided the saved ids matched the pinned maps (checked in __init__)."""
+        state = self._state
         if state is None:
             return False
         self.table = state.table
@@ -137,6 +172,7 @@ class Daemon:
                 first_traffic=self.first.first_traffic,
                 ifaces=self.ifaces,
                 max_flows=self.tunables.max_flows,
+                queue_bypass=self.queue_bypass,
             ),
         )
         self.first.dirty = False
@@ -254,7 +290,7 @@ class Daemon:
 
     def _sync_rules(self) -> None:
         if self.ifaces:
-            iptables.install(list(self.balancer.services), QUEUE_NUM)
+            iptables.install(list(self.balancer.services), QUEUE_NUM, bypass=self.queue_bypass)
 
     def _health_targets(self) -> dict[tuple[ServiceKey, RealKey], tuple[IPv4Address, int, HealthCheck]]:
         targets = {}
@@ -465,6 +501,8 @@ class Daemon:
             # the kernel's side of the queue: first packets waiting, and those it dropped (the
             # client resends a dropped SYN; a growing count means first packets come faster than
             # the daemon takes them)
+            "queue_bypass": self.queue_bypass,
+            "no_daemon_first_packets": no_daemon_policy(self.queue_bypass),
             "first_path_queue": {"length": QUEUE_LEN, "waiting": queued.waiting,
                                  "dropped_full": queued.dropped_full,
                                  "dropped_undelivered": queued.dropped_undelivered},
@@ -482,6 +520,7 @@ class Daemon:
         events = ", ".join(f"{k} {v}" for k, v in sorted(data["first_path_events"].items())) or "none"
         lines.append(f"  first-packet path (NFQUEUE) packets: {data['first_path_packets']} ({events})")
         queue = data["first_path_queue"]
+        lines.append(f"  first packets with no daemon: {data['no_daemon_first_packets']}")
         lines.append(f"  NFQUEUE {QUEUE_NUM}: {queue['waiting']} waiting of {queue['length']}, kernel drops: "
                      f"{queue['dropped_full']} full, {queue['dropped_undelivered']} undelivered")
         lines.append(f"  flows scheduled in XDP (mh): {data['xdp_scheduled']}, "
@@ -501,6 +540,7 @@ class Daemon:
             if op == "ipvsadm":
                 return reply_ok(self.apply_command(Command.from_dict(request.get("command", {}))))
             if op == "attach":
+                self.set_queue_bypass(request.get("queue_bypass"))
                 lines = [self.attach(name, request.get("mode", "auto")) for name in request.get("ifaces", [])]
                 if request.get("config"):
                     self._load_config(Path(request["config"]))
@@ -515,6 +555,17 @@ class Daemon:
         except (RuntimeError, loader.LoadError, ValueError, OSError) as exc:
             return reply_error(str(exc))
         return reply_error(f"unknown request {op!r}")
+
+    def set_queue_bypass(self, bypass: object) -> None:
+        """`lbxdp attach --queue-bypass|--no-queue-bypass` to a running daemon; None keeps the choice."""
+        if isinstance(bypass, bool) and bypass != self.queue_bypass:
+            self.queue_bypass = bypass
+            try:
+                self._sync_rules()
+            except Exception:
+                self.queue_bypass = not bypass  # the rules did not change: neither does the choice
+                raise
+            log.info("first packets with no daemon: %s", no_daemon_policy(bypass))
 
     def _detach(self, names: list[str]) -> dict[str, Any]:
         unknown = [n for n in names if n not in self.ifaces]
@@ -575,6 +626,11 @@ def _trampoline(pkt: Any) -> None:
         pkt.drop()
         return
     _current.first.on_packet(pkt)
+
+
+def no_daemon_policy(bypass: bool) -> str:
+    """What happens to first packets while no daemon reads the queue, in status' words."""
+    return "passed to the kernel (fail-open, --queue-bypass)" if bypass else "dropped (fail-closed)"
 
 
 def remove_stale_instances() -> None:

@@ -58,9 +58,18 @@ def forget_previous_incarnation(pin_root: Path) -> bool:
     if removed:
         shutil.rmtree(run_dir(), ignore_errors=True)
         shutil.rmtree(pin_root / netns_id(), ignore_errors=True)
-    run_dir().mkdir(parents=True, exist_ok=True)
+    make_run_dir()
     marker.write_text(current + "\n")
     return removed
+
+
+def make_run_dir() -> Path:
+    """The run directory, root's alone (0700): the log and state name every real and check."""
+    RUN_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    path = run_dir()
+    path.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)  # one an older lbxdp made with the umask's bits
+    return path
 
 
 def live_netns_ids() -> set[str]:
@@ -86,3 +95,13 @@ def stale_dirs(root: Path) -> list[Path]:
         return []
     live = live_netns_ids()
     return [d for d in root.iterdir() if d.name.startswith("netns-") and d.name not in live]
+
+
+def remove_stale(roots: list[Path]) -> list[Path]:
+    """Remove the per-namespace directories under `roots` whose namespace is gone; returns them."""
+    removed = []
+    for root in roots:
+        for stale in stale_dirs(root):
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed

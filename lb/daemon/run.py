@@ -3,7 +3,8 @@
 Start-up order matters for "leave nothing behind": the control socket is bound first (a second
 daemon in the same namespace stops there), the program is loaded and the saved state adopted, and only
 then are interfaces attached; a failure at any step undoes what this process did and exits 1 with one
-line on stderr.
+line on stderr. A saved state that is unreadable or whose ids do not match the pinned maps is not
+adopted: the daemon says so in one line and starts clean on fresh maps (lb.daemon.daemon).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["auto", "native", "generic"], default="auto")
     parser.add_argument("--config")
     parser.add_argument("--max-flows", type=int, help="default: the previous daemon's, else 262144")
+    parser.add_argument("--queue-bypass", action=argparse.BooleanOptionalAction, default=None,
+                        help="first packets with no daemon: let through (fail-open) or drop; default: as saved, else drop")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = Daemon.saved()
         max_flows = args.max_flows or (saved.max_flows if saved else None) or loader.Tunables().max_flows
         adopt_from = [*(saved.ifaces if saved else []), *args.iface]
-        daemon = Daemon(loader.Tunables(max_flows=max_flows), adopt_from=adopt_from)
+        daemon = Daemon(loader.Tunables(max_flows=max_flows), adopt_from=adopt_from, queue_bypass=args.queue_bypass)
     except AddressInUse as exc:
         print(f"lbxdp: {exc}", file=sys.stderr)
         return 1
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             daemon._load_config(Path(args.config))
         for name in args.iface:
             log.info("%s", daemon.attach(name, args.mode))
+        if daemon.unusable is not None:  # the old program, on interfaces not attached again, goes
+            for name in sorted(set(loader.lbxdp_ifaces()) - set(daemon.ifaces)):
+                loader.detach(name)
+                log.info("%s: XDP detached (its program's maps were not adopted)", name)
         daemon.save_state()
     except (RuntimeError, loader.LoadError, OSError, RulesError) as exc:
         print(f"lbxdp: {exc}", file=sys.stderr)

@@ -5,9 +5,11 @@ in mangle PREROUTING, queue those addressed to a virtual service to the daemon. 
 of their own (`LBXDP`) so lbxdp never edits rules it did not write, and are applied as one
 `iptables-restore --noflush` batch so the set changes atomically.
 
-No `--queue-bypass`: while no daemon listens, the kernel drops queued packets (fail-closed). A new
-TCP client retries its SYN and gets through once the daemon is back; established flows never get
-here, XDP carries them.
+While no daemon listens, the kernel drops queued packets by default (fail-closed): a new TCP client
+retries its SYN and gets through once the daemon is back; established flows never get here, XDP
+carries them. `lbxdp attach --queue-bypass` adds NFQUEUE's `--queue-bypass` (fail-open): with no
+listener the kernel lets first packets go on through the stack as if no balancer were there, which
+balances nothing (a VIP that is not a local address is routed, or dropped, by the kernel).
 """
 
 from __future__ import annotations
@@ -36,27 +38,29 @@ def _run(argv: list[str], stdin: str | None = None, check: bool = True) -> subpr
     return done
 
 
-def service_rule(key: ServiceKey, queue: int) -> str:
-    """The rule (without -A CHAIN) that queues one service's packets."""
+def service_rule(key: ServiceKey, queue: int, bypass: bool = False) -> str:
+    """The rule (without -A CHAIN) that queues one service's packets; with `bypass`, packets go on
+    through the stack while no program listens on the queue (fail-open) instead of being dropped."""
     match = f"-d {key.vip}/32 -p {key.proto.name.lower()}"
     if key.port:
         match += f" --dport {key.port}"
-    return f"{match} -j NFQUEUE --queue-num {queue}"
+    return f"{match} -j NFQUEUE --queue-num {queue}" + (" --queue-bypass" if bypass else "")
 
 
-def restore_script(services: Iterable[ServiceKey], queue: int) -> str:
+def restore_script(services: Iterable[ServiceKey], queue: int, bypass: bool = False) -> str:
     """An iptables-restore batch that (re)creates the LBXDP chain with one rule per service."""
     lines = [f"*{TABLE}", f":{CHAIN} - [0:0]", f"-F {CHAIN}"]
-    lines += [f"-A {CHAIN} {service_rule(key, queue)}" for key in sorted(services)]
+    lines += [f"-A {CHAIN} {service_rule(key, queue, bypass)}" for key in sorted(services)]
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
 
-def install(services: Iterable[ServiceKey], queue: int) -> None:
+def install(services: Iterable[ServiceKey], queue: int, bypass: bool = False) -> None:
     """Make the LBXDP chain hold exactly these services' rules, hooked from PREROUTING once."""
-    _run(["iptables-restore", "-w", "--noflush"], stdin=restore_script(services, queue))
-    jump = ["-t", TABLE, "PREROUTING", "-j", CHAIN]
-    if _run(["iptables", "-w", "-C", *jump[:2], *jump[2:]], check=False).returncode != 0:
+    _run(["iptables-restore", "-w", "--noflush"], stdin=restore_script(services, queue, bypass))
+    # -t before -C: `-C` takes the chain as its argument (with `-C -t …` every check failed and each
+    # change inserted one more jump)
+    if _run(["iptables", "-w", "-t", TABLE, "-C", "PREROUTING", "-j", CHAIN], check=False).returncode != 0:
         _run(["iptables", "-w", "-t", TABLE, "-I", "PREROUTING", "-j", CHAIN])
 
 
@@ -66,6 +70,11 @@ def remove() -> None:
         pass
     _run(["iptables", "-w", "-t", TABLE, "-F", CHAIN], check=False)
     _run(["iptables", "-w", "-t", TABLE, "-X", CHAIN], check=False)
+
+
+def present() -> bool:
+    """Whether the LBXDP chain exists (with or without rules)."""
+    return _run(["iptables", "-w", "-t", TABLE, "-S", CHAIN], check=False).returncode == 0
 
 
 def installed_rules() -> list[str]:

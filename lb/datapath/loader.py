@@ -230,6 +230,37 @@ def attached_prog_id(ifname: str) -> int | None:
     return None
 
 
+def _prog_name(lib: ctypes.CDLL, prog_id: int) -> str | None:
+    """The name of the program with this id (what bpf_prog_info says), or None when it is gone."""
+    prog_fd = lib.bpf_prog_get_fd_by_id(ctypes.c_uint32(prog_id))
+    if prog_fd < 0:
+        return None
+    try:
+        info = _ProgInfo()
+        size = ctypes.c_uint32(ctypes.sizeof(info))
+        if lib.bpf_obj_get_info_by_fd(prog_fd, ctypes.byref(info), ctypes.byref(size)) != 0:
+            return None
+        return info.name.decode(errors="replace")
+    finally:
+        os.close(prog_fd)
+
+
+def lbxdp_ifaces() -> list[str]:
+    """Interfaces of this namespace that carry lbxdp's program (`lbxdp detach` with no daemon
+    finds them even when the saved state is gone or unreadable)."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        names = [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
+    lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    found = []
+    for name in names:
+        prog_id = attached_prog_id(name)
+        if prog_id is not None and _prog_name(lib, prog_id) == ENTRY[:15]:
+            found.append(name)
+    return found
+
+
 def pin_maps_of_attached(ifnames: list[str], pin_dir: Path) -> list[str]:
     """Pin into `pin_dir` the maps of the lbxdp program attached to one of `ifnames` (the first found),
     unless a map of that name is pinned there already. Returns the names pinned."""

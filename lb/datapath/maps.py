@@ -255,6 +255,15 @@ class DatapathMaps:
         last_seen, real_id, service_id, seen, _ = _FLOW_STATE.unpack(value.raw)
         return FlowEntry(real_id, service_id, last_seen, _SEEN.get(seen) or TcpSeen(seen))
 
+    def read_reals(self) -> dict[int, RealEntry]:
+        """The `reals` slots in use (a starting daemon checks them against its saved ids)."""
+        reals = {}
+        for real_id in range(self.max_reals):
+            value = self._lookup("reals", ctypes.c_uint32(real_id))
+            if value is not None and value.forwarding in _FWD_FROM_C:
+                reals[real_id] = RealEntry(S.address(value.addr), S.port(value.port), _FWD_FROM_C[value.forwarding])
+        return reals
+
     def read_services(self) -> dict[ServiceKey, ServiceEntry]:
         return {_service_key_back(k): ServiceEntry(v.service_id, v.flags) for k, v in self._items("services")}
 
