@@ -146,6 +146,8 @@ class ControlServer:
         self._acceptor: threading.Thread | None = None
         self._workers: set[threading.Thread] = set()
         self._lock = threading.Lock()
+        self._refused = 0
+        self._next_refusal_log = 0.0
 
     def fileno(self) -> int:
         """Readable when requests wait for `serve_pending()` (the loop's selector watches it)."""
@@ -202,7 +204,12 @@ class ControlServer:
         conn.setblocking(False)
         creds = peer_creds(conn)
         if not authorised(conn, creds, self._own_userns):
-            log.warning("control: refused pid %d uid %d (neither root nor CAP_NET_ADMIN here)", creds.pid, creds.uid)
+            self._refused += 1
+            now = time.monotonic()
+            if now >= self._next_refusal_log:  # at most one line a minute: a user must not fill the log
+                log.warning("control: refused pid %d uid %d (neither root nor CAP_NET_ADMIN here); "
+                            "%d refusals since the last such line", creds.pid, creds.uid, self._refused)
+                self._refused, self._next_refusal_log = 0, now + 60.0
             _send_and_close(conn, encode(reply_error(PERMISSION_DENIED)))
             return
         if not self._slots.acquire(blocking=False):
