@@ -80,8 +80,10 @@ def authorised(sock: socket.socket, creds: PeerCreds, own_userns: int) -> bool:
     pidfd = -1
     try:
         pidfd = struct.unpack("i", sock.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD, 4))[0]
-    except OSError:
-        pass  # older kernel: the pid alone
+    except OSError as exc:
+        if exc.errno not in (errno.ENOPROTOOPT, errno.EINVAL):
+            return False  # the kernel knows the option: the peer is gone, its pid may be another's now
+        # an older kernel: the pid alone
     try:
         with open(f"/proc/{creds.pid}/status", encoding="utf-8", errors="replace") as status:
             effective = cap_eff(status.read())

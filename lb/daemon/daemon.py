@@ -1,7 +1,8 @@
 """The lbxdp daemon: configuration authority, first-packet path and flow sweeper of one namespace.
 
-One thread, one loop: NFQUEUE packets (first packets of flows XDP could not place, lb.daemon.firstpath),
-control requests from `lbxdp` commands, and a periodic tick (flow expiry and connection counts,
+One loop owns all state: NFQUEUE packets (first packets of flows XDP could not place, lb.daemon.firstpath),
+control requests from `lbxdp` commands (read and checked by lb.daemon.control's threads, so a slow
+client never holds this loop; run here, one at a time), and a periodic tick (flow expiry and connection counts,
 lb.daemon.flows; rates; health transitions; saved state, lb.daemon.statefile). Everything XDP needs is
 in the maps of the attached program, so when the daemon dies the program keeps forwarding established
 flows, and a new daemon adopts those maps and the saved configuration.
