@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lb.daemon.protocol import ADDRESS, CHUNK_CHARS, PERMISSION_DENIED
+from lb.daemon.control import MAX_WORKERS
+from lb.daemon.protocol import ADDRESS, BUSY, CHUNK_CHARS, PERMISSION_DENIED
 from lb.datapath.testbed import Topology, two_arm
 from lb.datapath.testbed.nsenter import in_netns_call, ns_socket
 
@@ -431,3 +432,29 @@ def test_cap_net_admin_is_enough_but_only_in_our_user_namespace(lab, before) -> 
     if "Operation not permitted" in userns.stderr or "cannot" in userns.stderr:
         pytest.skip(f"unprivileged user namespaces are disabled here: {userns.stderr.strip()}")
     assert userns.returncode == 0 and PERMISSION_DENIED in userns.stdout, userns
+
+
+def test_more_slow_clients_than_workers_get_busy_not_a_wait(lab, before) -> None:
+    """The worker threads are bounded (MAX_WORKERS): the next root client is told "busy" at once,
+    packets keep flowing, and once the slow ones hit their deadline commands work again."""
+    topo, lbxdp = lab
+    held = []
+    try:
+        for _ in range(MAX_WORKERS):
+            sock = ns_socket(topo.lb.netns, socket.AF_UNIX)
+            sock.settimeout(10)
+            sock.connect(ADDRESS)
+            sock.send(b"{")  # and nothing more
+            held.append(sock)
+        time.sleep(0.5)  # all admitted by the acceptor
+        t0 = time.monotonic()
+        (reply,) = exchange(topo, b'{"op": "ping"}\n')
+        assert reply == {"ok": False, "error": BUSY} and time.monotonic() - t0 < 2.0, reply
+        assert None not in topo.curl(3, f"http://{topo.vip}/")
+        for sock in held:  # each gets its one line at the deadline
+            (message,) = [json.loads(line) for line in sock.recv(4096).splitlines()]
+            assert message["error"] == "bad control request: not complete in time", message
+    finally:
+        for sock in held:
+            sock.close()
+    assert lbxdp("-L", "-n").returncode == 0
