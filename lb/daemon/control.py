@@ -36,6 +36,7 @@ from lb.daemon.protocol import (
     REQUEST_DEADLINE,
     PeerCreds,
     ProtocolError,
+    at_secure,
     cap_eff,
     decode,
     encode,
@@ -72,7 +73,8 @@ def authorised(sock: socket.socket, creds: PeerCreds, own_userns: int) -> bool:
 
     The uid comes from the socket itself (what the peer was when it connected); the capability
     has to be read from the peer's /proc entry, so a pidfd (SO_PEERPIDFD) pins the process: if it
-    is still alive after the read, the pid was not recycled in between."""
+    is still alive after the read, the pid was not recycled in between; and AT_SECURE in its auxv
+    says whether it got the capability by an exec after connecting (protocol.may_configure)."""
     if creds.uid == 0:
         return True
     if creds.pid <= 0:
@@ -88,6 +90,8 @@ def authorised(sock: socket.socket, creds: PeerCreds, own_userns: int) -> bool:
         with open(f"/proc/{creds.pid}/status", encoding="utf-8", errors="replace") as status:
             effective = cap_eff(status.read())
         userns = os.stat(f"/proc/{creds.pid}/ns/user").st_ino
+        with open(f"/proc/{creds.pid}/auxv", "rb") as auxv:
+            elevated = at_secure(auxv.read())
         if pidfd >= 0:
             try:
                 signal.pidfd_send_signal(pidfd, 0)
@@ -98,7 +102,7 @@ def authorised(sock: socket.socket, creds: PeerCreds, own_userns: int) -> bool:
     finally:
         if pidfd >= 0:
             os.close(pidfd)
-    return may_configure(creds.uid, effective, userns, own_userns)
+    return may_configure(creds.uid, effective, userns, own_userns, elevated)
 
 
 def describe_holder() -> str:

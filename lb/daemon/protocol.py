@@ -34,6 +34,7 @@ lb.daemon.client (client).
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -78,13 +79,38 @@ def cap_eff(status_text: str) -> int | None:
     return None
 
 
-def may_configure(uid: int, effective: int | None, peer_userns: int | None, own_userns: int) -> bool:
+AT_SECURE = 23  # include/uapi/linux/auxvec.h
+
+
+def at_secure(auxv: bytes) -> bool | None:
+    """AT_SECURE from the raw /proc/PID/auxv (pairs of native unsigned longs); None when absent.
+    The kernel sets it when an exec raised privileges (setuid, or file capabilities)."""
+    pair = struct.calcsize("@LL")
+    for offset in range(0, len(auxv) - pair + 1, pair):
+        kind, value = struct.unpack_from("@LL", auxv, offset)
+        if kind == AT_SECURE:
+            return value != 0
+        if kind == 0:  # AT_NULL ends the vector
+            break
+    return None
+
+
+def may_configure(uid: int, effective: int | None, peer_userns: int | None, own_userns: int,
+                  elevated_exec: bool | None = False) -> bool:
     """May this peer use the control channel? Root, or CAP_NET_ADMIN in *our* user namespace: a
     process in a child user namespace has the bit in CapEff, but it means nothing here (it is how
-    an unprivileged user gets "root" in a container), hence the namespace comparison."""
+    an unprivileged user gets "root" in a container), hence the namespace comparison.
+
+    The capability is read from /proc now, not recorded when the peer connected (the kernel keeps
+    only uid and gid for SO_PEERCRED). An unprivileged process could connect, write a request,
+    and exec a program that carries CAP_NET_ADMIN as a file capability (same pid, capability
+    now). Such an exec sets AT_SECURE; a process that holds the capability by inheritance
+    (ambient capabilities, as a systemd unit's AmbientCapabilities= gives) already held it when
+    it connected. So a non-root peer whose image came from a privilege-raising exec, or whose
+    auxv cannot be read, is refused."""
     if uid == 0:
         return True
-    if effective is None or peer_userns is None:
+    if effective is None or peer_userns is None or elevated_exec is not False:
         return False
     return bool(effective >> CAP_NET_ADMIN & 1) and peer_userns == own_userns
 

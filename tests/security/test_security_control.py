@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -458,3 +462,26 @@ def test_more_slow_clients_than_workers_get_busy_not_a_wait(lab, before) -> None
         for sock in held:
             sock.close()
     assert lbxdp("-L", "-n").returncode == 0
+
+
+def test_a_capability_gained_by_exec_after_connecting_does_not_count(lab, before) -> None:
+    """The capability is read from /proc, not recorded at connect: an unprivileged process could
+    connect, write, then exec a binary with CAP_NET_ADMIN as a file capability. Such an image
+    has AT_SECURE set and is refused; here, a copy of the interpreter given the file capability."""
+    topo, _ = lab
+    if shutil.which("setcap") is None:
+        pytest.skip("setcap (libcap2-bin) is not installed")
+    workdir = Path(tempfile.mkdtemp(prefix="lbxdp-filecap-"))
+    try:
+        workdir.chmod(0o755)
+        python = workdir / "python-with-net-admin"
+        shutil.copy(Path(sys.executable).resolve(), python)
+        python.chmod(0o755)
+        subprocess.run(["setcap", "cap_net_admin+ep", str(python)], check=True, capture_output=True)
+        probe = topo.run("lb", [*NOBODY, str(python), "-c", "print(open('/proc/self/status').read())"])
+        assert "CapEff:\t0000000000001000" in probe.stdout, probe.stdout  # it does hold the capability
+        done = topo.run("lb", [*NOBODY, str(python), "-c", SEND.format(payload=b'{"op": "ping"}\n')],
+                        check=False)
+        assert done.returncode == 0 and PERMISSION_DENIED in done.stdout, done
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

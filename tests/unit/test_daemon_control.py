@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 import time
 from ipaddress import IPv4Address as A
@@ -21,6 +22,7 @@ from lb.daemon.engine import Balancer
 from lb.daemon.protocol import (
     CHUNK_CHARS,
     ProtocolError,
+    at_secure,
     cap_eff,
     decode,
     is_partial,
@@ -39,6 +41,29 @@ CapPrm:\t{cap}
 CapEff:\t{cap}
 CapBnd:\t000001ffffffffff
 """
+
+
+def _auxv(*pairs: tuple[int, int]) -> bytes:
+    return b"".join(struct.pack("@LL", kind, value) for kind, value in pairs)
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (_auxv((33, 0x7FFF0000), (23, 1), (0, 0)), True),  # a setuid or file-capability exec
+        (_auxv((33, 0x7FFF0000), (23, 0), (0, 0)), False),
+        (_auxv((33, 1), (0, 0), (23, 1)), None),  # after AT_NULL nothing counts
+        (b"", None),
+        (b"\x17\x00", None),  # truncated
+    ],
+)
+def test_at_secure_is_read_from_raw_auxv(raw: bytes, expected: bool | None) -> None:
+    assert at_secure(raw) is expected
+
+
+def test_this_process_was_not_a_privileged_exec() -> None:
+    with open("/proc/self/auxv", "rb") as auxv:
+        assert at_secure(auxv.read()) is False
 
 
 @pytest.mark.parametrize(
@@ -74,6 +99,12 @@ OWN, CHILD = 4026531837, 4026532999
 )
 def test_who_may_configure(uid: int, caps: int | None, userns: int | None, allowed: bool) -> None:
     assert may_configure(uid, caps, userns, OWN) is allowed
+
+
+@pytest.mark.parametrize("elevated, allowed", [(False, True), (True, False), (None, False)])
+def test_a_capability_from_a_privileged_exec_does_not_count(elevated: bool | None, allowed: bool) -> None:
+    assert may_configure(1000, 1 << 12, OWN, OWN, elevated) is allowed
+    assert may_configure(0, 0, OWN, OWN, elevated) is True  # root is root, however it got there
 
 
 @pytest.mark.parametrize(
