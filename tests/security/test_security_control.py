@@ -485,3 +485,49 @@ def test_a_capability_gained_by_exec_after_connecting_does_not_count(lab, before
         assert done.returncode == 0 and PERMISSION_DENIED in done.stdout, done
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+FLOOD = """
+import socket, time
+end = time.monotonic() + {seconds}
+n = 0
+while time.monotonic() < end:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect("\\0lbxdp-control")
+        s.recv(256)
+        n += 1
+    except OSError:
+        pass
+    finally:
+        s.close()
+print(n)
+"""
+
+
+def test_a_connection_flood_from_an_unprivileged_user_does_not_stall_packets(lab, before) -> None:
+    """Refusals cost the daemon a little (credentials, /proc): four unprivileged processes
+    connecting as fast as they can for 4 s must not stop new flows or root's commands."""
+    topo, lbxdp = lab
+    logs = [topo.workdir / f"flood-{i}.out" for i in range(4)]
+    floods = []
+    for log in logs:
+        with open(log, "wb") as out:
+            floods.append(topo.spawn("lb", [*NOBODY, sys.executable, "-c", FLOOD.format(seconds=4)], stdout=out))
+    try:
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        answers = topo.curl(10, f"http://{topo.vip}/")
+        curl_took = time.monotonic() - t0
+        t0 = time.monotonic()
+        listing = lbxdp("-L", "-n")
+        list_took = time.monotonic() - t0
+        still_flooding = all(p.poll() is None for p in floods)
+    finally:
+        for proc in floods:
+            proc.wait(15)
+    refused = sum(int(log.read_text().strip() or 0) for log in logs)
+    print(f"flood: {refused} refused connections; 10 curls took {curl_took:.2f} s, -L {list_took:.2f} s")
+    assert still_flooding and refused > 100, refused  # the flood was real and lasted
+    assert None not in answers and curl_took < 5.0, (answers, curl_took)
+    assert f"{topo.vip}:80 rr" in listing.stdout and list_took < 5.0, list_took
