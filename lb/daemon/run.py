@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from lb.config.savefmt import RulesError
+from lb.model import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.iface:
             log.info("%s", daemon.attach(name, args.mode))
         daemon.save_state()
-    except (RuntimeError, loader.LoadError, OSError, RulesError) as exc:
+    except (RuntimeError, loader.LoadError, OSError, ConfigError) as exc:  # RulesError is a ConfigError
         print(f"lbxdp: {exc}", file=sys.stderr)
         if fresh:
             daemon.remove_everything()

@@ -531,3 +531,20 @@ def test_a_connection_flood_from_an_unprivileged_user_does_not_stall_packets(lab
     assert still_flooding and refused > 100, refused  # the flood was real and lasted
     assert None not in answers and curl_took < 5.0, (answers, curl_took)
     assert f"{topo.vip}:80 rr" in listing.stdout and list_took < 5.0, list_took
+
+
+def test_a_rules_file_beyond_the_datapath_fails_attach_in_one_line() -> None:
+    """`attach --config` of more reals than the maps hold: one line, and nothing left behind."""
+    with two_arm(reals=1) as topo:
+        lbxdp = Lbxdp(topo)
+        rules = topo.workdir / "too-many.rules"
+        rules.write_text(f"-A -t {topo.vip}:80 -s rr\n" + "".join(
+            f"-a -t {topo.vip}:80 -r 10.{100 + i // 65536}.{i // 256 % 256}.{i % 256}:80 -m\n" for i in range(4100)))
+        try:
+            done = lbxdp("attach", "eth0", "eth1", "--config", str(rules), check=False, timeout=120)
+            assert done.returncode == 1 and done.stderr.count("\n") == 1, done
+            assert "too many real servers" in done.stderr and "Traceback" not in done.stderr, done
+            assert _nothing_left(topo, lbxdp) == []
+        finally:
+            lbxdp("detach", check=False)
+    assert_torn_down(topo)
