@@ -7,8 +7,10 @@ other's commands.
 Who may talk (checked with SO_PEERCRED on both ends, before a byte is read or written):
 
 - the daemon serves a client whose uid is 0, or which holds CAP_NET_ADMIN (CapEff bit 12) in the
-  daemon's own user namespace, as IPVS's netlink family does for ipvsadm; anyone else gets one
-  error line and the connection is closed without reading from it;
+  daemon's own user namespace, as IPVS's netlink family does for ipvsadm, and did not get it by a
+  privilege-raising exec (AT_SECURE: see may_configure); anyone else gets one error line and the
+  connection is closed without reading from it; at most one line a minute about refusals goes to
+  the log;
 - a client sends only to a listener whose uid is 0. Abstract names carry no permissions: any user
   can bind `lbxdp-control` first, and would then receive root's `-R` rules and forge `-L` replies.
   Checking the listener's credentials closes that; a daemon that finds its name taken says who
