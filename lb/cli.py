@@ -166,7 +166,8 @@ def ipvsadm_main(words: list[str], stdin: TextIO | None = None) -> int:
 
 def send_command(command: Command) -> int:
     """Send to the daemon as {"op": "ipvsadm", "command": Command.to_dict()}; it answers
-    {"ok": true, "output": text} or {"ok": false, "error": message}."""
+    {"ok": true, "output": text} (in several lines for a long listing, each chunk written as it
+    arrives: lb.daemon.protocol) or {"ok": false, "error": message}."""
     try:
         from lb.daemon.client import send
     except ModuleNotFoundError as exc:
@@ -175,7 +176,7 @@ def send_command(command: Command) -> int:
             return 1
         raise
     try:
-        reply = send({"op": "ipvsadm", "command": command.to_dict()})
+        reply = send({"op": "ipvsadm", "command": command.to_dict()}, write=sys.stdout.write)
     except (FileNotFoundError, ConnectionRefusedError):
         print(NO_DAEMON, file=sys.stderr)
         return 1
@@ -191,8 +192,6 @@ def send_command(command: Command) -> int:
     if not reply.get("ok"):
         print(f"lbxdp: {reply.get('error', 'the daemon refused the request')}", file=sys.stderr)
         return 1
-    output = reply.get("output") or ""
-    sys.stdout.write(output)
     return 0
 
 

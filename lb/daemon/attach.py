@@ -23,7 +23,7 @@ from lb.config.health import load_rules_file, parse_health
 from lb.config.savefmt import RulesError
 from lb.model import ConfigError
 from lb.daemon import instance, statefile
-from lb.daemon.client import DaemonNotRunning, is_running, send
+from lb.daemon.client import DaemonNotRunning, NotRootDaemon, is_running, send
 
 READY_TIMEOUT = 60.0  # bcc compiles the program at start: seconds on a loaded 2-core machine
 
@@ -107,7 +107,11 @@ def main(argv: list[str]) -> int:
             return _fail(f"cannot read {args.config}: {exc.strerror}")
         except RulesError as exc:
             return _fail(str(exc), code=2)
-    if is_running():
+    try:
+        running = is_running()
+    except NotRootDaemon as exc:  # a squatter holds the name: starting a daemon would only fail
+        return _fail(f"cannot attach: {exc}; remove that process")
+    if running:
         reply = send({"op": "attach", "ifaces": args.ifaces, "mode": args.mode, "config": args.config and os.path.abspath(args.config),
                       "queue_bypass": args.queue_bypass})
         if not reply.get("ok"):
@@ -156,6 +160,9 @@ def _spawn(daemon_argv: list[str], ifaces: list[str]) -> int:
             return _fail(f"the daemon failed to start: {_last_line(log)} (log: {log})")
         try:
             reply = send({"op": "status"}, timeout=5.0)
+        except NotRootDaemon as exc:  # not ours: a process took the name meanwhile
+            proc.kill()
+            return _fail(f"cannot attach: {exc}; remove that process")
         except (DaemonNotRunning, ConnectionError, OSError):
             time.sleep(0.1)
             continue
@@ -204,6 +211,8 @@ def detach_main(argv: list[str]) -> int:
         reply = send({"op": "detach", "ifaces": args.ifaces})
     except DaemonNotRunning:
         return _detach_without_daemon(args.ifaces)
+    except NotRootDaemon as exc:
+        return _fail(str(exc))
     if not reply.get("ok"):
         return _fail(reply.get("error", "the daemon refused to detach"))
     print(reply.get("output", ""), end="")
@@ -264,7 +273,12 @@ def _detach_without_daemon(names: list[str]) -> int:
 
 def _wait_gone(timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and is_running():
+    while time.monotonic() < deadline:
+        try:
+            if not is_running():
+                return
+        except NotRootDaemon:
+            return  # ours is gone; whoever holds the name now is not it
         time.sleep(0.05)
 
 
@@ -277,6 +291,8 @@ def status_main(argv: list[str]) -> int:
     except DaemonNotRunning:
         print("lbxdp: not attached in this network namespace (no daemon running)")
         return 3
+    except NotRootDaemon as exc:
+        return _fail(str(exc))
     if not reply.get("ok"):
         return _fail(reply.get("error", "status failed"))
     if args.json:
@@ -304,6 +320,8 @@ def health_main(argv: list[str]) -> int:
         reply = send({"op": "health", "service": _service_dict(rule.service), "check": rule.check.to_dict()})
     except DaemonNotRunning:
         return _fail("no lbxdp daemon is running in this network namespace (start one with: lbxdp attach IFACE)")
+    except NotRootDaemon as exc:
+        return _fail(str(exc))
     if not reply.get("ok"):
         return _fail(reply.get("error", "the daemon refused the health check"))
     print(reply.get("output", ""), end="")

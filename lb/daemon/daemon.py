@@ -1,7 +1,8 @@
 """The lbxdp daemon: configuration authority, first-packet path and flow sweeper of one namespace.
 
-One thread, one loop: NFQUEUE packets (first packets of flows XDP could not place, lb.daemon.firstpath),
-control requests from `lbxdp` commands, and a periodic tick (flow expiry and connection counts,
+One loop owns all state: NFQUEUE packets (first packets of flows XDP could not place, lb.daemon.firstpath),
+control requests from `lbxdp` commands (read and checked by lb.daemon.control's threads, so a slow
+client never holds this loop; run here, one at a time), and a periodic tick (flow expiry and connection counts,
 lb.daemon.flows; rates; health transitions; saved state, lb.daemon.statefile). Everything XDP needs is
 in the maps of the attached program, so when the daemon dies the program keeps forwarding established
 flows, and a new daemon adopts those maps and the saved configuration.
@@ -15,9 +16,10 @@ import selectors
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lb.config.health import load_rules_file
 from lb.config.ipvsadm import Command, Verb, decode_service
@@ -31,7 +33,7 @@ from lb.daemon.health import DeadFlows, HealthCheck
 from lb.daemon.healthmon import HealthMonitor
 from lb.daemon.kernelhash import KernelHashing, enabled_by_env
 from lb.daemon.lifetime import Timeouts
-from lb.daemon.protocol import reply_error, reply_ok
+from lb.daemon.protocol import one_line, reply_error, reply_ok
 from lb.datapath import iptables, loader, queuestats
 from lb.datapath.interfaces import auto_prefers_generic, link_facts
 from lb.model import ConfigError, Forwarding, RealKey, RealServer, ServiceKey
@@ -40,6 +42,7 @@ from lb.rewrite.verdicts import Reason, Verdict
 from lb.tables import RealEntry, ServiceEntry, service_flags
 
 log = logging.getLogger("lbxdp")
+T = TypeVar("T")
 
 QUEUE_NUM = 4711  # NFQUEUE numbers are per network namespace, so one fixed number never collides
 QUEUE_LEN = 4096  # first packets the kernel holds for the daemon; beyond, it drops them (status counts)
@@ -236,6 +239,7 @@ class Daemon:
 
     def _resync(self) -> None:
         """Push the configuration into the engine and the maps (services, reals, rules)."""
+        self.balancer.check_capacity(self.table)  # before anything changes: ids are finite
         owners = {
             r.real_id: (key, r.real) for key, state in self.balancer.services.items() for r in state.reals.values()
         }
@@ -309,10 +313,9 @@ class Daemon:
             self.table.apply(command)
             self._zero(command.service)
             return ""
-        change = self.table.apply(command)
-        self._resync()
+        applied = self._transaction(lambda: self.table.apply(command))
         self.save_state()
-        log.info("applied: %s (%s)", command, change.verb.value)
+        log.info("applied: %s (%s)", command, applied.verb.value)
         return ""
 
     def _zero(self, service: ServiceKey | None) -> None:
@@ -323,16 +326,15 @@ class Daemon:
         self._last_sample = None
 
     def _load_config(self, path: Path) -> None:
-        self.table, health = load_rules_file(path.read_text(), str(path), self.table)
-        self._resync()
-        self.health_checks.update({rule.service: rule.check for rule in health})
-        self.health.configure(self._health_targets())
+        def edit() -> None:
+            self.table, health = load_rules_file(path.read_text(), str(path), self.table)
+            self.health_checks.update({rule.service: rule.check for rule in health})
 
-    def _set_health(self, request: dict[str, Any]) -> str:
-        key = decode_service(request.get("service"))  # types and VIP checked, as for ipvsadm commands
+        self._transaction(edit)  # its re-sync configures the health monitor too
+
+    def _set_health(self, key: ServiceKey, check: HealthCheck) -> str:
         if key not in self.balancer.services:
             raise ConfigError(f"No such service: {key}")
-        check = HealthCheck.from_dict(request.get("check"))  # ValueError in one line for any bad value
         self.health_checks[key] = check
         self.health.configure(self._health_targets())
         self.save_state()
@@ -531,30 +533,82 @@ class Daemon:
     # -- control requests ------------------------------------------------------------------------
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Answer one control request (lb.daemon.protocol). Never raises: a request's error is its
+        one-line reply, and anything unexpected is logged with its traceback and answered too, so
+        no request can end the daemon. Configuration changes are all-or-nothing (`_transaction`)."""
         op = request.get("op")
+        method = REQUESTS.get(op) if isinstance(op, str) else None
+        if method is None:
+            return reply_error(f"unknown request {one_line(repr(op), 60)}")
         try:
-            if op == "ping":
-                return reply_ok("pong")
-            if op == "status":
-                return reply_ok(self.status_text(), data=self.status_data())
-            if op == "ipvsadm":
-                return reply_ok(self.apply_command(Command.from_dict(request.get("command", {}))))
-            if op == "attach":
-                self.set_queue_bypass(request.get("queue_bypass"))
-                lines = [self.attach(name, request.get("mode", "auto")) for name in request.get("ifaces", [])]
-                if request.get("config"):
-                    self._load_config(Path(request["config"]))
-                self.save_state()
-                return reply_ok("\n".join(lines) + "\n")
-            if op == "detach":
-                return self._detach(request.get("ifaces") or list(self.ifaces))
-            if op == "health":
-                return reply_ok(self._set_health(request))
-        except ConfigError as exc:
+            return method(self, request)
+        except (ConfigError, RequestError, iptables.IptablesError) as exc:
             return reply_error(str(exc))
         except (RuntimeError, loader.LoadError, ValueError, OSError) as exc:
+            log.warning("request %s failed: %s", op, exc)
             return reply_error(str(exc))
-        return reply_error(f"unknown request {op!r}")
+        except Exception as exc:  # noqa: BLE001 - the daemon outlives every request
+            log.exception("request %s failed", op)
+            return reply_error(f"internal error in {op}: {type(exc).__name__}: {exc}")
+
+    def _transaction(self, edit: Callable[[], T]) -> T:
+        """A configuration change, all or nothing: `edit` changes the table (and health checks),
+        then the engine, maps and rules are synced to it. If either step fails (the table, the
+        capacity check, a map, iptables), the table and health checks are put back and, when the
+        sync had begun, synced again, so a failed `-R` changes nothing; the error is re-raised."""
+        table, checks = self.table.copy(), dict(self.health_checks)
+        synced = False
+        try:
+            result = edit()
+            synced = True
+            self._resync()
+            return result
+        except BaseException:
+            self.table, self.health_checks = table, checks
+            if synced:
+                try:
+                    self._resync()
+                except Exception:  # noqa: BLE001 - the first failure is the one to report
+                    log.exception("could not restore the previous configuration after a failed change")
+            raise
+
+    def _op_ping(self, _request: dict[str, Any]) -> dict[str, Any]:
+        return reply_ok("pong")
+
+    def _op_status(self, _request: dict[str, Any]) -> dict[str, Any]:
+        return reply_ok(self.status_text(), data=self.status_data())
+
+    def _op_ipvsadm(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request.get("command")
+        if not isinstance(command, dict):
+            raise RequestError("malformed command: 'command' must be an object")
+        return reply_ok(self.apply_command(Command.from_dict(command)))
+
+    def _op_attach(self, request: dict[str, Any]) -> dict[str, Any]:
+        names = _names(request, "ifaces")
+        mode = request.get("mode", "auto")
+        if mode not in ("auto", "native", "generic"):
+            raise RequestError("malformed attach: 'mode' must be auto, native or generic")
+        config = request.get("config")
+        if config is not None and not isinstance(config, str):
+            raise RequestError("malformed attach: 'config' must be a path")
+        bypass = request.get("queue_bypass")
+        if bypass is not None and not isinstance(bypass, bool):
+            raise RequestError("malformed attach: 'queue_bypass' must be true, false or null")
+        self.set_queue_bypass(bypass)
+        lines = [self.attach(name, mode) for name in names]
+        if config:
+            self._load_config(Path(config))
+        self.save_state()
+        return reply_ok("\n".join(lines) + "\n")
+
+    def _op_detach(self, request: dict[str, Any]) -> dict[str, Any]:
+        return self._detach(_names(request, "ifaces") or list(self.ifaces))
+
+    def _op_health(self, request: dict[str, Any]) -> dict[str, Any]:
+        key = decode_service(request.get("service"))  # types and VIP checked, as for ipvsadm commands
+        check = HealthCheck.from_dict(request.get("check"))  # ValueError in one line for any bad value
+        return reply_ok(self._set_health(key, check))
 
     def set_queue_bypass(self, bypass: object) -> None:
         """`lbxdp attach --queue-bypass|--no-queue-bypass` to a running daemon; None keeps the choice."""
@@ -593,12 +647,13 @@ class Daemon:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         next_tick = time.monotonic() + TICK_SECONDS
+        self.control.start()
         while not self._stop:
             for key, _ in sel.select(max(0.0, next_tick - time.monotonic())):
                 if key.data == "nfq":
                     self.nfq.run(block=False)
                 elif key.data == "control":
-                    self.control.serve_one(self.handle)
+                    self.control.serve_pending(self.handle)  # requests the control threads read
                 else:
                     self.health.drain_wakeups()
                     self._apply_health()
@@ -616,6 +671,27 @@ class Daemon:
         log.info("signal %d: stopping (XDP, rules and flows stay; `lbxdp detach` removes them)", signum)
         self._stop = True
 
+
+class RequestError(ValueError):
+    """A control request with missing or mistyped fields (its message is the reply)."""
+
+
+def _names(request: dict[str, Any], field: str) -> list[str]:
+    names = request.get(field) or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise RequestError(f"malformed request: '{field}' must be a list of interface names")
+    return names
+
+
+# op → handler: every request the control channel serves (lb.daemon.protocol)
+REQUESTS: dict[str, Any] = {
+    "ping": Daemon._op_ping,
+    "status": Daemon._op_status,
+    "ipvsadm": Daemon._op_ipvsadm,
+    "attach": Daemon._op_attach,
+    "detach": Daemon._op_detach,
+    "health": Daemon._op_health,
+}
 
 _current: Daemon | None = None
 

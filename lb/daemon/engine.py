@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
 from lb.daemon.persistence import PersistenceTable
-from lb.model import FlowKey, RealKey, RealServer, Service, ServiceKey, VirtualService
+from lb.model import ConfigError, FlowKey, RealKey, RealServer, Service, ServiceKey, VirtualService
 from lb.sched import get_scheduler
 from lb.sched.base import Destination, Scheduler
 
@@ -72,6 +72,14 @@ class IdPool:
 
     def give_back(self, value: int) -> None:
         self._free.append(value)
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    def available(self) -> int:
+        """Ids `take()` can still hand out."""
+        return len(self._free) + max(0, self._limit - self._next + 1)
 
     def _taken_ids(self) -> set[int]:
         return set(range(1, self._next)) - set(self._free)
@@ -155,6 +163,29 @@ class Balancer:
             state.scheduler.update(state.dests)
         self._by_real_id = {r.real_id: (s, r) for s in self.services.values() for r in s.reals.values()}
         return gone_real_ids
+
+    def check_capacity(self, configured: Iterable[VirtualService]) -> None:
+        """Refuse, before anything changes, a configuration with more new services or reals than
+        ids are left (the maps are arrays sized at load). Ids of reals this change removes are
+        not counted as free: they are released only after the sync (or after draining)."""
+        wanted = list(configured)
+        new_services = [vs for vs in wanted if vs.service.key not in self.services]
+        new_reals = 0
+        for vs in wanted:
+            state = self.services.get(vs.service.key)
+            new_reals += sum(1 for rkey in vs.reals if state is None or rkey not in state.reals)
+        removed = sum(1 for key in self.services if key not in {vs.service.key for vs in wanted})
+        if len(new_services) > self._service_ids.available() + removed:
+            raise ConfigError(
+                f"too many virtual services: the datapath holds at most {self._service_ids.limit} "
+                "(MAX_SERVICES in bpf/lb_consts.h, loader.Tunables.max_services)"
+            )
+        if new_reals > self._real_ids.available():
+            raise ConfigError(
+                f"too many real servers: the datapath holds at most {self._real_ids.limit} "
+                "(MAX_REALS in bpf/lb_consts.h, loader.Tunables.max_reals; deleted reals hold "
+                "their slot until their flows end)"
+            )
 
     def release_real_ids(self, real_ids: Iterable[int]) -> None:
         """No flow names these ids any more: they may be given to new reals."""

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from lb.config.savefmt import RulesError
+from lb.model import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 loader.detach(name)
                 log.info("%s: XDP detached (its program's maps were not adopted)", name)
         daemon.save_state()
-    except (RuntimeError, loader.LoadError, OSError, RulesError) as exc:
+    except (RuntimeError, loader.LoadError, OSError, ConfigError) as exc:  # RulesError is a ConfigError
         print(f"lbxdp: {exc}", file=sys.stderr)
         if fresh:
             daemon.remove_everything()

@@ -32,6 +32,8 @@ def _run(argv: list[str], stdin: str | None = None, check: bool = True) -> subpr
         done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
     except FileNotFoundError as exc:
         raise IptablesError(f"{argv[0]} is not installed (apt-get install iptables)") from exc
+    except subprocess.TimeoutExpired as exc:  # e.g. the xtables lock held by another program
+        raise IptablesError(f"{' '.join(argv[:3])}: no answer within {exc.timeout:.0f} s") from exc
     if check and done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
         raise IptablesError(f"{' '.join(argv[:3])}: {message[-1] if message else 'failed'}")

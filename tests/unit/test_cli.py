@@ -108,10 +108,12 @@ class FakeDaemon:
         self.reply = reply if reply is not None else {"ok": True, "output": ""}
         self.error = error
 
-    def send(self, message: dict) -> dict:
+    def send(self, message: dict, write=None) -> dict:
         self.requests.append(message)
         if self.error is not None:
             raise self.error
+        if write is not None:  # the real client streams the output to `write` as it arrives
+            write(self.reply.get("output", ""))
         return self.reply
 
 
