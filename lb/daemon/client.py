@@ -69,7 +69,7 @@ def stream(message: dict[str, Any], write: Callable[[str], Any], timeout: float 
             if isinstance(output, str) and output:
                 write(output)
             if not is_partial(reply):
-                return {**reply, "output": ""}
+                return {**reply, "output": ""} if "output" in reply else reply  # an error has none
     except ConnectionResetError as exc:
         raise ConnectionError("the lbxdp daemon closed the connection without a reply") from exc
     finally:
@@ -84,7 +84,7 @@ def send(message: dict[str, Any], timeout: float = 30.0,
         return stream(message, write, timeout)
     pieces: list[str] = []
     reply = stream(message, pieces.append, timeout)
-    return {**reply, "output": "".join(pieces)}
+    return {**reply, "output": "".join(pieces)} if "output" in reply else reply
 
 
 def is_running() -> bool:
