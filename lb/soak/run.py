@@ -114,7 +114,7 @@ class Soak:
         warm.start()
         self._sleep(self.warmup_s)
         self._stop_load(warm)
-        self.sampler.phase = "idle_start"
+        self.sampler.phase = "settle"  # only _wait_idle's own sample is labelled idle_start
         self._wait_idle("idle_start")
 
         self.sampler.phase = "load"
@@ -228,19 +228,18 @@ class Soak:
             self.say(f"restore: lbxdp {' '.join(words)}" + ("" if ok else f" [red]failed: {out}[/]"))
 
     def _wait_idle(self, phase: str) -> None:
-        """Until the flow table is empty (bounded), then the idle sample of `phase`. Only `flows`
-        is waited for: every other map is judged by the sample, not waited into shape."""
+        """Until a sample finds the flow table empty (bounded): that sample is the idle one of
+        `phase`. Only `flows` is waited for: every other map is judged, not waited into shape."""
         self.say(f"waiting for the flows to expire ({phase})")
         began = time.monotonic()
-        while time.monotonic() - began < IDLE_TIMEOUT:
-            maps, _ = self.probe.map_counts()
-            if maps.get("flows", 1) == 0:
+        while True:
+            self._sleep(2.0)  # a daemon tick or two between looks
+            sample = self.probe.sample(phase)
+            if sample.maps.get("flows", 1) == 0 and sample.pid is not None:
                 break
-            self._sleep(1.0)
-        else:
-            self.say(f"[yellow]flows still in the table after {IDLE_TIMEOUT:g} s[/]")
-        self._sleep(2.0)  # a daemon tick or two with nothing to do
-        sample = self.probe.sample(phase)
+            if time.monotonic() - began >= IDLE_TIMEOUT:
+                self.say(f"[yellow]flows still in the table after {IDLE_TIMEOUT:g} s[/]")
+                break
         self.sampler.add(sample)
         self.say(f"{phase}: daemon {sample.pid}, RSS {sample.rss_kb} kB, maps "
                  + " ".join(f"{k}={v}" for k, v in sorted(sample.maps.items()) if k not in sample.fixed_maps))
@@ -340,7 +339,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
+    owner = os.getpid()
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        # Only the soak itself unwinds; a child forked meanwhile (pyroute2 forks to create a
+        # namespace) inherits this handler and must die of the signal as it would have, not run
+        # the soak's `finally` blocks a second time.
+        if os.getpid() != owner:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, handler)

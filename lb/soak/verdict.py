@@ -42,7 +42,7 @@ class Sample:
     """The daemon and the maps at one instant. None: not readable then (no daemon during a kill)."""
 
     t: float
-    phase: str  # "warmup", "idle_start", "load", "drain", "idle_end"
+    phase: str  # "warmup", "settle", "idle_start", "load", "drain", "idle_end"
     pid: int | None
     rss_kb: int | None
     flows: int | None = None
