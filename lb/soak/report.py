@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from lb.soak.verdict import ConnRecord, Sample, Summary
+from lb.soak.verdict import ConnRecord, Sample, Summary, within
 
 
 def render(summary: Summary) -> Group:
@@ -39,9 +39,12 @@ def _resources_table(s: Summary) -> Table:
                     f"config edits {edits[0]}; failed {kills[1] + flaps[1] + edits[1]})")
     for col in ("what", "start", "end", "change", "within 10 %"):
         t.add_column(col, justify="left" if col == "what" else "right")
-    t.add_row(s.rss.name, _n(s.rss.start), _n(s.rss.end), s.rss.change, _mark(s.rss.ok))
+    t.add_row("daemon RSS kB, idle start → idle end", _n(s.rss.start), _n(s.rss.end), s.rss.change,
+              "(across restarts)")
     for pid, first, last, peak in s.daemons:
-        t.add_row(f"  daemon pid {pid} (first/last/max)", _n(first), _n(last), f"max {_n(peak)}", "")
+        change = "n/a" if not first or last is None else f"{100 * (last - first) / first:+.1f} %"
+        t.add_row(f"  daemon pid {pid} (max {_n(peak)})", _n(first), _n(last), change,
+                  _mark(within(first, last)))
     for m in s.maps:
         name = f"map {m.name}" + (" (per-CPU array: fixed)" if m.fixed else "")
         t.add_row(name, _n(m.start), _n(m.end), m.change, _mark(m.ok))

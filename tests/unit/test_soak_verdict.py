@@ -35,7 +35,7 @@ def good_records() -> list[ConnRecord]:
 def run(records: list[ConnRecord] | None = None, samples: list[Sample] | None = None,
         events: list[Event] | None = None):  # type: ignore[no-untyped-def]
     return summarise(60.0, LABELS, STAYED, good_records() if records is None else records,
-                     samples or [sample("idle_start"), sample("load", rss=150_000), sample("idle_end", 200, 105_000)],
+                     samples or [sample("idle_start"), sample("load", rss=105_000), sample("idle_end", 200, 150_000)],
                      GOOD_EVENTS if events is None else events)
 
 
@@ -76,12 +76,23 @@ def test_a_reset_before_any_real_answered_is_reported_not_attributed() -> None:
     assert summary.unattributed_resets == 1 and summary.ok
 
 
-def test_rss_compares_the_first_daemon_at_idle_start_with_the_last_at_idle_end() -> None:
-    grown = run(samples=[sample("idle_start", 100, 100_000), sample("load", 200, 500_000),
-                         sample("idle_end", 200, 111_000)])
-    assert not verdict(grown, "daemon RSS").ok and not grown.ok
-    assert grown.rss.start == 100_000 and grown.rss.end == 111_000
-    assert grown.daemons == [(100, 100_000, 100_000, 100_000), (200, 500_000, 111_000, 500_000)]
+def test_rss_is_judged_per_daemon_from_its_start_and_not_across_a_restart() -> None:
+    restarted = run(samples=[sample("warmup", 100, 50_000), sample("idle_start", 100, 100_000),
+                             sample("load", 100, 105_000), sample("load", 200, 150_000),
+                             sample("idle_end", 200, 160_000)])
+    assert verdict(restarted, "daemon RSS").ok, restarted.verdicts  # 100 → 150 MiB is two processes
+    assert restarted.daemons == [(100, 100_000, 105_000, 105_000), (200, 150_000, 160_000, 160_000)]
+    assert restarted.rss.start == 100_000 and restarted.rss.end == 160_000  # shown, not judged
+
+    grown = run(samples=[sample("idle_start", 100, 100_000), sample("load", 200, 150_000),
+                         sample("idle_end", 200, 166_000)])
+    v = verdict(grown, "daemon RSS")
+    assert not v.ok and not grown.ok and "pid 200" in v.detail
+
+
+def test_rss_without_the_last_daemons_idle_end_fails() -> None:
+    summary = run(samples=[sample("idle_start", 100, 100_000), sample("load", 200, 100_000)])
+    assert not verdict(summary, "daemon RSS").ok
 
 
 def test_a_map_that_did_not_come_back_fails_naming_it() -> None:
