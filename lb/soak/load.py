@@ -130,6 +130,7 @@ class Load:
                 self._tcp_once(spec, "held", hold=random.uniform(low, high), lines=1)
             except _Stopped:
                 return
+            self._stop.wait(0.5)  # a refused connect returns at once: no busy loop while r4 is down
 
     def _tcp_once(self, spec: ServiceSpec, kind: KindOfConn, hold: float, lines: int) -> None:
         started = self.clock()

@@ -27,23 +27,38 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from rich.console import Console
 
-from lb.datapath.testbed import Topology, two_arm
+from lb.datapath.testbed import HeldConnection, Topology, two_arm
 from lb.soak import plan as P
 from lb.soak.load import Load, LoadConfig
 from lb.soak.probe import Probe, Sampler
 from lb.soak.report import conn_rows, render, sample_rows, summary_json
-from lb.soak.verdict import ConnRecord, Event, Sample, Summary, summarise
+from lb.soak.verdict import ConnRecord, Event, Outcome, Summary, summarise
 
 LBXDP = str(Path(sys.executable).parent / "lbxdp")
 ATTACH_TIMEOUT = 120.0  # bcc compiles the program at every attach: tens of seconds on a busy machine
 IDLE_TIMEOUT = 90.0  # flows of the stopped load expire: RST/FIN/UDP 10 s, established 30 s
 MIN_LOAD_S = 20.0
+
+
+WITNESSES = 3  # connections per TCP service opened before each kill, talked through it
+
+
+@dataclass
+class Witness:
+    service: str
+    started: float
+    conn: HeldConnection | None = None
+    real: str | None = None
+    established: float | None = None
+    outcome: Outcome = "ok"
+    detail: str = ""
 
 
 class SoakError(RuntimeError):
@@ -128,7 +143,7 @@ class Soak:
         finally:
             self.sampler.phase = "drain"
             self._stop_load(load)
-            self.records = load.snapshot()
+            self.records = load.snapshot() + self.records  # the kill witnesses are in already
         self._restore()
         self._wait_idle("idle_end")
         self.sampler.stop()
@@ -209,14 +224,56 @@ class Soak:
             self._event("kill", began, False, "no daemon answered before the kill")
             return
         pid = int(status["pid"])
+        witnesses = self._open_witnesses()
         os.kill(pid, signal.SIGKILL)
         gone = _wait(lambda: not _alive(pid), 10.0)
+        self._talk(witnesses)  # through XDP alone: no daemon runs now
         ok, out = self.lbxdp("attach", *[i.name for i in self.topo.lb_ifaces], timeout=ATTACH_TIMEOUT)
         after = self.probe.status() if ok else None
+        self._talk(witnesses)
+        self._close_witnesses(witnesses)
         new_pid = after.get("pid") if after else None
         detail = (f"daemon {pid} killed, new daemon {new_pid} after {self.clock() - began:.1f} s"
                   if ok else f"daemon {pid} killed; attach failed: {out}")
         self._event("kill", began, gone and ok and new_pid not in (None, pid), detail)
+
+    def _open_witnesses(self) -> list[Witness]:
+        """Connections opened just before a kill, on every TCP service, that must live through it
+        (the random held connections may happen not to straddle it)."""
+        found = []
+        for spec in P.SERVICES:
+            for _ in range(WITNESSES if spec.proto == "tcp" else 0):
+                w = Witness(spec.label, self.clock())
+                try:
+                    w.conn = HeldConnection.open(self.topo.client.netns, self.vip, spec.port, timeout=5.0)
+                    w.real = w.conn.exchange(1)
+                    w.established = self.clock()
+                except (OSError, ConnectionError) as exc:
+                    w.outcome, w.detail = "error", f"before the kill: {exc}"
+                found.append(w)
+        return found
+
+    @staticmethod
+    def _talk(witnesses: list[Witness]) -> None:
+        for w in witnesses:
+            if w.conn is None or w.outcome != "ok":
+                continue
+            try:
+                w.conn.exchange(2)
+            except ConnectionResetError as exc:
+                w.outcome, w.detail = "reset", str(exc)
+            except (TimeoutError, OSError, ConnectionError) as exc:
+                moved = "moved" in str(exc)
+                closed = "closed by peer" in str(exc)
+                w.outcome = "moved" if moved else "closed" if closed else "timeout"
+                w.detail = str(exc)
+
+    def _close_witnesses(self, witnesses: list[Witness]) -> None:
+        for w in witnesses:
+            if w.conn is not None:
+                w.conn.close()
+            self.records.append(ConnRecord(w.service, "held", w.started, self.clock(), w.real,
+                                           w.outcome, w.established, w.detail or "kill witness"))
 
     def _restore(self) -> None:
         """Back to the start's table: undo the edits of the unfinished cycle; the flapper serves."""
