@@ -70,7 +70,6 @@ def setup_commands(vip: str, ips: Mapping[str, str]) -> list[list[str]]:
 # The config edits, in the order they are made, over and over. The second half undoes the first, so
 # after a whole number of cycles the table is the one the run started with (restore_edits() finishes
 # a cycle cut short; edit i + 4 undoes edit i), and idle-to-idle comparisons of the maps compare like with like.
-_RR, _WLC, _UDP = SERVICES
 EDIT_CYCLE: tuple[tuple[str, ...], ...] = (
     ("-e", "-t", "{vip}:9000", "-r", "{r1}:9000", "-w", "3"),
     ("-a", "-t", "{vip}:9000", "-r", "{r5}:9000", "-m", "-w", "1"),
