@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 
-.PHONY: setup test test-unit demo bench bench-quick clean
+.PHONY: setup test test-unit demo bench bench-quick soak clean
 
 setup:
 	@scripts/setup.sh
@@ -21,6 +21,10 @@ bench: setup
 
 bench-quick: setup
 	$(PY) -m lb.bench --quick
+
+# Not part of `make test`: 10 minutes of churn, edits, flaps and daemon kills (docs/soak.md).
+soak: setup
+	$(PY) -m lb.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .hypothesis

@@ -105,7 +105,11 @@ def plan_sweep(records: FlowRecords, now_ns: int, timeouts: Timeouts,
     orphan = np.ones(len(rk), bool)
     orphan[matched] = False
     orphan_expired, _ = _expired(now_ns, rv["last_seen_ns"], rk["proto"], rv["tcp_seen"], limit)
-    expired_reverse = np.concatenate([rk[rev_row[expired & has_rev]], rk[orphan & orphan_expired]])
+    # One mask, not np.concatenate: numpy 2 concatenates structured arrays into native byte order,
+    # and keys whose bytes are swapped delete nothing (the soak found every reverse entry left over).
+    gone = orphan & orphan_expired
+    gone[rev_row[expired & has_rev]] = True
+    expired_reverse = rk[gone]
 
     alive = ~expired
     real_ids = fv["real_id"][alive].astype(np.int64)

@@ -126,3 +126,18 @@ def test_a_reals_ack_does_not_make_a_half_open_flow_established() -> None:
     assert plan.counts == {1: (0, 1)}
     plan = plan_sweep(_records({flow: (1, NOW, FLOW_F_ESTABLISHED)}, {rkey: (1, NOW, FLOW_F_RST)}), NOW, TIMEOUTS)
     assert plan.counts == {1: (0, 1)}  # a RST from the real closes it
+
+
+def test_expired_keys_are_the_bytes_of_the_map_keys() -> None:
+    """The sweep deletes by raw key: an expired key must be byte for byte the key read from the map
+    (network order), for flows and for reverse entries, matched or orphaned alike."""
+    matched = FlowKey(Protocol.TCP, IPv4Address("10.0.2.1"), 1024, VIP, 80)
+    orphan_of = FlowKey(Protocol.UDP, IPv4Address("10.0.2.2"), 2048, VIP, 80)
+    old = NOW - 10**13
+    records = _records({matched: (1, old, 3)},
+                       {_reverse_key(matched, 1): (1, old, 3), _reverse_key(orphan_of, 3): (3, old, 0)})
+    plan = plan_sweep(records, NOW, TIMEOUTS)
+    assert plan.expired_flows.tobytes() == records.flow_keys.tobytes()
+    assert plan.expired_reverse.dtype == records.reverse_keys.dtype
+    assert sorted(plan.expired_reverse.tobytes()[i:i + 16] for i in (0, 16)) == \
+        sorted(records.reverse_keys.tobytes()[i:i + 16] for i in (0, 16))
