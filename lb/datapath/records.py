@@ -24,7 +24,7 @@ def dtype_of(cls: type[ctypes.Structure]) -> np.dtype:
         if f.padding or f.scalar is None:
             formats.append(f"V{f.size}")
         else:
-            kind = "i" if f.scalar(-1).value < 0 else "u"
+            kind = "i" if f.signed else "u"
             formats.append(f"{'>' if f.network_order else '='}{kind}{f.size}")
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": ctypes.sizeof(cls)})
 

@@ -184,6 +184,7 @@ class Field:
     scalar: type | None  # the ctypes integer type, or None for an array (pad bytes, MACs, a ring)
     network_order: bool
     padding: bool
+    signed: bool = False
 
 
 def fields(cls: type[ctypes.Structure]) -> list[Field]:
@@ -193,7 +194,8 @@ def fields(cls: type[ctypes.Structure]) -> list[Field]:
     for name, ctype in cls._fields_:  # type: ignore[attr-defined]
         described = getattr(cls, name)
         scalar = ctype if issubclass(ctype, ctypes._SimpleCData) else None
-        out.append(Field(name, described.offset, described.size, scalar, name in network, name == "pad"))
+        signed = scalar is not None and scalar(-1).value < 0  # c_int keeps -1, c_uint* wrap it
+        out.append(Field(name, described.offset, described.size, scalar, name in network, name == "pad", signed))
     return out
 
 
@@ -220,7 +222,7 @@ def struct_format(cls: type[ctypes.Structure]) -> struct.Struct:
             codes.append(f"{f.size}s")
         else:
             code = _STRUCT_CODES[f.size]
-            codes.append(code.lower() if f.scalar(-1).value < 0 else code)
+            codes.append(code.lower() if f.signed else code)
         position = f.offset + f.size
     if ctypes.sizeof(cls) > position:
         codes.append(f"{ctypes.sizeof(cls) - position}x")
