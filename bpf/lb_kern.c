@@ -49,8 +49,10 @@ static __always_inline int next_hop(const struct next_hop *hop, __u32 ingress, i
 		*reason = REASON_PASS_NO_NEIGH;
 		return HOP_KERNEL;
 	}
-	*reason =
-		rc == BPF_FIB_LKUP_RET_FRAG_NEEDED ? REASON_PASS_FRAG_NEEDED : REASON_PASS_NO_ROUTE;
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		*reason = REASON_PASS_FRAG_NEEDED;
+	else
+		*reason = REASON_PASS_NO_ROUTE;
 	return HOP_NONE;
 }
 
@@ -330,6 +332,7 @@ int xdp_lb(struct xdp_md *ctx)
 	struct verdict v = { .action = XDP_PASS, .hop = HOP_NONE };
 	struct flow_state *flow;
 	struct reverse_state *rev = NULL;
+	__u64 *counted;
 	__u32 real_id = NO_ID; /* whose traffic counters count this packet: set once, by step 5 */
 
 	/* 1. parse */
@@ -363,12 +366,10 @@ int xdp_lb(struct xdp_md *ctx)
 		v.action = XDP_TX;
 	else if (v.hop == HOP_REDIRECT)
 		v.action = XDP_REDIRECT;
-out : {
-	__u64 *n = reason_counts.lookup(&v.reason);
-
-	if (n)
-		*n += 1;
-}
+out:
+	counted = reason_counts.lookup(&v.reason);
+	if (counted)
+		*counted += 1;
 	if (real_id != NO_ID)
 		count_traffic(real_counts.lookup(&real_id), rev != NULL, pkt.ip_bytes);
 	return v.action;
