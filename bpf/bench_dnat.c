@@ -28,20 +28,22 @@ struct dnat_target {
 	__be32 daddr;
 	__be16 dport;
 	__u16 pad;
-	__u32 ifindex;  /* egress; equal to the ingress means XDP_TX */
+	__u32 ifindex; /* egress; equal to the ingress means XDP_TX */
 	__u8 smac[6];
 	__u8 dmac[6];
 };
 
-BPF_TABLE("lru_hash", struct dnat_key, struct dnat_target, dnat_flows, MAX_FLOWS); /* 5-tuple → target */
-BPF_TABLE("percpu_array", __u32, __u64, verdicts, 8);                             /* XDP verdict → packets */
+/* 5-tuple → target */
+BPF_TABLE("lru_hash", struct dnat_key, struct dnat_target, dnat_flows, MAX_FLOWS);
+/* XDP verdict → packets */
+BPF_TABLE("percpu_array", __u32, __u64, verdicts, 8);
 
 /* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') for a 32-bit field, folded. */
 static __always_inline __u16 dnat_csum4(__u16 check, __u32 from, __u32 to)
 {
 	__u32 sum = (__u16)~check;
 
-	sum += (__u16)~(from >> 16) + (__u16)~(from & 0xffff);
+	sum += (__u16) ~(from >> 16) + (__u16) ~(from & 0xffff);
 	sum += (to >> 16) + (to & 0xffff);
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);

@@ -8,7 +8,7 @@
 #ifndef GEN_FLOWS
 #define GEN_FLOWS 1024
 #endif
-#define GEN_FRAME 60 /* a 64-byte frame without its FCS */
+#define GEN_FRAME 60	 /* a 64-byte frame without its FCS */
 #define GEN_SPORT_OFF 34 /* Ethernet 14 + IPv4 20 */
 #define GEN_CHECK_OFF 40
 
@@ -17,7 +17,8 @@ struct gen_frame {
 };
 
 BPF_TABLE("array", __u32, struct gen_frame, gen_template, 1); /* the frame, source port = base */
-BPF_TABLE("percpu_array", __u32, __u64, gen_state, 2);        /* 0: frames sent, 1: frames refused */
+/* 0: frames sent, 1: frames refused */
+BPF_TABLE("percpu_array", __u32, __u64, gen_state, 2);
 
 int xdp_bench_gen(struct xdp_md *ctx)
 {

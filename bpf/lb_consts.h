@@ -16,11 +16,13 @@
 #endif
 
 #ifndef MAX_HASHED_SERVICES
-#define MAX_HASHED_SERVICES 16 /* rows of `hash_rings`: services XDP schedules itself (256 KiB a row) */
+/* rows of `hash_rings`: services XDP schedules itself (256 KiB a row) */
+#define MAX_HASHED_SERVICES 16
 #endif
 
 #ifndef MAX_TX_PORTS
-#define MAX_TX_PORTS 4096 /* slots in `tx_ports`: a devmap is indexed by ifindex, so this bounds it */
+/* slots in `tx_ports`: a devmap is indexed by ifindex, so this bounds it */
+#define MAX_TX_PORTS 4096
 #endif
 
 /* Time on the hot path is counted in jiffies (bpf_jiffies64(): one load; a nanosecond clock costs
@@ -31,11 +33,13 @@
 #endif
 
 #ifndef CLIENT_HOP_BITS
-#define CLIENT_HOP_BITS 12 /* client_hops holds 1 << CLIENT_HOP_BITS slots (direct-mapped by address) */
+/* client_hops holds 1 << CLIENT_HOP_BITS slots (direct-mapped by address) */
+#define CLIENT_HOP_BITS 12
 #endif
 
 #ifndef LAST_SEEN_SLACK_TICKS
-#define LAST_SEEN_SLACK_TICKS 12 /* last_seen_ns is rewritten once it is this far behind (≤ 0.12 s) */
+/* last_seen_ns is rewritten once it is this far behind (≤ 0.12 s) */
+#define LAST_SEEN_SLACK_TICKS 12
 #endif
 
 #define CLIENT_HOPS (1 << CLIENT_HOP_BITS)
@@ -78,32 +82,57 @@ enum lb_tcp_seen {
 
 /* Why a packet got its verdict; `reason_counts` is indexed by these. Order is ABI: append only. */
 enum lb_reason {
-	REASON_PASS_NOT_IPV4 = 0,      /* ARP, IPv6, VLAN-tagged, anything not plain Ethernet IPv4 */
-	REASON_DROP_BAD_IPV4 = 1,      /* IPv4 header truncated or lying (ihl, tot_len) */
-	REASON_PASS_IP_OPTIONS = 2,    /* ihl > 5: left to the kernel */
-	REASON_PASS_FRAGMENT = 3,      /* MF or a fragment offset: left to the kernel */
+	/* ARP, IPv6, VLAN-tagged, anything not plain Ethernet IPv4 */
+	REASON_PASS_NOT_IPV4 = 0,
+	/* IPv4 header truncated or lying (ihl, tot_len) */
+	REASON_DROP_BAD_IPV4 = 1,
+	/* ihl > 5: left to the kernel */
+	REASON_PASS_IP_OPTIONS = 2,
+	/* MF or a fragment offset: left to the kernel */
+	REASON_PASS_FRAGMENT = 3,
 	REASON_PASS_ICMP = 4,
-	REASON_PASS_OTHER_L4 = 5,      /* IPIP, GRE, SCTP, … */
-	REASON_PASS_BAD_L4 = 6,        /* TCP/UDP header truncated, doff < 5, doff*4 past the packet */
-	REASON_PASS_NOT_VIP = 7,       /* no service and no reverse (masquerading) entry */
-	REASON_PASS_FLOW_MISS = 8,     /* a service, but no flow yet: first packet path */
-	REASON_PASS_NO_REAL = 9,       /* the flow names an empty real slot */
-	REASON_PASS_TTL_EXCEEDED = 10, /* masquerading with TTL <= 1: the kernel sends time-exceeded */
-	REASON_PASS_NO_ROUTE = 11,     /* fib lookup: no route, unreachable, local, forwarding off */
-	REASON_PASS_FRAG_NEEDED = 12,  /* fib lookup: the packet exceeds the egress MTU */
-	REASON_PASS_NO_NEIGH = 13,     /* next hop unresolved: the kernel resolves and forwards */
-	REASON_PASS_NOT_TX_PORT = 14,  /* egress is neither the ingress nor in tx_ports */
-	REASON_PASS_NO_TUNNEL_SRC = 15,/* IPIP real but no tunnel source configured */
-	REASON_PASS_NO_HEADROOM = 16,  /* bpf_xdp_adjust_head refused to grow the head: unchanged */
-	REASON_ABORTED_ENCAP = 17,     /* the head grew but the new headers do not fit: cannot happen */
-	REASON_TX_FORWARD = 18,        /* client → real, out of the ingress interface */
-	REASON_REDIRECT_FORWARD = 19,  /* client → real, out of another interface */
-	REASON_TX_REVERSE = 20,        /* real → client (masquerading), out of the ingress interface */
-	REASON_REDIRECT_REVERSE = 21,  /* real → client (masquerading), out of another interface */
-	REASON_PASS_FLOW_REUSE = 22,   /* a SYN on a flow that saw FIN or RST: a new connection, scheduled anew */
-	REASON_PASS_HASH_EMPTY = 23,   /* a first packet XDP could schedule, but its ring slot says "ask Python" */
-	REASON_PASS_HASH_BUDGET = 24,  /* XDP may schedule no more flows until the daemon's next sweep grants some */
-	REASON_DROP_NO_FLOW_NOT_SYN = 25, /* TCP without SYN, no flow, a service with SVC_F_DROP_MIDFLOW_MISS */
+	/* IPIP, GRE, SCTP, … */
+	REASON_PASS_OTHER_L4 = 5,
+	/* TCP/UDP header truncated, doff < 5, doff*4 past the packet */
+	REASON_PASS_BAD_L4 = 6,
+	/* no service and no reverse (masquerading) entry */
+	REASON_PASS_NOT_VIP = 7,
+	/* a service, but no flow yet: first packet path */
+	REASON_PASS_FLOW_MISS = 8,
+	/* the flow names an empty real slot */
+	REASON_PASS_NO_REAL = 9,
+	/* masquerading with TTL <= 1: the kernel sends time-exceeded */
+	REASON_PASS_TTL_EXCEEDED = 10,
+	/* fib lookup: no route, unreachable, local, forwarding off */
+	REASON_PASS_NO_ROUTE = 11,
+	/* fib lookup: the packet exceeds the egress MTU */
+	REASON_PASS_FRAG_NEEDED = 12,
+	/* next hop unresolved: the kernel resolves and forwards */
+	REASON_PASS_NO_NEIGH = 13,
+	/* egress is neither the ingress nor in tx_ports */
+	REASON_PASS_NOT_TX_PORT = 14,
+	/* IPIP real but no tunnel source configured */
+	REASON_PASS_NO_TUNNEL_SRC = 15,
+	/* bpf_xdp_adjust_head refused to grow the head: unchanged */
+	REASON_PASS_NO_HEADROOM = 16,
+	/* the head grew but the new headers do not fit: cannot happen */
+	REASON_ABORTED_ENCAP = 17,
+	/* client → real, out of the ingress interface */
+	REASON_TX_FORWARD = 18,
+	/* client → real, out of another interface */
+	REASON_REDIRECT_FORWARD = 19,
+	/* real → client (masquerading), out of the ingress interface */
+	REASON_TX_REVERSE = 20,
+	/* real → client (masquerading), out of another interface */
+	REASON_REDIRECT_REVERSE = 21,
+	/* a SYN on a flow that saw FIN or RST: a new connection, scheduled anew */
+	REASON_PASS_FLOW_REUSE = 22,
+	/* a first packet XDP could schedule, but its ring slot says "ask Python" */
+	REASON_PASS_HASH_EMPTY = 23,
+	/* XDP may schedule no more flows until the daemon's next sweep grants some */
+	REASON_PASS_HASH_BUDGET = 24,
+	/* TCP without SYN, no flow, a service with SVC_F_DROP_MIDFLOW_MISS */
+	REASON_DROP_NO_FLOW_NOT_SYN = 25,
 	REASON_MAX = 26,
 };
 

@@ -13,7 +13,8 @@ static __always_inline __u16 lb_csum_fold(__u32 sum)
 
 /* One RFC 1624 update for a 32-bit field (an address) and a 16-bit field (a port, or the TTL/protocol
  * word) changing together: one fold instead of two keeps the hot path short. */
-static __always_inline __u16 csum_replace_4_2(__u16 check, __u32 from32, __u32 to32, __u16 from16, __u16 to16)
+static __always_inline __u16 csum_replace_4_2(__u16 check, __u32 from32, __u32 to32, __u16 from16,
+					      __u16 to16)
 {
 	__u32 sum = (__u16)~check;
 

@@ -1,5 +1,5 @@
-/* lbxdp: the XDP entry point. Parse → flow lookup (else reverse, else service) → rewrite → verdict; every
- * verdict leaves through `out:`, which counts it under its reason (docs/datapath.md states the policy). */
+/* lbxdp: the XDP entry point and its steps: parse → flow lookup (else reverse, else service → schedule)
+ * → rewrite → verdict; every verdict leaves through `out:`, counted under its reason (docs/datapath.md). */
 #include <uapi/linux/bpf.h>
 #include <linux/in.h>
 #include <linux/if_ether.h>
@@ -10,6 +10,8 @@
 #include "lb_consts.h"
 #include "lb_structs.h"
 #include "lb_maps.h"
+#include "lb_hash.h"
+#include "lb_flow.h"
 #include "lb_parse.h"
 #include "lb_csum.h"
 #include "lb_rewrite.h"
@@ -17,7 +19,7 @@
 enum hop_kind {
 	HOP_NONE,     /* no usable route: leave the packet alone */
 	HOP_KERNEL,   /* routable, but not by XDP (neighbour unresolved, egress not in tx_ports) */
-	HOP_TX,       /* out of the interface it came in on */
+	HOP_TX,	      /* out of the interface it came in on */
 	HOP_REDIRECT, /* out of another interface, through tx_ports */
 };
 
@@ -25,7 +27,8 @@ enum hop_kind {
  * bpf_redirect_map() early both tests that the egress is in tx_ports (XDP_ABORTED, the fallback of
  * flags 0, if not) and sets the redirect target, so the verdict later is a constant XDP_REDIRECT.
  * `hop` holds the answer when rc is SUCCESS (route() in lb_rewrite.h). */
-static __always_inline int next_hop(const struct next_hop *hop, __u32 ingress, int rc, __u32 *reason, int outbound)
+static __always_inline int next_hop(const struct next_hop *hop, __u32 ingress, int rc,
+				    __u32 *reason, int outbound)
 {
 	int port;
 
@@ -46,7 +49,10 @@ static __always_inline int next_hop(const struct next_hop *hop, __u32 ingress, i
 		*reason = REASON_PASS_NO_NEIGH;
 		return HOP_KERNEL;
 	}
-	*reason = rc == BPF_FIB_LKUP_RET_FRAG_NEEDED ? REASON_PASS_FRAG_NEEDED : REASON_PASS_NO_ROUTE;
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		*reason = REASON_PASS_FRAG_NEEDED;
+	else
+		*reason = REASON_PASS_NO_ROUTE;
 	return HOP_NONE;
 }
 
@@ -57,7 +63,8 @@ static __always_inline int next_hop(const struct next_hop *hop, __u32 ingress, i
  * Otherwise it returns -1 with *reason: PASS_HASH_EMPTY for a 0 slot (the real is unavailable or
  * the slot is unclaimed: Python applies its own fallback rules), PASS_FLOW_MISS when XDP does not
  * schedule this service or cannot (a reverse entry for the 5-tuple already exists). */
-static __always_inline int hash_schedule(struct flow_key *key, const struct service_info *svc, __u32 *reason)
+static __always_inline int hash_schedule(struct flow_key *key, const struct service_info *svc,
+					 __u32 *reason)
 {
 	struct reverse_state rstate = {};
 	struct flow_state fstate = {};
@@ -70,7 +77,8 @@ static __always_inline int hash_schedule(struct flow_key *key, const struct serv
 
 	*reason = REASON_PASS_FLOW_MISS;
 	ring = hash_rings.lookup(&row);
-	if (!ring) /* a row past MAX_HASHED_SERVICES: a flag set by hand, or a smaller map adopted */
+	/* a row past MAX_HASHED_SERVICES: a flag set by hand, or a smaller map adopted */
+	if (!ring)
 		return -1;
 	slot = mh_slot(key->saddr, (svc->flags & SVC_F_HASH_PORT) ? key->sport : 0);
 	/* A remainder is below MH_RING_SIZE, which clang knows and the verifier does not: hide the
@@ -97,11 +105,7 @@ static __always_inline int hash_schedule(struct flow_key *key, const struct serv
 		 * path open and the return path missing. insert() is BPF_NOEXIST: an existing entry
 		 * (another flow of this client port to the same real, or a stale one) is not
 		 * overwritten; Python decides then. */
-		rkey.saddr = real->addr;
-		rkey.daddr = key->saddr;
-		rkey.sport = real->port;
-		rkey.dport = key->sport;
-		rkey.proto = key->proto;
+		reverse_key_of(&rkey, key, real);
 		rstate.last_seen_ns = ns;
 		rstate.vip = key->daddr;
 		rstate.vport = key->dport;
@@ -135,264 +139,238 @@ static __always_inline void forget_flow(struct flow_key *key, __u32 real_id)
 	struct real_info *real = reals.lookup(&real_id);
 
 	if (real && real->forwarding == FWD_MASQ) {
-		rkey.saddr = real->addr;
-		rkey.daddr = key->saddr;
-		rkey.sport = real->port;
-		rkey.dport = key->sport;
-		rkey.proto = key->proto;
+		reverse_key_of(&rkey, key, real);
 		reverse.delete(&rkey);
 	}
 	flows.delete(key);
 }
 
-int xdp_lb(struct xdp_md *ctx)
+/* Step 4 (schedule) for a service XDP schedules itself: the flow entry hash_schedule() created (or
+ * another CPU did an instant ago), or NULL with the reason in `v` (the first-packet path decides). */
+static __always_inline struct flow_state *
+schedule_flow(struct flow_key *key, const struct service_info *svc, struct verdict *v)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	struct hdr_cursor nh = { .pos = data };
-	struct flow_key key = {};
-	struct service_key skey = {};
-	struct ethhdr *eth;
-	struct iphdr *iph;
-	struct tcphdr *tcp;
-	struct udphdr *udp;
 	struct flow_state *flow;
-	struct reverse_state *rev;
+
+	if (hash_schedule(key, svc, &v->reason) != 0)
+		return NULL;
+	flow = flows.lookup(key);
+	if (!flow) /* evicted already, or the update failed: the first-packet path decides */
+		v->reason = REASON_PASS_FLOW_MISS;
+	return flow;
+}
+
+/* Step 2 for a flow hit on a TCP connection attempt: a SYN on the 5-tuple of a connection that saw
+ * FIN or RST (its entry lingers for the tcpfin/close timeouts) is a client reusing its port: a new
+ * connection, scheduled afresh (IPVS's conn_reuse_mode=1 in ip_vs_in()) by the first-packet path, or
+ * here for a service XDP schedules itself (a busy client reuses ports within the tcpfin timeout, so
+ * most of its connections would go up otherwise). A SYN on a live flow is a retransmission and stays
+ * with its real: `flow` is returned as it is. NULL sends the packet up, the reason in `v`. */
+static __always_inline struct flow_state *reopen_flow(struct packet *pkt, struct flow_state *flow,
+						      struct verdict *v)
+{
+	struct service_key skey = {};
 	struct service_info *svc;
-	struct real_info *real;
+
+	if (!pkt->opens || !(flow->tcp_seen & (SEEN_FIN | SEEN_RST)))
+		return flow;
+	v->reason = REASON_PASS_FLOW_REUSE;
+	service_key_of(&skey, &pkt->key);
+	svc = services.lookup(&skey);
+	if (!svc || !(svc->flags & SVC_F_HASH_IN_KERNEL))
+		return NULL;
+	forget_flow(&pkt->key, flow->real_id);
+	return schedule_flow(&pkt->key, svc, v);
+}
+
+/* Steps 3 and 4 for a packet with neither flow nor reverse entry: a VIP's first packet goes up to the
+ * first-packet path (NFQUEUE), unless XDP schedules the service itself (Maglev, hash_schedule()). A
+ * TCP segment that opens no flow (no SYN, or SYN-ACK: the model's `opens`) is dropped here for a
+ * service whose scheduler cannot re-derive its real (SVC_F_DROP_MIDFLOW_MISS), as the daemon and IPVS
+ * would drop it: an ACK flood costs an XDP_DROP, not a trip through NFQUEUE. For the others (sh, dh,
+ * mh) it goes up, and Python re-derives the real. Returns the new flow, or NULL with the verdict in `v`. */
+static __always_inline struct flow_state *new_flow(struct packet *pkt, struct verdict *v)
+{
+	struct service_key skey = {};
+	struct service_info *svc;
+
+	service_key_of(&skey, &pkt->key);
+	svc = services.lookup(&skey);
+	if (!svc) {
+		v->reason = REASON_PASS_NOT_VIP;
+		return NULL;
+	}
+	if (pkt->key.proto == IPPROTO_TCP && !pkt->opens &&
+	    (svc->flags & SVC_F_DROP_MIDFLOW_MISS)) {
+		v->action = XDP_DROP;
+		v->reason = REASON_DROP_NO_FLOW_NOT_SYN;
+		return NULL;
+	}
+	v->reason = REASON_PASS_FLOW_MISS;
+	if (!pkt->first || !(svc->flags & SVC_F_HASH_IN_KERNEL))
+		return NULL;
+	return schedule_flow(&pkt->key, svc, v);
+}
+
+/* Step 5 for a masqueraded reply from a real: SNAT back to VIP:vport, towards the client. Returns the
+ * real whose counters the packet goes to, or NO_ID when it is left as it was. */
+static __always_inline __u32 reply(struct xdp_md *ctx, struct packet *pkt,
+				   struct reverse_state *rev, struct verdict *v)
+{
 	struct lb_config *cfg;
 	struct next_hop *hop;
-	__be16 *sport, *dport;
-	__sum16 *l4check;
-	void *l4_end;
-	__u32 reason, seen = 0, zero = 0, real_id = NO_ID, epoch = 0, ingress, slot;
-	__u64 ip_bytes = 0, now; /* now: jiffies */
-	int action = XDP_PASS, proto, rc, hop_kind, outbound = 0, opens = 0, first = 0;
+	__u32 zero = 0, epoch = 0, ingress, slot;
+	__u64 now = bpf_jiffies64();
+	int rc, hop_kind;
 
-	/* 1. parse: only plain Ethernet + option-less, unfragmented IPv4 + TCP/UDP is ours */
-	if (parse_ethhdr(&nh, data_end, &eth) != bpf_htons(ETH_P_IP)) {
-		reason = REASON_PASS_NOT_IPV4;
-		goto out;
-	}
-	proto = parse_iphdr(&nh, data_end, &iph);
-	if (proto < 0) {
-		action = XDP_DROP;
-		reason = REASON_DROP_BAD_IPV4;
-		goto out;
-	}
-	if (iph->ihl != 5) {
-		reason = REASON_PASS_IP_OPTIONS;
-		goto out;
-	}
-	if (iph->frag_off & bpf_htons(LB_IP_MF | LB_IP_OFFSET)) {
-		reason = REASON_PASS_FRAGMENT;
-		goto out;
-	}
-	ip_bytes = bpf_ntohs(iph->tot_len);
-	l4_end = (void *)iph + ip_bytes;
-	if (proto == IPPROTO_TCP) {
-		if (parse_tcphdr(&nh, data_end, l4_end, &tcp) < 0) {
-			reason = REASON_PASS_BAD_L4;
-			goto out;
-		}
-		sport = &tcp->source;
-		dport = &tcp->dest;
-		l4check = &tcp->check;
-		seen = tcp_seen_bits(tcp);
-		opens = tcp_opens(tcp);
-		first = opens;
-	} else if (proto == IPPROTO_UDP) {
-		if (parse_udphdr(&nh, data_end, l4_end, &udp) < 0) {
-			reason = REASON_PASS_BAD_L4;
-			goto out;
-		}
-		sport = &udp->source;
-		dport = &udp->dest;
-		l4check = &udp->check;
-		first = 1; /* any datagram may open a UDP flow */
-	} else {
-		reason = proto == IPPROTO_ICMP ? REASON_PASS_ICMP : REASON_PASS_OTHER_L4;
-		goto out;
-	}
-	key.saddr = iph->saddr;
-	key.daddr = iph->daddr;
-	key.sport = *sport;
-	key.dport = *dport;
-	key.proto = proto;
-
-	/* 2. flow lookup: a client → VIP packet of a scheduled flow goes straight to its real, with one
-	 * lookup. Like IPVS (ip_vs_in() looks up the connection first and the service only to schedule),
-	 * a flow outlives its service's entry until the sweeper ends it. */
-	flow = flows.lookup(&key);
-	if (flow) {
-		/* A SYN on the 5-tuple of a connection that saw FIN or RST (its entry lingers for the
-		 * tcpfin/close timeouts) is a client reusing its port: a new connection, scheduled afresh
-		 * (IPVS's conn_reuse_mode=1 in ip_vs_in()) by the first-packet path, or here for a service
-		 * XDP schedules itself (a busy client reuses ports within the tcpfin timeout, so most of
-		 * its connections would go up otherwise). A SYN on a live flow is a retransmission and
-		 * stays with its real. */
-		if (opens && (flow->tcp_seen & (SEEN_FIN | SEEN_RST))) {
-			reason = REASON_PASS_FLOW_REUSE;
-			skey.vip = key.daddr;
-			skey.port = key.dport;
-			skey.proto = proto;
-			svc = services.lookup(&skey);
-			if (!svc || !(svc->flags & SVC_F_HASH_IN_KERNEL))
-				goto out;
-			forget_flow(&key, flow->real_id);
-			goto schedule;
-		}
-		goto forward;
-	}
-
-	/* 3. reverse lookup: a masqueraded reply from a real goes back to its client */
-	rev = reverse.lookup(&key);
-	if (!rev) {
-		/* 4. service lookup: a VIP's first packet goes up to the first-packet path (NFQUEUE),
-		 * unless XDP schedules the service itself (Maglev, hash_schedule()). A TCP segment that
-		 * opens no flow (no SYN, or SYN-ACK: the model's `opens`) is dropped here for a service
-		 * whose scheduler cannot re-derive its real (SVC_F_DROP_MIDFLOW_MISS), as the daemon and
-		 * IPVS would drop it: an ACK flood costs an XDP_DROP, not a trip through NFQUEUE. For
-		 * the others (sh, dh, mh) it goes up, and Python re-derives the real. */
-		skey.vip = key.daddr;
-		skey.port = key.dport;
-		skey.proto = proto;
-		svc = services.lookup(&skey);
-		if (!svc) {
-			reason = REASON_PASS_NOT_VIP;
-			goto out;
-		}
-		if (proto == IPPROTO_TCP && !opens && (svc->flags & SVC_F_DROP_MIDFLOW_MISS)) {
-			action = XDP_DROP;
-			reason = REASON_DROP_NO_FLOW_NOT_SYN;
-			goto out;
-		}
-		reason = REASON_PASS_FLOW_MISS;
-		if (!first || !(svc->flags & SVC_F_HASH_IN_KERNEL))
-			goto out;
-		goto schedule;
-	}
-	now = bpf_jiffies64();
-	touch_flow(&rev->last_seen_ns, &rev->seen_jiffies, &rev->tcp_seen, seen, now);
-	if (iph->ttl <= 1) {
-		reason = REASON_PASS_TTL_EXCEEDED;
-		goto out;
+	touch_flow(&rev->last_seen_ns, &rev->seen_jiffies, &rev->tcp_seen, pkt->seen, now);
+	if (pkt->iph->ttl <= 1) {
+		v->reason = REASON_PASS_TTL_EXCEEDED;
+		return NO_ID;
 	}
 	cfg = config.lookup(&zero);
 	if (cfg)
 		epoch = cfg->hop_epoch;
-	slot = client_hop_slot(key.daddr);
+	slot = client_hop_slot(pkt->key.daddr);
 	hop = client_hops.lookup(&slot);
 	if (!hop) { /* cannot happen: the slot is below the array's size */
-		reason = REASON_PASS_NO_ROUTE;
-		goto out;
+		v->reason = REASON_PASS_NO_ROUTE;
+		return NO_ID;
 	}
 	ingress = ctx->ingress_ifindex;
-	rc = route(ctx, hop, ingress, epoch, now, proto, iph->tos, rev->vip, key.daddr, rev->vport, key.dport,
-		   ip_bytes);
-	hop_kind = next_hop(hop, ingress, rc, &reason, 1);
+	rc = route(ctx, hop, ingress, epoch, now, pkt->key.proto, pkt->iph->tos, rev->vip,
+		   pkt->key.daddr, rev->vport, pkt->key.dport, pkt->ip_bytes);
+	hop_kind = next_hop(hop, ingress, rc, &v->reason, 1);
 	if (hop_kind == HOP_NONE)
-		goto out;
-	nat_rewrite(iph, &iph->saddr, sport, l4check, proto == IPPROTO_UDP, rev->vip, rev->vport,
-		    hop_kind != HOP_KERNEL);
-	real_id = rev->real_id;
-	outbound = 1;
-	if (hop_kind == HOP_KERNEL)
-		goto out;
-	set_macs(eth, hop);
-	goto transmit;
+		return NO_ID;
+	nat_rewrite(pkt->iph, &pkt->iph->saddr, pkt->sport, pkt->l4check,
+		    pkt->key.proto == IPPROTO_UDP, rev->vip, rev->vport, hop_kind != HOP_KERNEL);
+	if (hop_kind != HOP_KERNEL)
+		set_macs(pkt->eth, hop);
+	v->hop = hop_kind;
+	return rev->real_id;
+}
 
-schedule: /* a first packet of a service XDP schedules itself (svc is its service) */
-	if (hash_schedule(&key, svc, &reason) != 0)
-		goto out;
-	flow = flows.lookup(&key);
-	if (!flow) { /* evicted already, or the update failed: the first-packet path decides */
-		reason = REASON_PASS_FLOW_MISS;
-		goto out;
-	}
-forward:
-	now = bpf_jiffies64();
-	touch_flow(&flow->last_seen_ns, &flow->seen_jiffies, &flow->tcp_seen, seen, now);
+/* Step 5 for a client → VIP packet of a flow: rewrite by the real's forwarding method (masquerading,
+ * direct routing, IPIP). Returns the real whose counters the packet goes to, or NO_ID when it is left
+ * as it was (the first-packet path forwards and counts what goes up unmodified). */
+static __always_inline __u32 forward(struct xdp_md *ctx, struct packet *pkt,
+				     struct flow_state *flow, struct verdict *v)
+{
+	struct real_info *real;
+	struct lb_config *cfg;
+	struct next_hop *hop;
+	struct flow_key *key = &pkt->key;
+	__u32 zero = 0, real_id, ingress;
+	__u64 now = bpf_jiffies64();
+	int rc, hop_kind;
+
+	touch_flow(&flow->last_seen_ns, &flow->seen_jiffies, &flow->tcp_seen, pkt->seen, now);
 	real_id = flow->real_id;
 	real = reals.lookup(&real_id);
 	if (!real || real->forwarding == FWD_NONE) {
-		real_id = NO_ID;
-		reason = REASON_PASS_NO_REAL;
-		goto out;
+		v->reason = REASON_PASS_NO_REAL;
+		return NO_ID;
 	}
 	/* the real's slot in real_hops exists: real_id is below MAX_REALS, the size of both arrays */
 	hop = real_hops.lookup(&real_id);
 	cfg = config.lookup(&zero);
 	if (!hop || !cfg) {
-		real_id = NO_ID;
-		reason = REASON_PASS_NO_ROUTE;
-		goto out;
+		v->reason = REASON_PASS_NO_ROUTE;
+		return NO_ID;
 	}
-	epoch = cfg->hop_epoch;
 	ingress = ctx->ingress_ifindex;
-
-	/* 5. rewrite by forwarding method */
 	if (real->forwarding == FWD_MASQ) {
-		if (iph->ttl <= 1) {
-			real_id = NO_ID;
-			reason = REASON_PASS_TTL_EXCEEDED;
-			goto out;
+		if (pkt->iph->ttl <= 1) {
+			v->reason = REASON_PASS_TTL_EXCEEDED;
+			return NO_ID;
 		}
-		rc = route(ctx, hop, ingress, epoch, now, proto, iph->tos, key.saddr, real->addr, key.sport,
-			   real->port, ip_bytes);
-		hop_kind = next_hop(hop, ingress, rc, &reason, 0);
-		if (hop_kind == HOP_NONE) {
-			real_id = NO_ID;
-			goto out;
-		}
-		nat_rewrite(iph, &iph->daddr, dport, l4check, proto == IPPROTO_UDP, real->addr, real->port,
+		rc = route(ctx, hop, ingress, cfg->hop_epoch, now, key->proto, pkt->iph->tos,
+			   key->saddr, real->addr, key->sport, real->port, pkt->ip_bytes);
+		hop_kind = next_hop(hop, ingress, rc, &v->reason, 0);
+		if (hop_kind == HOP_NONE)
+			return NO_ID;
+		nat_rewrite(pkt->iph, &pkt->iph->daddr, pkt->dport, pkt->l4check,
+			    key->proto == IPPROTO_UDP, real->addr, real->port,
 			    hop_kind != HOP_KERNEL);
 		if (hop_kind != HOP_KERNEL)
-			set_macs(eth, hop);
+			set_macs(pkt->eth, hop);
 	} else if (real->forwarding == FWD_ROUTE) {
-		rc = route(ctx, hop, ingress, epoch, now, proto, iph->tos, key.saddr, real->addr, key.sport,
-			   key.dport, ip_bytes);
-		hop_kind = next_hop(hop, ingress, rc, &reason, 0);
-		if (hop_kind == HOP_NONE || hop_kind == HOP_KERNEL) {
-			real_id = NO_ID; /* unmodified: the first-packet path forwards it and counts it */
-			goto out;
-		}
-		set_macs(eth, hop);
+		rc = route(ctx, hop, ingress, cfg->hop_epoch, now, key->proto, pkt->iph->tos,
+			   key->saddr, real->addr, key->sport, key->dport, pkt->ip_bytes);
+		hop_kind = next_hop(hop, ingress, rc, &v->reason, 0);
+		if (hop_kind == HOP_NONE || hop_kind == HOP_KERNEL)
+			/* unmodified: the first-packet path forwards it and counts it */
+			return NO_ID;
+		set_macs(pkt->eth, hop);
 	} else {
 		if (!cfg->tunnel_saddr) {
-			real_id = NO_ID;
-			reason = REASON_PASS_NO_TUNNEL_SRC;
-			goto out;
+			v->reason = REASON_PASS_NO_TUNNEL_SRC;
+			return NO_ID;
 		}
-		rc = route(ctx, hop, ingress, epoch, now, IPPROTO_IPIP, iph->tos, cfg->tunnel_saddr, real->addr, 0,
-			   0, ip_bytes + sizeof(struct iphdr));
-		hop_kind = next_hop(hop, ingress, rc, &reason, 0);
-		if (hop_kind == HOP_NONE) {
-			real_id = NO_ID;
-			goto out;
-		}
-		rc = ipip_encap(ctx, cfg->tunnel_saddr, real->addr, hop_kind == HOP_KERNEL ? NULL : hop);
+		rc = route(ctx, hop, ingress, cfg->hop_epoch, now, IPPROTO_IPIP, pkt->iph->tos,
+			   cfg->tunnel_saddr, real->addr, 0, 0,
+			   pkt->ip_bytes + sizeof(struct iphdr));
+		hop_kind = next_hop(hop, ingress, rc, &v->reason, 0);
+		if (hop_kind == HOP_NONE)
+			return NO_ID;
+		rc = ipip_encap(ctx, cfg->tunnel_saddr, real->addr,
+				hop_kind == HOP_KERNEL ? NULL : hop);
 		if (rc) {
-			real_id = NO_ID;
-			action = rc == -1 ? XDP_PASS : XDP_ABORTED;
-			reason = rc == -1 ? REASON_PASS_NO_HEADROOM : REASON_ABORTED_ENCAP;
-			goto out;
+			v->action = rc == -1 ? XDP_PASS : XDP_ABORTED;
+			v->reason = rc == -1 ? REASON_PASS_NO_HEADROOM : REASON_ABORTED_ENCAP;
+			return NO_ID;
 		}
 	}
-	if (hop_kind == HOP_KERNEL)
+	v->hop = hop_kind;
+	return real_id;
+}
+
+int xdp_lb(struct xdp_md *ctx)
+{
+	struct packet pkt = {};
+	struct verdict v = { .action = XDP_PASS, .hop = HOP_NONE };
+	struct flow_state *flow;
+	struct reverse_state *rev = NULL;
+	__u64 *counted;
+	__u32 real_id = NO_ID; /* whose traffic counters count this packet: set once, by step 5 */
+
+	/* 1. parse */
+	if (parse_packet((void *)(long)ctx->data, (void *)(long)ctx->data_end, &pkt, &v) < 0)
 		goto out;
 
-transmit:
-	/* 6. verdict */
-	action = hop_kind == HOP_TX ? XDP_TX : XDP_REDIRECT;
-out:
-	{
-		__u64 *n = reason_counts.lookup(&reason);
-
-		if (n)
-			*n += 1;
+	/* 2. flow lookup: a client → VIP packet of a scheduled flow goes straight to its real, with one
+	 * lookup. Like IPVS (ip_vs_in() looks up the connection first and the service only to schedule),
+	 * a flow outlives its service's entry until the sweeper ends it. */
+	flow = flows.lookup(&pkt.key);
+	if (flow) {
+		flow = reopen_flow(&pkt, flow, &v);
+		if (!flow)
+			goto out;
+	} else {
+		/* 3. reverse lookup: a masqueraded reply from a real goes back to its client; else
+		 * 4. service lookup, and schedule when XDP schedules the service itself */
+		rev = reverse.lookup(&pkt.key);
+		if (!rev) {
+			flow = new_flow(&pkt, &v);
+			if (!flow)
+				goto out;
+		}
 	}
+
+	/* 5. rewrite: towards the flow's real, or back to the client */
+	real_id = rev ? reply(ctx, &pkt, rev, &v) : forward(ctx, &pkt, flow, &v);
+
+	/* 6. verdict: out of the ingress interface, out of another one, or up to the kernel */
+	if (v.hop == HOP_TX)
+		v.action = XDP_TX;
+	else if (v.hop == HOP_REDIRECT)
+		v.action = XDP_REDIRECT;
+out:
+	counted = reason_counts.lookup(&v.reason);
+	if (counted)
+		*counted += 1;
 	if (real_id != NO_ID)
-		count_traffic(real_counts.lookup(&real_id), outbound, ip_bytes);
-	return action;
+		count_traffic(real_counts.lookup(&real_id), rev != NULL, pkt.ip_bytes);
+	return v.action;
 }

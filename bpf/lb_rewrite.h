@@ -7,8 +7,8 @@
  * ingress interface (not BPF_FIB_LOOKUP_DIRECT, so policy routing applies), with tot_len so that a
  * packet too large for the egress MTU comes back as FRAG_NEEDED instead of being dropped by a driver. */
 static __always_inline int fib_lookup_v4(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u8 proto,
-					 __u8 tos, __be32 saddr, __be32 daddr, __be16 sport, __be16 dport,
-					 __u32 tot_len)
+					 __u8 tos, __be32 saddr, __be32 daddr, __be16 sport,
+					 __be16 dport, __u32 tot_len)
 {
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->family = LB_AF_INET;
@@ -26,18 +26,19 @@ static __always_inline int fib_lookup_v4(struct xdp_md *ctx, struct bpf_fib_look
 /* Is the cached answer in `hop` the one bpf_fib_lookup() would give now (`now` in jiffies, as in all
  * of the next-hop cache), as far as we can tell without asking? Same destination and ingress, not expired, not flushed, and the packet no longer than one
  * the lookup let through (a longer one must meet the MTU check again). */
-static __always_inline int hop_fresh(const struct next_hop *hop, __be32 daddr, __u32 ingress, __u32 epoch,
-				     __u32 tot_len, __u64 now)
+static __always_inline int hop_fresh(const struct next_hop *hop, __be32 daddr, __u32 ingress,
+				     __u32 epoch, __u32 tot_len, __u64 now)
 {
-	return hop->expires > now && hop->daddr == daddr && hop->ingress == ingress && hop->epoch == epoch &&
-	       tot_len <= hop->max_len;
+	return hop->expires > now && hop->daddr == daddr && hop->ingress == ingress &&
+	       hop->epoch == epoch && tot_len <= hop->max_len;
 }
 
 /* Cache a successful lookup. It is asked only when the slot was not fresh for this packet, so either
  * the slot held something else or this packet is longer than any approved so far: in both cases its
  * length is the new bound. */
-static __always_inline void remember_hop(struct next_hop *hop, const struct bpf_fib_lookup *fib, __be32 daddr,
-					 __u32 ingress, __u32 epoch, __u32 tot_len, __u64 now)
+static __always_inline void remember_hop(struct next_hop *hop, const struct bpf_fib_lookup *fib,
+					 __be32 daddr, __u32 ingress, __u32 epoch, __u32 tot_len,
+					 __u64 now)
 {
 	hop->expires = now + NEXT_HOP_TTL_TICKS;
 	hop->daddr = daddr;
@@ -51,9 +52,9 @@ static __always_inline void remember_hop(struct next_hop *hop, const struct bpf_
 
 /* The next hop to daddr for this packet: the cached answer while hop_fresh(), else bpf_fib_lookup(),
  * whose success replaces the slot's. Returns BPF_FIB_LKUP_RET_*; on SUCCESS `hop` holds the answer. */
-static __always_inline int route(struct xdp_md *ctx, struct next_hop *hop, __u32 ingress, __u32 epoch, __u64 now,
-				 __u8 proto, __u8 tos, __be32 saddr, __be32 daddr, __be16 sport, __be16 dport,
-				 __u32 tot_len)
+static __always_inline int route(struct xdp_md *ctx, struct next_hop *hop, __u32 ingress,
+				 __u32 epoch, __u64 now, __u8 proto, __u8 tos, __be32 saddr,
+				 __be32 daddr, __be16 sport, __be16 dport, __u32 tot_len)
 {
 	struct bpf_fib_lookup fib;
 	int rc;
@@ -72,31 +73,40 @@ static __always_inline void set_macs(struct ethhdr *eth, const struct next_hop *
 	__builtin_memcpy(eth->h_source, hop->smac, ETH_ALEN);
 }
 
-/* Masquerading: replace one address and its port (the destination on the way in, the source on the
- * way out) and fix both checksums incrementally. The TTL drops by one only when XDP forwards the
- * packet itself; a packet handed to the kernel gets its decrement there (one hop, one decrement).
- * UDP: a zero checksum means "none" and stays zero; a computed zero is sent as 0xffff (RFC 768). */
-static __always_inline void nat_rewrite(struct iphdr *iph, __be32 *addr, __be16 *port, __sum16 *l4check,
-					int is_udp, __be32 new_addr, __be16 new_port, int dec_ttl)
+/* The transport half of nat_rewrite(): the L4 checksum after one address and its port changed.
+ * UDP: a zero checksum means "none" and stays zero; a computed zero is sent as 0xffff (RFC 768).
+ * The name is parenthesized in the definition so that a test build can replace every call with a
+ * function-like macro of that name (tests/bpf/lb_break_csum.h leaves the checksum stale). */
+static __always_inline void(nat_l4_csum)(__sum16 *l4check, int is_udp, __be32 old_addr,
+					 __be32 new_addr, __be16 old_port, __be16 new_port)
 {
-	__be32 old_addr = *addr;
-	__be16 old_port = *port;
-	__u16 old_ttl_word = *(__u16 *)&iph->ttl; /* TTL and protocol share one checksum word */
 	__u16 check;
 
-	iph->ttl -= dec_ttl;
-	*addr = new_addr;
-	*port = new_port;
-	iph->check = csum_replace_4_2(iph->check, old_addr, new_addr, old_ttl_word, *(__u16 *)&iph->ttl);
-#ifdef LB_BREAK_CSUM
-	return; /* test-only (tests/bpf/test_replay.py): leave the L4 checksum stale; replay must fail */
-#endif
 	if (is_udp && !*l4check)
 		return;
 	check = csum_replace_4_2(*l4check, old_addr, new_addr, old_port, new_port);
 	if (is_udp && !check)
 		check = 0xffff;
 	*l4check = check;
+}
+
+/* Masquerading: replace one address and its port (the destination on the way in, the source on the
+ * way out) and fix both checksums incrementally. The TTL drops by one only when XDP forwards the
+ * packet itself; a packet handed to the kernel gets its decrement there (one hop, one decrement). */
+static __always_inline void nat_rewrite(struct iphdr *iph, __be32 *addr, __be16 *port,
+					__sum16 *l4check, int is_udp, __be32 new_addr,
+					__be16 new_port, int dec_ttl)
+{
+	__be32 old_addr = *addr;
+	__be16 old_port = *port;
+	__u16 old_ttl_word = *(__u16 *)&iph->ttl; /* TTL and protocol share one checksum word */
+
+	iph->ttl -= dec_ttl;
+	*addr = new_addr;
+	*port = new_port;
+	iph->check =
+		csum_replace_4_2(iph->check, old_addr, new_addr, old_ttl_word, *(__u16 *)&iph->ttl);
+	nat_l4_csum(l4check, is_udp, old_addr, new_addr, old_port, new_port);
 }
 
 /* IPIP (RFC 2003): grow the head by an outer IPv4 header to the real. TOS and DF are copied from the

@@ -13,14 +13,15 @@ struct service_key {
 
 struct service_info {
 	__u32 service_id; /* index of service_counts */
-	__u32 flags;      /* SVC_F_* bits, and the service's hash_rings row in bits 16..31 (lb_consts.h) */
+	/* SVC_F_* bits, and the service's hash_rings row in bits 16..31 (lb_consts.h) */
+	__u32 flags;
 };
 
 /* reals value: where a real lives and how packets reach it */
 struct real_info {
 	__be32 addr;
-	__be16 port;      /* used by masquerading only (the other methods keep the port) */
-	__u8 forwarding;  /* enum lb_forwarding; FWD_NONE marks an empty slot */
+	__be16 port;	 /* used by masquerading only (the other methods keep the port) */
+	__u8 forwarding; /* enum lb_forwarding; FWD_NONE marks an empty slot */
 	__u8 pad;
 };
 
@@ -36,10 +37,11 @@ struct flow_key {
 
 /* flows value: the decision for client → VIP packets, and what the sweeper needs to age it */
 struct flow_state {
-	__u64 last_seen_ns; /* bpf_ktime_get_ns() of a recent packet (CLOCK_MONOTONIC), ≤ LAST_SEEN_SLACK_TICKS old */
+	/* bpf_ktime_get_ns() of a recent packet (CLOCK_MONOTONIC), ≤ LAST_SEEN_SLACK_TICKS old */
+	__u64 last_seen_ns;
 	__u32 real_id;
 	__u32 service_id;
-	__u32 tcp_seen;     /* enum lb_tcp_seen bits */
+	__u32 tcp_seen;	    /* enum lb_tcp_seen bits */
 	__u32 seen_jiffies; /* low 32 bits of jiffies when last_seen_ns was written (XDP's own) */
 };
 
@@ -65,12 +67,12 @@ struct lb_config {
  * packets to the same address from the same ingress until `expires`, while hop_epoch is current
  * and the packet is no longer than one the lookup approved (its MTU check). */
 struct next_hop {
-	__u64 expires;     /* jiffies from which the answer is asked again; 0 = empty */
-	__be32 daddr;      /* the destination looked up: a slot is a cache line, not a key */
-	__u32 ingress;     /* ingress ifindex the lookup was made from */
-	__u32 ifindex;     /* egress */
-	__u32 epoch;       /* lb_config.hop_epoch when cached */
-	__u16 max_len;     /* largest tot_len the lookup approved */
+	__u64 expires; /* jiffies from which the answer is asked again; 0 = empty */
+	__be32 daddr;  /* the destination looked up: a slot is a cache line, not a key */
+	__u32 ingress; /* ingress ifindex the lookup was made from */
+	__u32 ifindex; /* egress */
+	__u32 epoch;   /* lb_config.hop_epoch when cached */
+	__u16 max_len; /* largest tot_len the lookup approved */
 	__u8 smac[6];
 	__u8 dmac[6];
 	__u16 pad;

@@ -7,9 +7,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 venv="$here/.venv"
 
 # Debian packages. `python3-bpfcc` is bcc's Python module; linux-headers-amd64 gives bcc a headers tree
-# when the running kernel has none; wrk/nginx/haproxy are the clients, reals and baselines of tests and bench.
+# when the running kernel has none; wrk/nginx/haproxy are the clients, reals and baselines of tests and bench;
+# clang-format checks bpf/ against bpf/.clang-format (tests/unit/test_bpf_format.py).
 packages=(python3-bpfcc python3-venv python3-dev libnetfilter-queue-dev linux-headers-amd64 iptables
-          nftables iproute2 tcpdump curl wrk nginx-light haproxy ethtool gcc make)
+          nftables iproute2 tcpdump curl wrk nginx-light haproxy ethtool gcc make clang-format)
 
 say() { printf 'setup: %s\n' "$*"; }
 

@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
+from lb.datapath import sources
+
 XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = 1, 2, 3, 4
 
 BASELINES = {"dnat": "xdp_bench_dnat"}
@@ -61,7 +62,7 @@ class Program:
 
         with _stderr_to_file() as log:  # clang's warnings would tear through the progress display
             try:
-                self.bpf: Any = BPF(src_file=str(source), cflags=[f"-I{BPF_DIR}", *(cflags or [])])
+                self.bpf: Any = BPF(src_file=str(source), cflags=[f"-I{source.parent}", *(cflags or [])])
             except Exception as exc:
                 errors = [ln for ln in log.read_text(errors="replace").splitlines() if "error" in ln]
                 raise RuntimeError(f"{source.name}: {errors[0] if errors else exc}") from exc
@@ -81,10 +82,10 @@ class Baseline(Program):
 
     def __init__(self, kind: str, cflags: list[str] | None = None) -> None:
         if kind in VERDICT_BASELINES:
-            super().__init__(BPF_DIR / "bench_verdict.c", "xdp_bench_verdict",
+            super().__init__(sources.source("bench_verdict.c"), "xdp_bench_verdict",
                              [f"-DBENCH_VERDICT={VERDICT_BASELINES[kind]}", *(cflags or [])])
         else:
-            super().__init__(BPF_DIR / f"bench_{kind}.c", BASELINES[kind], cflags)
+            super().__init__(sources.source(f"bench_{kind}.c"), BASELINES[kind], cflags)
         self.kind = kind
 
     def verdicts(self, verdict: int) -> int:
@@ -161,9 +162,9 @@ class Registry:
                 if role.startswith("lbxdp"):
                     self._progs[role] = Lbxdp()
                 elif role == "gen":
-                    self._progs[role] = Program(BPF_DIR / "bench_gen.c", "xdp_bench_gen")
+                    self._progs[role] = Program(sources.source("bench_gen.c"), "xdp_bench_gen")
                 elif role == "syn":
-                    self._progs[role] = Program(BPF_DIR / "bench_syn.c", "xdp_bench_syn")
+                    self._progs[role] = Program(sources.source("bench_syn.c"), "xdp_bench_syn")
                 else:
                     self._progs[role] = Baseline("drop" if role == "sink" else role)
             except Exception as exc:  # noqa: BLE001 (a work-in-progress program may not compile)

@@ -21,11 +21,10 @@ from pathlib import Path
 from bcc import BPF  # type: ignore[import-not-found]
 from bcc.libbcc import lib as _libbcc  # type: ignore[import-not-found]
 
-import lb
+from lb.datapath import sources
 from lb.datapath.maps import DatapathMaps
 
-BPF_DIR = Path(lb.__file__).resolve().parent.parent / "bpf"
-SOURCE = BPF_DIR / "lb_kern.c"
+SOURCE = sources.source(sources.ENTRY_SOURCE)
 ENTRY = "xdp_lb"
 BPF_FS = Path("/sys/fs/bpf")
 PIN_ROOT = BPF_FS / "lbxdp"
@@ -117,7 +116,7 @@ def load(tunables: Tunables = Tunables(), *, pin: bool = True, instance: str | N
 
     Tests load with pin=False: their maps live only as long as the Datapath.
     """
-    cflags = [f"-I{BPF_DIR}", *tunables.cflags()]
+    cflags = [f"-I{SOURCE.parent}", *tunables.cflags()]
     pin_dir = None
     if pin:
         ensure_bpffs()

@@ -462,13 +462,11 @@ _NO_LIMIT = 2**64 - 1  # hash_budget.allowed of a Tables without a budget
 # and EOPNOTSUPP: batches not implemented for this map.
 _NO_BATCH_ERRNOS = frozenset({errno.EINVAL, errno.EOPNOTSUPP, 524})
 
-# struct flow_key: addresses and ports in network order ("!"), then proto and 3 pad bytes
-_FLOW_KEY = struct.Struct("!IIHHB3x")
-# struct flow_state and struct reverse_state in host order; vip and vport are network-order bytes
-_FLOW_STATE = struct.Struct("=QIIII")
-_REVERSE_STATE = struct.Struct("=Q4s2s2xIIII")
-assert _FLOW_KEY.size == ctypes.sizeof(S.FlowKeyC) and _FLOW_STATE.size == ctypes.sizeof(S.FlowStateC)
-assert _REVERSE_STATE.size == ctypes.sizeof(S.ReverseStateC)
+# struct flow_key ("!IIHHB3x": addresses and ports in network order), struct flow_state ("=QIIII")
+# and struct reverse_state ("=Q4s2s2xIIII": vip and vport as network-order bytes), from their mirrors
+_FLOW_KEY = S.struct_format(S.FlowKeyC)
+_FLOW_STATE = S.struct_format(S.FlowStateC)
+_REVERSE_STATE = S.struct_format(S.ReverseStateC)
 
 _PROTOCOLS = {int(p): p for p in Protocol}
 _SEEN = {int(bits): TcpSeen(bits) for bits in range(8)}

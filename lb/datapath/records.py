@@ -12,19 +12,28 @@ import numpy as np
 
 from lb.datapath import structs as S
 
-# struct flow_key: addresses and ports in network order, then the protocol and 3 pad bytes
-FLOW_KEY = np.dtype([("saddr", ">u4"), ("daddr", ">u4"), ("sport", ">u2"), ("dport", ">u2"),
-                     ("proto", "u1"), ("pad", "V3")])
-# struct flow_state and struct reverse_state, host order except vip/vport (network order)
-FLOW_STATE = np.dtype([("last_seen_ns", "=u8"), ("real_id", "=u4"), ("service_id", "=u4"),
-                       ("tcp_seen", "=u4"), ("seen_jiffies", "=u4")])
-REVERSE_STATE = np.dtype([("last_seen_ns", "=u8"), ("vip", ">u4"), ("vport", ">u2"), ("pad", "V2"),
-                          ("real_id", "=u4"), ("service_id", "=u4"), ("tcp_seen", "=u4"),
-                          ("seen_jiffies", "=u4")])
 
-assert FLOW_KEY.itemsize == ctypes.sizeof(S.FlowKeyC)
-assert FLOW_STATE.itemsize == ctypes.sizeof(S.FlowStateC)
-assert REVERSE_STATE.itemsize == ctypes.sizeof(S.ReverseStateC)
+def dtype_of(cls: type[ctypes.Structure]) -> np.dtype:
+    """The numpy record type of a mirror class of lb.datapath.structs, derived from its ctypes layout:
+    the same names and offsets, network-order fields big-endian (">u4"), the others in host order,
+    pad fields as raw bytes ("V3")."""
+    names, formats, offsets = [], [], []
+    for f in S.fields(cls):
+        names.append(f.name)
+        offsets.append(f.offset)
+        if f.padding or f.scalar is None:
+            formats.append(f"V{f.size}")
+        else:
+            kind = "i" if f.signed else "u"
+            formats.append(f"{'>' if f.network_order else '='}{kind}{f.size}")
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": ctypes.sizeof(cls)})
+
+
+# struct flow_key (addresses and ports in network order), struct flow_state (host order), and
+# struct reverse_state (host order except vip/vport)
+FLOW_KEY = dtype_of(S.FlowKeyC)
+FLOW_STATE = dtype_of(S.FlowStateC)
+REVERSE_STATE = dtype_of(S.ReverseStateC)
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,26 @@
-"""ctypes mirror of the structs shared with the XDP program.
+"""ctypes mirror of the structs shared with the XDP program: the ONE Python definition of each.
 
 MUST STAY IN SYNC with bpf/lb_structs.h (and the enums of bpf/lb_consts.h): tests/bpf/test_structs.py
-compares every size and field offset here with the classes bcc generated from the header. Address and
-port fields hold network byte order, as the packet does; `be32()`/`be16()` convert.
+compares every size and field offset here with the BTF of the loaded program (what clang laid out),
+for the key and value of every map. Every other Python form of these structs is derived from the
+classes here: the struct formats of the batched flow reads (`struct_format()`) and the numpy dtypes
+of the sweeper (lb.datapath.records). Address and port fields hold network byte order, as the packet
+does (`__be32`/`__be16` in C, listed in each class's `_network_order_`); `be32()`/`be16()` convert.
 """
 
 from __future__ import annotations
 
 import ctypes
+import struct
 import sys
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 
 class ServiceKeyC(ctypes.Structure):
     """struct service_key"""
 
+    _network_order_ = ("vip", "port")
     _fields_ = [("vip", ctypes.c_uint32), ("port", ctypes.c_uint16), ("proto", ctypes.c_uint8), ("pad", ctypes.c_uint8)]
 
 
@@ -27,6 +33,7 @@ class ServiceInfoC(ctypes.Structure):
 class RealInfoC(ctypes.Structure):
     """struct real_info"""
 
+    _network_order_ = ("addr", "port")
     _fields_ = [
         ("addr", ctypes.c_uint32),
         ("port", ctypes.c_uint16),
@@ -38,6 +45,7 @@ class RealInfoC(ctypes.Structure):
 class FlowKeyC(ctypes.Structure):
     """struct flow_key"""
 
+    _network_order_ = ("saddr", "daddr", "sport", "dport")
     _fields_ = [
         ("saddr", ctypes.c_uint32),
         ("daddr", ctypes.c_uint32),
@@ -63,6 +71,7 @@ class FlowStateC(ctypes.Structure):
 class ReverseStateC(ctypes.Structure):
     """struct reverse_state"""
 
+    _network_order_ = ("vip", "vport")
     _fields_ = [
         ("last_seen_ns", ctypes.c_uint64),
         ("vip", ctypes.c_uint32),
@@ -78,6 +87,7 @@ class ReverseStateC(ctypes.Structure):
 class LbConfigC(ctypes.Structure):
     """struct lb_config"""
 
+    _network_order_ = ("tunnel_saddr",)
     _fields_ = [("tunnel_saddr", ctypes.c_uint32), ("hop_epoch", ctypes.c_uint32)]
 
 
@@ -86,7 +96,7 @@ class NextHopC(ctypes.Structure):
 
     _fields_ = [
         ("expires", ctypes.c_uint64),
-        ("daddr", ctypes.c_uint32),
+        ("daddr", ctypes.c_uint32),  # network order
         ("ingress", ctypes.c_uint32),
         ("ifindex", ctypes.c_uint32),
         ("epoch", ctypes.c_uint32),
@@ -162,3 +172,58 @@ def address(raw: int) -> IPv4Address:
 def port(raw: int) -> int:
     """Inverse of be16()."""
     return int.from_bytes(raw.to_bytes(2, sys.byteorder), "big")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a mirrored struct, as laid out by ctypes (= by clang: tests/bpf/test_structs.py)."""
+
+    name: str
+    offset: int
+    size: int
+    scalar: type | None  # the ctypes integer type, or None for an array (pad bytes, MACs, a ring)
+    network_order: bool
+    padding: bool
+    signed: bool = False
+
+
+def fields(cls: type[ctypes.Structure]) -> list[Field]:
+    """The fields of a mirror class, in order, with their offsets and sizes."""
+    network = set(getattr(cls, "_network_order_", ()))
+    out = []
+    for name, ctype in cls._fields_:  # type: ignore[attr-defined]
+        described = getattr(cls, name)
+        scalar = ctype if issubclass(ctype, ctypes._SimpleCData) else None
+        signed = scalar is not None and scalar(-1).value < 0  # c_int keeps -1, c_uint* wrap it
+        out.append(Field(name, described.offset, described.size, scalar, name in network, name == "pad", signed))
+    return out
+
+
+_STRUCT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
+
+
+def struct_format(cls: type[ctypes.Structure]) -> struct.Struct:
+    """A `struct.Struct` for a mirror class, with the ctypes layout (gaps and tail as pad bytes).
+
+    One byte order must cover every multi-byte field: network order ("!") when all of them are
+    network order (flow_key: the integers come out as the packet's values), host order ("=") when
+    none is; in a struct mixing the two the network-order fields come out as raw bytes ("4s"), for the
+    caller to read as an address or a big-endian port. Pad fields are skipped ("x")."""
+    layout = fields(cls)
+    wide = [f for f in layout if f.size > 1 and not f.padding]
+    all_network = bool(wide) and all(f.network_order for f in wide)
+    codes, position = [], 0
+    for f in layout:
+        if f.offset > position:
+            codes.append(f"{f.offset - position}x")
+        if f.padding:
+            codes.append(f"{f.size}x")
+        elif f.scalar is None or (f.network_order and not all_network):
+            codes.append(f"{f.size}s")
+        else:
+            code = _STRUCT_CODES[f.size]
+            codes.append(code.lower() if f.signed else code)
+        position = f.offset + f.size
+    if ctypes.sizeof(cls) > position:
+        codes.append(f"{ctypes.sizeof(cls) - position}x")
+    return struct.Struct(("!" if all_network else "=") + "".join(codes))

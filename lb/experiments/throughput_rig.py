@@ -108,10 +108,11 @@ class Generator:
     """bench_syn.c compiled to cycle through `ports` × `addrs` flows."""
 
     def __init__(self, ports: int, addrs: int) -> None:
-        from lb.bench.programs import BPF_DIR, Program
+        from lb.bench.programs import Program
+        from lb.datapath.sources import source
 
         self.ports, self.addrs = ports, addrs
-        self.prog = Program(BPF_DIR / "bench_syn.c", "xdp_bench_syn",
+        self.prog = Program(source("bench_syn.c"), "xdp_bench_syn",
                             cflags=[f"-DSYN_PORTS={ports}", f"-DSYN_ADDRS={addrs}"])
 
     def arm(self, frame: bytes) -> None:

@@ -60,7 +60,7 @@ class XdpDatapath:
 @contextmanager
 def xdp_datapath(topology: Topology, tables: Tables, cflags: tuple[str, ...] = ()) -> Iterator[XdpDatapath]:
     """The program loaded (not pinned, not attached) in a namespace built from `topology`, its maps
-    holding `tables`. `cflags` adds -D flags (tests compile deliberately broken variants)."""
+    holding `tables`. `cflags` adds compiler flags (tests compile deliberately broken variants)."""
     with namespace(topology):
         loaded = _load(cflags)
         try:

@@ -1,7 +1,7 @@
 """Every recorded scenario in pcaps/ through the real XDP program (BPF_PROG_RUN, in a namespace rebuilt
 from the scenario's topology) and the first-packet path: all equal to out.pcap, byte for byte. The
 external corpus through the program: no violation of the robustness contract. And a program compiled
-with -DLB_BREAK_CSUM (its L4 checksum update skipped) makes both fail loudly."""
+with tests/bpf/lb_break_csum.h force-included (its L4 checksum update skipped) makes both fail loudly."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / "pcaps"
 CORPUS = REPO.parent / "shared" / "corpus"
 SCENARIOS = sorted(p.parent.name for p in PCAPS.glob("*/in.pcap"))
-BROKEN = functools.partial(xdp_datapath, cflags=("-DLB_BREAK_CSUM",))
+BROKEN = functools.partial(xdp_datapath, cflags=("-include", str(Path(__file__).parent / "lb_break_csum.h")))
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

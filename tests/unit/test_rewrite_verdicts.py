@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
+from lb.datapath.sources import source
 from lb.rewrite import Reason, Verdict
 from lb.tables import SVC_F_DROP_MIDFLOW_MISS, SVC_F_HASH_IN_KERNEL, SVC_F_HASH_PORT, SVC_RING_SHIFT, TcpSeen
 
-CONSTS = (Path(__file__).resolve().parents[2] / "bpf" / "lb_consts.h").read_text()
+CONSTS = source("lb_consts.h").read_text()
 
 
 def _enum(prefix: str) -> dict[str, int]:

@@ -14,10 +14,11 @@ import ipaddress
 import socket
 import struct
 import threading
-from pathlib import Path
 from typing import Any
 
-SOURCE = Path(__file__).resolve().parents[3] / "bpf" / "ipip_decap.c"
+from lb.datapath import sources
+
+SOURCE = sources.source("ipip_decap.c")
 STAT_DECAPPED = 0
 STAT_SKIPPED = 1
 
