@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from math import gcd
 
 from lb.model import FlowKey, RealKey
-from lb.sched import register
+from lb.sched.registry import register
 from lb.sched.base import Destination, Scheduler
 from lb.sched.hashing import MH_SEED1, MH_SEED2, fold, mh_hash
 
