@@ -56,10 +56,27 @@ class TcpFlags(enum.IntFlag):
     CWR = 0x80
 
 
-# Plain ints for the hot path: an IntFlag operand turns every `&` into an enum construction.
+# The first-packet path reads every new flow's headers here, so the hot path uses plain ints (an
+# IntFlag operand turns every `&` into an enum construction; a member lookup costs more than a
+# global's) and builds the result tuples without NamedTuple's Python-level __new__.
 _SYN = int(TcpFlags.SYN)
 _SYN_ACK = int(TcpFlags.SYN | TcpFlags.ACK)
-_L4_CHECK = {int(IpProto.TCP): TCP_CHECK, int(IpProto.UDP): UDP_CHECK}
+_TCP, _UDP = int(IpProto.TCP), int(IpProto.UDP)
+_MF_OFFSET = IP_MF | IP_OFFSET
+_L4_CHECK = {_TCP: TCP_CHECK, _UDP: UDP_CHECK}
+_tuple = tuple.__new__
+# Packed address → IPv4Address: building one costs more than reading the rest of a header, and a
+# balancer sees the same few VIPs and, in a burst, the same clients again and again. Bounded: a scan
+# from many sources only refills it.
+_ADDRESSES: dict[bytes, IPv4Address] = {}
+_ADDRESSES_MAX = 4096
+
+
+def _address(packed: bytes) -> IPv4Address:
+    if len(_ADDRESSES) >= _ADDRESSES_MAX:
+        _ADDRESSES.clear()
+    address = _ADDRESSES[packed] = IPv4Address(packed)
+    return address
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, tot_len, id, frag_off, ttl, proto, check, saddr, daddr
 _PORTS = struct.Struct("!HH")
 
@@ -92,21 +109,9 @@ class IPv4(NamedTuple):
     proto: int  # an IpProto value, or any other number
     saddr: IPv4Address
     daddr: IPv4Address
-
-    @property
-    def l4(self) -> int:
-        """Offset of what the header carries (the L4 header, or the inner header of IPIP)."""
-        return self.at + self.ihl
-
-    @property
-    def end(self) -> int:
-        """Offset where the packet ends by its tot_len (Ethernet padding may follow)."""
-        return self.at + self.tot_len
-
-    @property
-    def fragment(self) -> bool:
-        """MF set or an offset: the L4 header may be in another packet."""
-        return self.frag_off & (IP_MF | IP_OFFSET) != 0
+    l4: int  # offset of what the header carries (the L4 header, or the inner header of IPIP): at + ihl
+    end: int  # offset where the packet ends by its tot_len (Ethernet padding may follow): at + tot_len
+    fragment: bool  # MF set or an offset: the L4 header may be in another packet
 
 
 def ipv4_at(buf: bytes, at: int = 0) -> IPv4 | None:
@@ -117,8 +122,11 @@ def ipv4_at(buf: bytes, at: int = 0) -> IPv4 | None:
     ver_ihl, tos, tot_len, ident, frag_off, ttl, proto, _, saddr, daddr = _IPV4.unpack_from(buf, at)
     if ver_ihl >> 4 != 4 or ver_ihl & 0x0F < 5:
         return None
-    return IPv4(at, (ver_ihl & 0x0F) * 4, tos, tot_len, ident, frag_off, ttl, proto,
-                IPv4Address(saddr), IPv4Address(daddr))
+    ihl = (ver_ihl & 0x0F) * 4
+    src = _ADDRESSES.get(saddr) or _address(saddr)
+    dst = _ADDRESSES.get(daddr) or _address(daddr)
+    return _tuple(IPv4, (at, ihl, tos, tot_len, ident, frag_off, ttl, proto, src, dst, at + ihl, at + tot_len,
+                         frag_off & _MF_OFFSET != 0))
 
 
 class L4(NamedTuple):
@@ -138,16 +146,17 @@ def l4_at(buf: bytes, ip: IPv4, end: int) -> L4 | None:
     end by `end` (the caller's bound: the packet's end, the buffer's, or the lesser of the two).
     Fragments are the caller's to refuse: only a first fragment has an L4 header."""
     at = ip.l4
-    if ip.proto == IpProto.TCP:
+    proto = ip.proto
+    if proto == _TCP:
         if at + TCP_HLEN > end or at + TCP_HLEN > len(buf):
             return None
         sport, dport = _PORTS.unpack_from(buf, at)
-        return L4(at, ip.proto, sport, dport, (buf[at + 12] >> 4) * 4, at + TCP_CHECK, buf[at + TCP_FLAGS])
-    if ip.proto == IpProto.UDP:
+        return _tuple(L4, (at, proto, sport, dport, (buf[at + 12] >> 4) * 4, at + TCP_CHECK, buf[at + TCP_FLAGS]))
+    if proto == _UDP:
         if at + UDP_HLEN > end or at + UDP_HLEN > len(buf):
             return None
         sport, dport = _PORTS.unpack_from(buf, at)
-        return L4(at, ip.proto, sport, dport, UDP_HLEN, at + UDP_CHECK, 0)
+        return _tuple(L4, (at, proto, sport, dport, UDP_HLEN, at + UDP_CHECK, 0))
     return None
 
 

@@ -38,7 +38,9 @@ from lb.tables import (
 )
 
 IPIP_TTL = 64
-_FIN, _RST = int(TcpFlags.FIN), int(TcpFlags.RST)  # plain ints: the first-packet path runs this per new flow
+# plain ints: the first-packet path runs this model for every new flow, and an enum member costs more
+_FIN, _RST = int(TcpFlags.FIN), int(TcpFlags.RST)
+_TCP, _UDP, _ICMP = int(IpProto.TCP), int(IpProto.UDP), int(IpProto.ICMP)
 
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
@@ -179,15 +181,15 @@ def _parse(frame: bytes) -> _Packet | Reason:
     if ip.fragment:
         return Reason.PASS_FRAGMENT
     proto = ip.proto
-    if proto != IpProto.TCP and proto != IpProto.UDP:
-        return Reason.PASS_ICMP if proto == IpProto.ICMP else Reason.PASS_OTHER_L4
-    l4 = l4_at(frame, ip, ip.end)
+    if proto != _TCP and proto != _UDP:
+        return Reason.PASS_ICMP if proto == _ICMP else Reason.PASS_OTHER_L4
+    end = ip.end
+    l4 = l4_at(frame, ip, end)
     # parse_tcphdr(): the data offset must cover the fixed header and end within the packet
-    if l4 is None or (proto == IpProto.TCP and (l4.hlen < TCP_HLEN or l4.at + l4.hlen > ip.end)):
+    if l4 is None or (proto == _TCP and (l4.hlen < TCP_HLEN or l4.at + l4.hlen > end)):
         return Reason.PASS_BAD_L4
     key = FlowKey(_PROTOCOLS[proto], ip.saddr, l4.sport, ip.daddr, l4.dport)
-    return _Packet(key, ip.ttl, ip.tos, ip.tot_len, l4.at, l4.check, proto == IpProto.TCP and tcp_opens(l4.flags),
-                   l4.flags)
+    return _Packet(key, ip.ttl, ip.tos, ip.tot_len, l4.at, l4.check, proto == _TCP and tcp_opens(l4.flags), l4.flags)
 
 
 def _next_hop(result: FibResult, tot_len: int, ingress: int, tx_ports: set[int], outbound: bool) -> tuple[str, Reason]:
