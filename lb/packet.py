@@ -26,6 +26,13 @@ UDP_HLEN = 8  # struct udphdr
 IP_DF = 0x4000  # frag_off: don't fragment
 IP_MF = 0x2000  # frag_off: more fragments
 IP_OFFSET = 0x1FFF  # frag_off: the fragment's offset, in 8-byte units
+IP_FRAG_OFF = 6  # offsets of the IPv4 header's fields a rewrite touches: flags and fragment offset,
+IP_TTL = 8  # the TTL (and after it the protocol: one 16-bit word for checksum updates),
+IP_CHECK = 10  # the header checksum,
+IP_SADDR = 12  # the source address
+IP_DADDR = 16  # and the destination address
+L4_SPORT = 0  # offsets of the ports in a TCP or UDP header
+L4_DPORT = 2
 TCP_CHECK = 16  # offset of the checksum in the TCP header
 UDP_CHECK = 6  # offset of the checksum in the UDP header
 TCP_FLAGS = 13  # offset of the flag byte (FIN … CWR) in the TCP header
@@ -127,6 +134,11 @@ def ipv4_at(buf: bytes, at: int = 0) -> IPv4 | None:
     dst = _ADDRESSES.get(daddr) or _address(daddr)
     return _tuple(IPv4, (at, ihl, tos, tot_len, ident, frag_off, ttl, proto, src, dst, at + ihl, at + tot_len,
                          frag_off & _MF_OFFSET != 0))
+
+
+def pack_ipv4(tos: int, tot_len: int, frag_off: int, ttl: int, proto: int, saddr: bytes, daddr: bytes) -> bytearray:
+    """An IPv4 header without options, its id and checksum 0 (the caller sums it: RFC 791)."""
+    return bytearray(_IPV4.pack(0x45, tos, tot_len, 0, frag_off, ttl, proto, 0, saddr, daddr))
 
 
 class L4(NamedTuple):

@@ -64,7 +64,7 @@ def _flag_aliases(scheduler: str) -> dict[str, str]:
         bits = scheduler_class(scheduler).flag_bits
     except ConfigError:
         return {}
-    return dict(zip(GENERIC_FLAGS, bits))
+    return dict(zip(GENERIC_FLAGS, bits, strict=False))  # the kernel has three bits
 
 
 class Verb(enum.Enum):

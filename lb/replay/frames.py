@@ -13,7 +13,7 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
-from lb.packet import ETH_HLEN, IPv4, IpProto, carries_ipv4, check_offset, ipv4_at, l4_at
+from lb.packet import ETH_HLEN, IpProto, IPv4, carries_ipv4, check_offset, ipv4_at, l4_at
 from lb.rewrite.checksum import fold
 
 

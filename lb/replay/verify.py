@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lb.packet import IPv4, IpProto, l4_at, tcp_answers, tcp_opens
+from lb.packet import IpProto, IPv4, l4_at, tcp_answers, tcp_opens
 from lb.replay.frames import Csum, checksums, innermost, ipv4, ports
 from lb.replay.render import rows_table
 from lb.replay.scenario import ScenarioError, read_pcap

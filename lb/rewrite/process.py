@@ -19,7 +19,26 @@ from ipaddress import IPv4Address
 
 import lb.rewrite.checksum as checksum
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
-from lb.packet import ETH_HLEN, IP_DF, IPV4_HLEN, TCP_HLEN, IpProto, TcpFlags, carries_ipv4, ipv4_at, l4_at, tcp_opens
+from lb.packet import (
+    ETH_HLEN,
+    IP_CHECK,
+    IP_DADDR,
+    IP_DF,
+    IP_FRAG_OFF,
+    IP_SADDR,
+    IP_TTL,
+    IPV4_HLEN,
+    L4_DPORT,
+    L4_SPORT,
+    TCP_HLEN,
+    IpProto,
+    TcpFlags,
+    carries_ipv4,
+    ipv4_at,
+    l4_at,
+    pack_ipv4,
+    tcp_opens,
+)
 from lb.rewrite.fib import Fib, FibResult, FibStatus
 from lb.rewrite.verdicts import Reason, Verdict
 from lb.sched.hashing import MH_SEED1, fold, mh_hash
@@ -220,7 +239,7 @@ def _masq_forward(
     if hop == "none":
         return Result(Verdict.PASS, frame, reason)
     out = bytearray(frame)
-    _nat(out, p, ETH_HLEN + 16, p.l4 + 2, real.address, real.port, dec_ttl=hop != "kernel")
+    _nat(out, p, ETH_HLEN + IP_DADDR, p.l4 + L4_DPORT, real.address, real.port, dec_ttl=hop != "kernel")
     return _emit(out, hop, reason, found, ingress, counted)
 
 
@@ -233,7 +252,7 @@ def _reverse(frame: bytes, p: _Packet, tables: Tables, fib: Fib, ingress: int) -
     if hop == "none":
         return Result(Verdict.PASS, frame, reason)
     out = bytearray(frame)
-    _nat(out, p, ETH_HLEN + 12, p.l4, rev.vip, rev.vport, dec_ttl=hop != "kernel")
+    _nat(out, p, ETH_HLEN + IP_SADDR, p.l4 + L4_SPORT, rev.vip, rev.vport, dec_ttl=hop != "kernel")
     counted = Counted(rev.service_id, rev.real_id, True, p.tot_len)
     return _emit(out, hop, reason, found, ingress, counted)
 
@@ -264,33 +283,27 @@ def _tunnel(
     hop, reason = _next_hop(found, p.tot_len + IPV4_HLEN, ingress, tx_ports, outbound=False)
     if hop == "none":
         return Result(Verdict.PASS, frame, reason)
-    outer = bytearray(IPV4_HLEN)
-    outer[0] = 0x45
-    outer[1] = p.tos
-    outer[2:4] = (p.tot_len + IPV4_HLEN).to_bytes(2, "big")
-    _U16.pack_into(outer, 6, _U16.unpack_from(frame, ETH_HLEN + 6)[0] & IP_DF)
-    outer[8] = IPIP_TTL
-    outer[9] = IpProto.IPIP
-    outer[12:16] = source.packed
-    outer[16:20] = real.address.packed
-    outer[10:12] = checksum.ipv4_header_checksum(bytes(outer)).to_bytes(2, "big")
+    (frag_off,) = _U16.unpack_from(frame, ETH_HLEN + IP_FRAG_OFF)
+    outer = pack_ipv4(p.tos, p.tot_len + IPV4_HLEN, frag_off & IP_DF, IPIP_TTL, IpProto.IPIP, source.packed,
+                      real.address.packed)
+    _U16.pack_into(outer, IP_CHECK, checksum.ipv4_header_checksum(bytes(outer)))
     out = bytearray(frame[:ETH_HLEN]) + outer + frame[ETH_HLEN:]
     return _emit(out, hop, reason, found, ingress, counted)
 
 
 def _nat(out: bytearray, p: _Packet, addr_at: int, port_at: int, addr: IPv4Address, port: int, dec_ttl: bool) -> None:
     """nat_rewrite() in lb_rewrite.h: address, port, TTL, and both checksums by RFC 1624."""
-    ip = ETH_HLEN
+    ttl, check = ETH_HLEN + IP_TTL, ETH_HLEN + IP_CHECK
     (old_addr,) = _U32.unpack_from(out, addr_at)
     (old_port,) = _U16.unpack_from(out, port_at)
-    (old_word,) = _U16.unpack_from(out, ip + 8)
+    (old_word,) = _U16.unpack_from(out, ttl)  # TTL and protocol: the 16-bit word the checksum covers
     new_addr = int(addr)
-    out[ip + 8] -= int(dec_ttl)
+    out[ttl] -= int(dec_ttl)
     _U32.pack_into(out, addr_at, new_addr)
     _U16.pack_into(out, port_at, port)
-    (new_word,) = _U16.unpack_from(out, ip + 8)
-    (ip_check,) = _U16.unpack_from(out, ip + 10)
-    _U16.pack_into(out, ip + 10, checksum.replace_4_2(ip_check, old_addr, new_addr, old_word, new_word))
+    (new_word,) = _U16.unpack_from(out, ttl)
+    (ip_check,) = _U16.unpack_from(out, check)
+    _U16.pack_into(out, check, checksum.replace_4_2(ip_check, old_addr, new_addr, old_word, new_word))
     (l4_check,) = _U16.unpack_from(out, p.check)
     is_udp = p.key.proto is Protocol.UDP
     if is_udp and l4_check == 0:

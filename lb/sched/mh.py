@@ -27,9 +27,9 @@ from collections.abc import Iterator, Sequence
 from math import gcd
 
 from lb.model import FlowKey, RealKey
-from lb.sched.registry import register
 from lb.sched.base import Destination, Scheduler
 from lb.sched.hashing import MH_SEED1, MH_SEED2, fold, mh_hash
+from lb.sched.registry import register
 
 DEFAULT_M = 65537
 TAB_BITS = 6  # ip_vs_mh.c: IP_VS_MH_TAB_BITS = CONFIG_IP_VS_MH_TAB_INDEX (12) / 2

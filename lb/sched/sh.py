@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lb.model import FlowKey
-from lb.sched.registry import register
 from lb.sched.base import Destination, Scheduler
 from lb.sched.hashing import fold, hash_32
+from lb.sched.registry import register
 
 TAB_BITS = 8
 TAB_SIZE = 1 << TAB_BITS

@@ -100,7 +100,7 @@ def test_garbage_and_truncated_input_never_raise(data: bytes, at: int) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(frames(), st.data())
-def test_a_truncated_frame_never_raises_and_never_reads_past_its_end(drawn: tuple[bytes, Ether], data: st.DataObject) -> None:
+def test_a_truncated_frame_never_raises_or_reads_past_its_end(drawn: tuple[bytes, Ether], data: st.DataObject) -> None:
     frame, _ = drawn
     cut = frame[: data.draw(st.integers(0, len(frame)))]
     ip = ipv4_at(cut, ETH_HLEN) if carries_ipv4(cut) else None
