@@ -49,7 +49,7 @@ class Scheduler(ABC):
 
     # What a scheduler is, stated on its class and nowhere else: ipvsadm's flag names and aliases, the
     # CLI's help, lb.tables' service flags and lb.daemon.kernelhash read these. A test checks that every
-    # registered scheduler states them (tests/unit/test_sched_registry.py).
+    # built-in states them (tests/unit/test_sched_facts.py).
     name: ClassVar[str]
     flags_allowed: ClassVar[frozenset[str]] = frozenset()
     # The flags in the order of the kernel's generic bits IP_VS_SVC_F_SCHED1, 2, 3, which ipvsadm(8)
