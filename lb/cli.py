@@ -22,6 +22,7 @@ from lb.config import lbxdp_version
 from lb.config.ipvsadm import Command, Verb, parse_command
 from lb.config.savefmt import RulesError, load_rules, parse_rules, restore_command, save
 from lb.model import ConfigError
+from lb.sched import builtin_schedulers
 
 # name -> ("module:function", one-line help). The function takes the words after the name and
 # returns an exit code. Add a subcommand by adding a line and writing its module.
@@ -62,7 +63,7 @@ ipvsadm commands (sent to the daemon of this network namespace; see docs/cli.md)
   -Z [-t|-u VIP:PORT]            zero counters
   --set TCP TCPFIN UDP           set flow timeouts in seconds (0 keeps a value)
 
-schedulers: rr wrr lc wlc sed nq sh dh mh fo ovf (and plugins; see docs/schedulers.md)
+schedulers: {schedulers} (and plugins; see docs/schedulers.md)
 forwarding: -m masquerading (NAT, port may differ) · -g direct routing · -i IPIP tunnel"""
 
 EPILOG = """\
@@ -82,12 +83,17 @@ examples:
     lbxdp detach eth0                                   # remove everything again"""
 
 
+def description() -> str:
+    """The help text above the commands, its list of schedulers read from lb.sched's registry."""
+    return DESCRIPTION.format(schedulers=" ".join(cls.name for cls in builtin_schedulers()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser; it renders --help and names the subcommands (each parses its own words)."""
     parser = argparse.ArgumentParser(
         prog="lbxdp",
         usage="lbxdp -A|-E|-D|-a|-e|-d|-C|-R|-S|-L|-Z|--set [ipvsadm options]\n       lbxdp COMMAND [ARGS...]",
-        description=DESCRIPTION,
+        description=description(),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

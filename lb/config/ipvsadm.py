@@ -43,18 +43,28 @@ from lb.model import (
     ServiceKey,
     check_real_for_service,
 )
+from lb.sched import builtin_schedulers, scheduler_class, scheduler_names
 
 MAX_TIMEOUT = 86400 * 31  # ipvsadm.c: MAX_TIMEOUT, 31 days
 INT_MAX = 2**31 - 1
-BUILTIN_SCHEDULERS = ("rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "dh", "mh", "fo", "ovf")
+# ipvsadm(8) -b: flag-1, flag-2, flag-3 are the generic names of the kernel's three scheduler bits
+# (IP_VS_SVC_F_SCHED1..3); a scheduler names its own in `flag_bits` (sh: flag-1 is sh-fallback).
+GENERIC_FLAGS = ("flag-1", "flag-2", "flag-3")
 
-# ipvsadm(8) -b: flag-1/flag-2 are the generic names of the bits sh and mh call fallback and port.
-_FLAG_ALIASES = {
-    "sh": {"flag-1": "sh-fallback", "flag-2": "sh-port"},
-    "mh": {"flag-1": "mh-fallback", "flag-2": "mh-port"},
-}
-_KNOWN_FLAGS = frozenset({"flag-1", "flag-2", "flag-3", "sh-fallback", "sh-port", "mh-fallback", "mh-port"})
-_BUILTIN_FLAGS = {"sh": frozenset({"sh-fallback", "sh-port"}), "mh": frozenset({"mh-fallback", "mh-port"})}
+
+def _builtin_flags() -> list[str]:
+    """Every flag name ipvsadm itself knows, in its print order: the built-ins' own names (fallback
+    before port, sh before mh), then the generic ones."""
+    return [flag for cls in builtin_schedulers() for flag in cls.flag_bits] + list(GENERIC_FLAGS)
+
+
+def _flag_aliases(scheduler: str) -> dict[str, str]:
+    """flag-N → the scheduler's own name for bit N (empty for schedulers that name no bits)."""
+    try:
+        bits = scheduler_class(scheduler).flag_bits
+    except ConfigError:
+        return {}
+    return dict(zip(GENERIC_FLAGS, bits, strict=False))  # the kernel has three bits
 
 
 class Verb(enum.Enum):
@@ -398,15 +408,7 @@ def check_real_is_not_vip(service: ServiceKey, real: RealKey) -> None:
 
 
 def known_schedulers() -> tuple[str, ...]:
-    """Scheduler names from lb.sched's registry (imported late: pure, and it may be a plugin)."""
-    try:
-        from lb.sched import scheduler_names
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("lb.sched", "lb"):
-            raise
-        return BUILTIN_SCHEDULERS
-    except ImportError:  # lb.sched exists but has no registry yet
-        return BUILTIN_SCHEDULERS
+    """Scheduler names from lb.sched's registry: built-ins, loaded plugins, installed entry points."""
     return tuple(scheduler_names())
 
 
@@ -422,36 +424,29 @@ def check_sched_flags(scheduler: str, flags: Iterable[str]) -> None:
     for flag in sorted(flags):
         if flag in allowed:
             continue
-        if flag in _KNOWN_FLAGS or any(flag in a for a in _BUILTIN_FLAGS.values()):
+        if flag in _builtin_flags():
             raise ConfigError(f"incompatible scheduler flag `{flag}' (scheduler {scheduler} takes: {_list(allowed)})")
         raise ConfigError(f"invalid scheduler flag `{flag}' (scheduler {scheduler} takes: {_list(allowed)})")
 
 
 def normalize_sched_flags(scheduler: str, flags: Iterable[str]) -> frozenset[str]:
     """Map ipvsadm's generic names (flag-1, flag-2) to the scheduler's own (sh-fallback, sh-port)."""
-    aliases = _FLAG_ALIASES.get(scheduler, {})
+    aliases = _flag_aliases(scheduler)
     return frozenset(aliases.get(f, f) for f in flags)
 
 
 def format_sched_flags(flags: Iterable[str]) -> str:
     """Flags in ipvsadm's print order (print_sched_flags: fallback before port), comma-separated."""
-    order = ["sh-fallback", "sh-port", "mh-fallback", "mh-port", "flag-1", "flag-2", "flag-3"]
+    order = _builtin_flags()
     return ",".join(sorted(flags, key=lambda f: (order.index(f) if f in order else len(order), f)))
 
 
 def _flags_allowed(scheduler: str) -> frozenset[str]:
     """The flags the registered scheduler class accepts (its `flags_allowed`), without building one."""
-    fallback = _BUILTIN_FLAGS.get(scheduler, frozenset())
     try:
-        from lb.sched import scheduler_class
-    except ImportError:
-        return fallback
-    try:
-        found = scheduler_class(scheduler)
+        return scheduler_class(scheduler).flags_allowed
     except ConfigError:
-        return fallback
-    allowed = getattr(found, "flags_allowed", None)
-    return frozenset(allowed) if allowed is not None else fallback
+        return frozenset()
 
 
 def _list(names: Iterable[str]) -> str:

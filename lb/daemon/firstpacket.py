@@ -7,16 +7,10 @@ destination = the ingress interface's MAC, source = the sender's MAC that NFQUEU
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 
 from lb.model import FlowKey, Protocol
-
-ETH_P_IP = 0x0800
-TCP_SYN = 0x02
-TCP_ACK = 0x10
-TCP_RST = 0x04
+from lb.packet import ETH_HLEN, ETH_P_IP_BYTES, ipv4_at, l4_at, tcp_opens
 
 
 @dataclass(frozen=True)
@@ -27,7 +21,7 @@ class QueuedPacket:
     @property
     def is_syn(self) -> bool:
         """A connection attempt: SYN without ACK (a SYN-ACK or plain ACK never opens a flow)."""
-        return self.flow.proto is Protocol.TCP and self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+        return self.flow.proto is Protocol.TCP and tcp_opens(self.tcp_flags)
 
     @property
     def opens_flow(self) -> bool:
@@ -37,26 +31,19 @@ class QueuedPacket:
 def read_packet(l3: bytes) -> QueuedPacket | None:
     """The flow of an IPv4 TCP/UDP packet, or None for anything the balancer does not schedule
     (not IPv4, options-free header too short, fragments, other protocols)."""
-    if len(l3) < 20 or l3[0] >> 4 != 4:
+    ip = ipv4_at(l3)
+    if ip is None or ip.fragment:
         return None
-    ihl = (l3[0] & 0x0F) * 4
-    proto = l3[9]
-    frag = struct.unpack_from("!H", l3, 6)[0]
-    if ihl < 20 or frag & 0x3FFF or proto not in (Protocol.TCP, Protocol.UDP):
+    l4 = l4_at(l3, ip, len(l3))  # the kernel checked tot_len before NFQUEUE: only the copy's length counts
+    if l4 is None:
         return None
-    need = ihl + (20 if proto == Protocol.TCP else 8)
-    if len(l3) < need:
-        return None
-    sport, dport = struct.unpack_from("!HH", l3, ihl)
-    flags = l3[ihl + 13] if proto == Protocol.TCP else 0
-    flow = FlowKey(Protocol(proto), IPv4Address(l3[12:16]), sport, IPv4Address(l3[16:20]), dport)
-    return QueuedPacket(flow, flags)
+    return QueuedPacket(FlowKey(Protocol(ip.proto), ip.saddr, l4.sport, ip.daddr, l4.dport), l4.flags)
 
 
 def wrap_in_frame(l3: bytes, dst_mac: bytes, src_mac: bytes) -> bytes:
     """The Ethernet frame the packet arrived in (NFQUEUE strips it; XDP saw it)."""
-    return dst_mac + src_mac + struct.pack("!H", ETH_P_IP) + l3
+    return dst_mac + src_mac + ETH_P_IP_BYTES + l3
 
 
 def unwrap_frame(frame: bytes) -> bytes:
-    return frame[14:]
+    return frame[ETH_HLEN:]

@@ -41,7 +41,8 @@ def eligible(state: ServiceState) -> bool:
     """May XDP schedule this service's new flows? (The module docstring says why these rules.)"""
     service = state.service
     return (
-        isinstance(state.scheduler, MaglevHashing)
+        state.scheduler.xdp_schedules
+        and isinstance(state.scheduler, MaglevHashing)  # the ring is a Maglev table: the one kind XDP reads
         and state.scheduler.m == RING_SIZE
         and service.persistence is None
         and service.key.port != 0  # port-0 services are not in the fast path at all
@@ -110,7 +111,7 @@ class KernelHashing:
             row = self.rows.get(key)
             flags = 0
             if row is not None and not self.paused:
-                flags = hashed_flags(row, "mh-port" in state.service.sched_flags)
+                flags = hashed_flags(row, state.scheduler.port_flag in state.service.sched_flags)
             self._set_flags(key, state, flags)
         for key in [k for k in self._flags if k not in services]:
             del self._flags[key]

@@ -29,10 +29,11 @@ from pathlib import Path
 from lb.config.savefmt import RulesError, load_rules
 from lb.config.table import ServiceTable
 from lb.model import FlowKey, RealKey
+from lb.packet import ETH_HLEN, IpProto
 from lb.replay.decisions import flow_of, real_of
 from lb.replay.engine import Datapath, ModelDatapath, Outcome, Path as Via, Step, replay
 from lb.replay.firstpath import FirstPacketPath
-from lb.replay.frames import PROTO_IPIP, ETH_LEN, Csum, checksums, ipv4
+from lb.replay.frames import Csum, checksums, ipv4
 from lb.replay.scenario import GatewayRoute, Interface, Neighbour, ScenarioError, Topology, read_pcap
 from lb.rewrite import Reason, Verdict, process
 from lb.tables import Tables
@@ -86,7 +87,7 @@ class Dual:
 
     def run(self, frame: bytes, ingress: int) -> Outcome:
         self.models.append(self.model.run(frame, ingress))
-        if len(frame) < ETH_LEN:
+        if len(frame) < ETH_HLEN:
             self.slow.append(0.0)
             return self.models[-1]
         start = time.monotonic()
@@ -111,7 +112,7 @@ def check_file(name: str, frames: list[bytes], table: ServiceTable, topology: To
     services = {vs.service.key for vs in table}
     reals_of_flow: dict[FlowKey, set[RealKey]] = defaultdict(set)
     for step, expected, took in zip(steps, dual.models, dual.slow):
-        if len(step.frame) < ETH_LEN:
+        if len(step.frame) < ETH_HLEN:
             report.not_run += 1
             continue
         problems = check_step(step, expected, services, topology, reals_of_flow)
@@ -144,7 +145,7 @@ def check_step(step: Step, expected: Outcome, services: set, topology: Topology,
     if got.reason is not None and got.reason.verdict is not got.verdict:
         problems.append(f"verdict {got.verdict.name} under reason {got.reason.name}")
     grown = len(step.frame_out) - len(step.frame)
-    ipip = grown == 20 and (ip := ipv4(step.frame_out)) is not None and ip.proto == PROTO_IPIP
+    ipip = grown == 20 and (ip := ipv4(step.frame_out)) is not None and ip.proto == IpProto.IPIP
     if grown != 0 and not ipip:
         problems.append(f"output is {len(step.frame_out)} bytes for {len(step.frame)} in")
     flow = flow_of(step.frame) if ipv4(step.frame) is not None else None

@@ -14,7 +14,8 @@ from ipaddress import IPv4Address
 
 from lb.config.table import ServiceTable
 from lb.model import FlowKey, Protocol, RealKey, ServiceKey
-from lb.replay.frames import PROTO_IPIP, identity, innermost, ipv4, ports
+from lb.packet import IpProto
+from lb.replay.frames import identity, innermost, ipv4, ports
 from lb.replay.scenario import Topology, mac_bytes
 
 
@@ -35,7 +36,7 @@ def real_of(frame: bytes, service: ServiceKey, topology: Topology) -> RealKey | 
     flow = flow_of(frame)
     if outer is None or flow is None:
         return None
-    if outer.proto == PROTO_IPIP:
+    if outer.proto == IpProto.IPIP:
         return RealKey(outer.daddr, service.port)
     if flow.daddr != service.vip or flow.dport != service.port:
         return RealKey(flow.daddr, flow.dport)

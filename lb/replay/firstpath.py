@@ -19,7 +19,7 @@ from lb.daemon.decide import Decision, Fate, decide, fate, flow_tables
 from lb.daemon.engine import Balancer, Placement
 from lb.daemon.firstpacket import read_packet
 from lb.model import FlowKey, RealKey
-from lb.replay.frames import ETH_LEN, ETH_P_IP
+from lb.packet import ETH_HLEN, carries_ipv4
 from lb.replay.scenario import Topology
 from lb.rewrite import Result, process
 from lb.rewrite.fib import Fib
@@ -74,13 +74,13 @@ class FirstPacketPath:
 
     def queued(self, frame: bytes) -> bool:
         """Whether a frame XDP passed reaches NFQUEUE: the rules queue IPv4 TCP/UDP for a service."""
-        if len(frame) < ETH_LEN or int.from_bytes(frame[12:14], "big") != ETH_P_IP:
+        if not carries_ipv4(frame):
             return False
-        packet = read_packet(frame[ETH_LEN:])
+        packet = read_packet(frame[ETH_HLEN:])
         return packet is not None and self.balancer.service_for(packet.flow) is not None
 
     def handle(self, frame: bytes, ingress: int) -> Handled:
-        packet = read_packet(frame[ETH_LEN:])
+        packet = read_packet(frame[ETH_HLEN:])
         flow = packet.flow if packet is not None else None
         entry = self.tables.flows.get(flow) if flow is not None else None
         decision = decide(packet, self.balancer, entry.real_id if entry else None, _never_full, RECORDED_TIME)

@@ -12,13 +12,9 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 
+from lb.packet import ETH_HLEN, IpProto, IPv4, carries_ipv4, check_offset, ipv4_at, l4_at
 from lb.rewrite.checksum import fold
-
-ETH_LEN = 14
-ETH_P_IP = 0x0800
-PROTO_TCP, PROTO_UDP, PROTO_IPIP = 6, 17, 4
 
 
 class Csum(enum.Enum):
@@ -30,62 +26,34 @@ class Csum(enum.Enum):
     UNKNOWN = "unknown"  # not checkable: truncated capture, fragment, not TCP/UDP
 
 
-@dataclass(frozen=True)
-class IPv4View:
-    """Offsets of an IPv4 packet inside a frame (or inside an outer IPv4 packet, for IPIP)."""
-
-    at: int  # offset of the IPv4 header
-    ihl: int  # header length in bytes
-    tot_len: int
-    proto: int
-    saddr: IPv4Address
-    daddr: IPv4Address
-    frag: bool  # MF set or an offset: the L4 header may be elsewhere
-
-    @property
-    def l4(self) -> int:
-        return self.at + self.ihl
-
-    @property
-    def end(self) -> int:
-        return self.at + self.tot_len
-
-
-def ipv4_at(frame: bytes, at: int) -> IPv4View | None:
-    """The IPv4 header at `at`, or None when it is not a complete, self-consistent one."""
-    if len(frame) < at + 20 or frame[at] >> 4 != 4:
+def _whole_ipv4_at(frame: bytes, at: int) -> IPv4 | None:
+    """The IPv4 header at `at` when it is complete and self-consistent (its options captured, tot_len
+    covering it); tot_len may run past a capture cut short by its snaplen."""
+    ip = ipv4_at(frame, at)
+    if ip is None or ip.tot_len < ip.ihl or len(frame) < ip.l4:
         return None
-    ihl = (frame[at] & 0x0F) * 4
-    tot_len = int.from_bytes(frame[at + 2 : at + 4], "big")
-    if ihl < 20 or tot_len < ihl or len(frame) < at + ihl:
-        return None
-    frag = int.from_bytes(frame[at + 6 : at + 8], "big") & 0x3FFF != 0
-    return IPv4View(at, ihl, tot_len, frame[at + 9], IPv4Address(frame[at + 12 : at + 16]),
-                    IPv4Address(frame[at + 16 : at + 20]), frag)
+    return ip
 
 
-def ipv4(frame: bytes) -> IPv4View | None:
+def ipv4(frame: bytes) -> IPv4 | None:
     """The IPv4 packet of a plain Ethernet frame (no VLAN tag), or None."""
-    if len(frame) < ETH_LEN or int.from_bytes(frame[12:14], "big") != ETH_P_IP:
-        return None
-    return ipv4_at(frame, ETH_LEN)
+    return _whole_ipv4_at(frame, ETH_HLEN) if carries_ipv4(frame) else None
 
 
-def innermost(frame: bytes) -> IPv4View | None:
+def innermost(frame: bytes) -> IPv4 | None:
     """The packet an IPIP frame carries, else the frame's own IPv4 packet."""
     outer = ipv4(frame)
-    if outer is not None and outer.proto == PROTO_IPIP and not outer.frag:
-        inner = ipv4_at(frame, outer.l4)
+    if outer is not None and outer.proto == IpProto.IPIP and not outer.fragment:
+        inner = _whole_ipv4_at(frame, outer.l4)
         if inner is not None:
             return inner
     return outer
 
 
-def ports(frame: bytes, ip: IPv4View) -> tuple[int, int] | None:
-    """(sport, dport) of a TCP/UDP packet whose ports were captured, else None."""
-    if ip.proto not in (PROTO_TCP, PROTO_UDP) or ip.frag or len(frame) < ip.l4 + 4 or ip.l4 + 4 > ip.end:
-        return None
-    return int.from_bytes(frame[ip.l4 : ip.l4 + 2], "big"), int.from_bytes(frame[ip.l4 + 2 : ip.l4 + 4], "big")
+def ports(frame: bytes, ip: IPv4) -> tuple[int, int] | None:
+    """(sport, dport) of a TCP/UDP packet whose L4 header was captured, else None."""
+    l4 = None if ip.fragment else l4_at(frame, ip, ip.end)
+    return (l4.sport, l4.dport) if l4 is not None else None
 
 
 def identity(frame: bytes) -> tuple[object, ...]:
@@ -100,15 +68,10 @@ def identity(frame: bytes) -> tuple[object, ...]:
     ip = innermost(frame)
     if ip is None:
         return ("raw", hashlib.blake2b(frame[12:], digest_size=12).digest())
-    ident = frame[ip.at + 4 : ip.at + 6]
     l4 = frame[ip.l4 : min(ip.end, len(frame))]
-    if ip.proto == PROTO_TCP and not ip.frag:
-        body = l4[4:16] + l4[18:]
-    elif ip.proto == PROTO_UDP and not ip.frag:
-        body = l4[4:6] + l4[8:]
-    else:
-        body = l4
-    return ("ip", ident, ip.proto, ip.tot_len, hashlib.blake2b(body, digest_size=12).digest())
+    check = None if ip.fragment else check_offset(ip.proto)
+    body = l4 if check is None else l4[4:check] + l4[check + 2 :]  # without the ports and the checksum
+    return ("ip", ip.ident.to_bytes(2, "big"), ip.proto, ip.tot_len, hashlib.blake2b(body, digest_size=12).digest())
 
 
 def _sum16(data: bytes) -> int:
@@ -118,23 +81,20 @@ def _sum16(data: bytes) -> int:
     return fold(sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)))
 
 
-def ip_checksum(frame: bytes, ip: IPv4View) -> Csum:
+def ip_checksum(frame: bytes, ip: IPv4) -> Csum:
     """RFC 791: the header's one's complement sum, check field included, is 0xffff."""
     if len(frame) < ip.at + ip.ihl:
         return Csum.UNKNOWN
     return Csum.GOOD if _sum16(frame[ip.at : ip.at + ip.ihl]) == 0xFFFF else Csum.BAD
 
 
-def l4_checksum(frame: bytes, ip: IPv4View) -> Csum:
+def l4_checksum(frame: bytes, ip: IPv4) -> Csum:
     """TCP/UDP checksum over the pseudo-header and the segment (up to tot_len, never padding)."""
-    if ip.proto not in (PROTO_TCP, PROTO_UDP) or ip.frag or len(frame) < ip.end:
+    l4 = None if ip.fragment or len(frame) < ip.end else l4_at(frame, ip, ip.end)
+    if l4 is None:
         return Csum.UNKNOWN
     segment = frame[ip.l4 : ip.end]
-    need = 20 if ip.proto == PROTO_TCP else 8
-    if len(segment) < need:
-        return Csum.UNKNOWN
-    check_at = 16 if ip.proto == PROTO_TCP else 6
-    if ip.proto == PROTO_UDP and segment[check_at : check_at + 2] == b"\0\0":
+    if ip.proto == IpProto.UDP and frame[l4.check : l4.check + 2] == b"\0\0":
         return Csum.NONE
     pseudo = frame[ip.at + 12 : ip.at + 20] + bytes([0, ip.proto]) + len(segment).to_bytes(2, "big")
     return Csum.GOOD if _sum16(pseudo + segment) == 0xFFFF else Csum.BAD

@@ -225,10 +225,11 @@ def _with_tunnel_source(facts: Facts, frames_out: list[Frame]) -> Facts:
     """The IPIP outer source the daemon chose, as the recording shows it."""
     from dataclasses import replace
 
-    from lb.replay.frames import PROTO_IPIP, ipv4
+    from lb.packet import IpProto
+    from lb.replay.frames import ipv4
 
     for frame in frames_out:
         ip = ipv4(frame.data)
-        if ip is not None and ip.proto == PROTO_IPIP:
+        if ip is not None and ip.proto == IpProto.IPIP:
             return replace(facts, tunnel_source=str(ip.saddr))
     return facts

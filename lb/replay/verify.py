@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lb.replay.frames import PROTO_IPIP, PROTO_TCP, Csum, checksums, innermost, ipv4, ports
+from lb.packet import IpProto, IPv4, l4_at, tcp_answers, tcp_opens
+from lb.replay.frames import Csum, checksums, innermost, ipv4, ports
 from lb.replay.render import rows_table
 from lb.replay.scenario import ScenarioError, read_pcap
 
-TCP_SYN, TCP_ACK = 0x02, 0x10
 Endpoint = tuple[int, str, int]  # protocol, address, port
 
 EXAMPLES = """\
@@ -85,7 +85,7 @@ def verify(frames: Sequence[bytes]) -> VerifyReport:
             continue  # the real's answer
         outer = ipv4(frame)
         assert outer is not None
-        if outer.proto == PROTO_IPIP:
+        if outer.proto == IpProto.IPIP:
             real = f"{outer.daddr} (IPIP)"
         else:
             mac = ":".join(f"{b:02x}" for b in frame[0:6])
@@ -96,18 +96,19 @@ def verify(frames: Sequence[bytes]) -> VerifyReport:
         report.flows_per_real[where[0]] += 1
         if len(where) > 1:
             report.split_flows += 1
-            proto = "TCP" if client[0] == PROTO_TCP else "UDP"
+            proto = "TCP" if client[0] == IpProto.TCP else "UDP"
             report.problems.append(f"flow {proto} {client[1]}:{client[2]} reached {len(where)} reals: {', '.join(where)}")
     return report
 
 
-def _client(frame: bytes, ip: object, src: Endpoint, dst: Endpoint) -> Endpoint:
+def _client(frame: bytes, ip: IPv4, src: Endpoint, dst: Endpoint) -> Endpoint:
     """Who opened the conversation, judged from its first packet seen."""
-    if src[0] == PROTO_TCP:
-        flags = frame[ip.l4 + 13] if len(frame) > ip.l4 + 13 else 0  # type: ignore[attr-defined]
-        if flags & (TCP_SYN | TCP_ACK) == TCP_SYN:
+    if src[0] == IpProto.TCP:
+        l4 = l4_at(frame, ip, ip.end)
+        flags = l4.flags if l4 is not None else 0
+        if tcp_opens(flags):
             return src
-        if flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK:
+        if tcp_answers(flags):
             return dst
         return src if src[2] > dst[2] else dst
     return src

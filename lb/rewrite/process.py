@@ -17,8 +17,28 @@ import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+import lb.rewrite.checksum as checksum
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
-from lb.rewrite import checksum
+from lb.packet import (
+    ETH_HLEN,
+    IP_CHECK,
+    IP_DADDR,
+    IP_DF,
+    IP_FRAG_OFF,
+    IP_SADDR,
+    IP_TTL,
+    IPV4_HLEN,
+    L4_DPORT,
+    L4_SPORT,
+    TCP_HLEN,
+    IpProto,
+    TcpFlags,
+    carries_ipv4,
+    ipv4_at,
+    l4_at,
+    pack_ipv4,
+    tcp_opens,
+)
 from lb.rewrite.fib import Fib, FibResult, FibStatus
 from lb.rewrite.verdicts import Reason, Verdict
 from lb.sched.hashing import MH_SEED1, fold, mh_hash
@@ -36,22 +56,13 @@ from lb.tables import (
     ring_row,
 )
 
-ETH_LEN = 14
-IP_LEN = 20
-ETH_P_IP = b"\x08\x00"
-IPPROTO_ICMP = 1
-IPPROTO_IPIP = 4
-IP_DF = 0x4000
-IP_MF_OFFSET = 0x3FFF
 IPIP_TTL = 64
-TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+# plain ints: the first-packet path runs this model for every new flow, and an enum member costs more
+_FIN, _RST = int(TcpFlags.FIN), int(TcpFlags.RST)
+_TCP, _UDP, _ICMP = int(IpProto.TCP), int(IpProto.UDP), int(IpProto.ICMP)
 
-# The first-packet path runs this model for every new flow, so fields are read with one struct call
-# per header rather than one slice per field.
-_IPV4 = struct.Struct("!BBHHHBBH4s4s")  # ver/ihl, tos, tot_len, id, frag_off, ttl, proto, check, saddr, daddr
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
-_PORTS = struct.Struct("!HH")
 _PROTOCOLS = {int(p): p for p in Protocol}
 
 
@@ -149,8 +160,8 @@ def _hash_schedule(p: _Packet, service: ServiceEntry, tables: Tables, now_ns: in
         return Reason.PASS_HASH_BUDGET  # the room the daemon granted is spent
     # What touch_flow() ORs in when the flow's first packet continues as a hit (never ESTABLISHED:
     # an opening segment has no ACK).
-    seen = (TcpSeen.FIN if p.tcp_flags & TCP_FIN else TcpSeen.NONE) | (
-        TcpSeen.RST if p.tcp_flags & TCP_RST else TcpSeen.NONE
+    seen = (TcpSeen.FIN if p.tcp_flags & _FIN else TcpSeen.NONE) | (
+        TcpSeen.RST if p.tcp_flags & _RST else TcpSeen.NONE
     )
     if real.forwarding is Forwarding.MASQ:
         rkey = reverse_key(p.key, real)
@@ -178,39 +189,26 @@ def _forward(frame: bytes, parsed: _Packet, flow: FlowEntry, tables: Tables, fib
 
 def _parse(frame: bytes) -> _Packet | Reason:
     """parse_ethhdr / parse_iphdr / parse_tcphdr / parse_udphdr and the policy checks between them."""
-    if len(frame) < ETH_LEN or frame[12:14] != ETH_P_IP:
+    if not carries_ipv4(frame):
         return Reason.PASS_NOT_IPV4
-    ip = ETH_LEN
-    if len(frame) < ip + IP_LEN:
+    ip = ipv4_at(frame, ETH_HLEN)
+    # parse_iphdr(): tot_len shorter than the header or past the frame lies about its length
+    if ip is None or ip.tot_len < ip.ihl or ip.end > len(frame):
         return Reason.DROP_BAD_IPV4
-    ver_ihl, tos, tot_len, _, frag_off, ttl, proto, _, saddr, daddr = _IPV4.unpack_from(frame, ip)
-    version, ihl = ver_ihl >> 4, ver_ihl & 0x0F
-    if version != 4 or ihl * 4 < IP_LEN or tot_len < ihl * 4:
-        return Reason.DROP_BAD_IPV4
-    if ip + ihl * 4 > len(frame) or ip + tot_len > len(frame):
-        return Reason.DROP_BAD_IPV4
-    if ihl != 5:
+    if ip.ihl != IPV4_HLEN:
         return Reason.PASS_IP_OPTIONS
-    if frag_off & IP_MF_OFFSET:
+    if ip.fragment:
         return Reason.PASS_FRAGMENT
-    l4, l4_end = ip + IP_LEN, ip + tot_len
-    opens = False
-    flags = 0
-    if proto == Protocol.TCP:
-        if l4 + 20 > l4_end or (frame[l4 + 12] >> 4) * 4 < 20 or l4 + (frame[l4 + 12] >> 4) * 4 > l4_end:
-            return Reason.PASS_BAD_L4
-        check = l4 + 16
-        flags = frame[l4 + 13]
-        opens = flags & (TCP_SYN | TCP_ACK) == TCP_SYN
-    elif proto == Protocol.UDP:
-        if l4 + 8 > l4_end:
-            return Reason.PASS_BAD_L4
-        check = l4 + 6
-    else:
-        return Reason.PASS_ICMP if proto == IPPROTO_ICMP else Reason.PASS_OTHER_L4
-    sport, dport = _PORTS.unpack_from(frame, l4)
-    key = FlowKey(_PROTOCOLS[proto], IPv4Address(saddr), sport, IPv4Address(daddr), dport)
-    return _Packet(key, ttl, tos, tot_len, l4, check, opens, flags)
+    proto = ip.proto
+    if proto != _TCP and proto != _UDP:
+        return Reason.PASS_ICMP if proto == _ICMP else Reason.PASS_OTHER_L4
+    end = ip.end
+    l4 = l4_at(frame, ip, end)
+    # parse_tcphdr(): the data offset must cover the fixed header and end within the packet
+    if l4 is None or (proto == _TCP and (l4.hlen < TCP_HLEN or l4.at + l4.hlen > end)):
+        return Reason.PASS_BAD_L4
+    key = FlowKey(_PROTOCOLS[proto], ip.saddr, l4.sport, ip.daddr, l4.dport)
+    return _Packet(key, ip.ttl, ip.tos, ip.tot_len, l4.at, l4.check, proto == _TCP and tcp_opens(l4.flags), l4.flags)
 
 
 def _next_hop(result: FibResult, tot_len: int, ingress: int, tx_ports: set[int], outbound: bool) -> tuple[str, Reason]:
@@ -241,7 +239,7 @@ def _masq_forward(
     if hop == "none":
         return Result(Verdict.PASS, frame, reason)
     out = bytearray(frame)
-    _nat(out, p, ETH_LEN + 16, p.l4 + 2, real.address, real.port, dec_ttl=hop != "kernel")
+    _nat(out, p, ETH_HLEN + IP_DADDR, p.l4 + L4_DPORT, real.address, real.port, dec_ttl=hop != "kernel")
     return _emit(out, hop, reason, found, ingress, counted)
 
 
@@ -254,7 +252,7 @@ def _reverse(frame: bytes, p: _Packet, tables: Tables, fib: Fib, ingress: int) -
     if hop == "none":
         return Result(Verdict.PASS, frame, reason)
     out = bytearray(frame)
-    _nat(out, p, ETH_LEN + 12, p.l4, rev.vip, rev.vport, dec_ttl=hop != "kernel")
+    _nat(out, p, ETH_HLEN + IP_SADDR, p.l4 + L4_SPORT, rev.vip, rev.vport, dec_ttl=hop != "kernel")
     counted = Counted(rev.service_id, rev.real_id, True, p.tot_len)
     return _emit(out, hop, reason, found, ingress, counted)
 
@@ -282,36 +280,30 @@ def _tunnel(
     if source is None or int(source) == 0:
         return Result(Verdict.PASS, frame, Reason.PASS_NO_TUNNEL_SRC)
     found = fib(real.address, ingress)
-    hop, reason = _next_hop(found, p.tot_len + IP_LEN, ingress, tx_ports, outbound=False)
+    hop, reason = _next_hop(found, p.tot_len + IPV4_HLEN, ingress, tx_ports, outbound=False)
     if hop == "none":
         return Result(Verdict.PASS, frame, reason)
-    outer = bytearray(IP_LEN)
-    outer[0] = 0x45
-    outer[1] = p.tos
-    outer[2:4] = (p.tot_len + IP_LEN).to_bytes(2, "big")
-    _U16.pack_into(outer, 6, _U16.unpack_from(frame, ETH_LEN + 6)[0] & IP_DF)
-    outer[8] = IPIP_TTL
-    outer[9] = IPPROTO_IPIP
-    outer[12:16] = source.packed
-    outer[16:20] = real.address.packed
-    outer[10:12] = checksum.ipv4_header_checksum(bytes(outer)).to_bytes(2, "big")
-    out = bytearray(frame[:ETH_LEN]) + outer + frame[ETH_LEN:]
+    (frag_off,) = _U16.unpack_from(frame, ETH_HLEN + IP_FRAG_OFF)
+    outer = pack_ipv4(p.tos, p.tot_len + IPV4_HLEN, frag_off & IP_DF, IPIP_TTL, IpProto.IPIP, source.packed,
+                      real.address.packed)
+    _U16.pack_into(outer, IP_CHECK, checksum.ipv4_header_checksum(bytes(outer)))
+    out = bytearray(frame[:ETH_HLEN]) + outer + frame[ETH_HLEN:]
     return _emit(out, hop, reason, found, ingress, counted)
 
 
 def _nat(out: bytearray, p: _Packet, addr_at: int, port_at: int, addr: IPv4Address, port: int, dec_ttl: bool) -> None:
     """nat_rewrite() in lb_rewrite.h: address, port, TTL, and both checksums by RFC 1624."""
-    ip = ETH_LEN
+    ttl, check = ETH_HLEN + IP_TTL, ETH_HLEN + IP_CHECK
     (old_addr,) = _U32.unpack_from(out, addr_at)
     (old_port,) = _U16.unpack_from(out, port_at)
-    (old_word,) = _U16.unpack_from(out, ip + 8)
+    (old_word,) = _U16.unpack_from(out, ttl)  # TTL and protocol: the 16-bit word the checksum covers
     new_addr = int(addr)
-    out[ip + 8] -= int(dec_ttl)
+    out[ttl] -= int(dec_ttl)
     _U32.pack_into(out, addr_at, new_addr)
     _U16.pack_into(out, port_at, port)
-    (new_word,) = _U16.unpack_from(out, ip + 8)
-    (ip_check,) = _U16.unpack_from(out, ip + 10)
-    _U16.pack_into(out, ip + 10, checksum.replace_4_2(ip_check, old_addr, new_addr, old_word, new_word))
+    (new_word,) = _U16.unpack_from(out, ttl)
+    (ip_check,) = _U16.unpack_from(out, check)
+    _U16.pack_into(out, check, checksum.replace_4_2(ip_check, old_addr, new_addr, old_word, new_word))
     (l4_check,) = _U16.unpack_from(out, p.check)
     is_udp = p.key.proto is Protocol.UDP
     if is_udp and l4_check == 0:

@@ -47,8 +47,24 @@ class Scheduler(ABC):
     (IPVS logs "no destination available" and drops the packet).
     """
 
+    # What a scheduler is, stated on its class and nowhere else: ipvsadm's flag names and aliases, the
+    # CLI's help, lb.tables' service flags and lb.daemon.kernelhash read these. A test checks that every
+    # built-in states them (tests/unit/test_sched_facts.py).
     name: ClassVar[str]
     flags_allowed: ClassVar[frozenset[str]] = frozenset()
+    # The flags in the order of the kernel's generic bits IP_VS_SVC_F_SCHED1, 2, 3, which ipvsadm(8)
+    # also accepts as flag-1, flag-2, flag-3 (sh: flag-1 = sh-fallback, flag-2 = sh-port). A built-in's
+    # flags_allowed is exactly these; a plugin may leave it empty and name its flags freely.
+    flag_bits: ClassVar[tuple[str, ...]] = ()
+    # True when the real is a hash of the packet's addresses (sh, dh, mh), not of the schedule's state.
+    hashes: ClassVar[bool] = False
+    # The flag that adds the client's port to the hash (sh-port, mh-port), if there is one.
+    port_flag: ClassVar[str | None] = None
+    # The flag that walks on to another real when the hashed one is unavailable (sh-fallback, …).
+    fallback_flag: ClassVar[str | None] = None
+    # True when the XDP program can schedule this scheduler's new flows itself, from a ring the daemon
+    # writes (hash_schedule() in bpf/lb_kern.c; lb.daemon.kernelhash says when a service qualifies).
+    xdp_schedules: ClassVar[bool] = False
     # True when schedule() gives an established connection's packet the real it had, from the packet
     # alone (a hash of its addresses: sh, dh, mh), so a flow entry lost to a restart or the LRU can be
     # made again from a mid-connection segment. Other schedulers' services drop such a segment, as

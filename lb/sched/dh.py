@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lb.model import FlowKey
-from lb.sched import register
 from lb.sched.base import Destination
 from lb.sched.hashing import fold
+from lb.sched.registry import register
 from lb.sched.sh import BucketScheduler, fill_buckets
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lb.model import FlowKey
-from lb.sched import register
 from lb.sched.base import Destination, Scheduler
+from lb.sched.registry import register
 
 
 @register

@@ -27,9 +27,9 @@ from collections.abc import Iterator, Sequence
 from math import gcd
 
 from lb.model import FlowKey, RealKey
-from lb.sched import register
 from lb.sched.base import Destination, Scheduler
 from lb.sched.hashing import MH_SEED1, MH_SEED2, fold, mh_hash
+from lb.sched.registry import register
 
 DEFAULT_M = 65537
 TAB_BITS = 6  # ip_vs_mh.c: IP_VS_MH_TAB_BITS = CONFIG_IP_VS_MH_TAB_INDEX (12) / 2
@@ -133,8 +133,13 @@ def _populate_tail(
 @register
 class MaglevHashing(Scheduler):
     name = "mh"
-    flags_allowed = frozenset({"mh-fallback", "mh-port"})
+    flag_bits = ("mh-fallback", "mh-port")  # IP_VS_SVC_F_SCHED_MH_FALLBACK, _MH_PORT
+    flags_allowed = frozenset(flag_bits)
+    fallback_flag = "mh-fallback"
+    port_flag = "mh-port"
+    hashes = True
     rederives_midflow = True  # the slot of a packet's client is the slot of its connection
+    xdp_schedules = True  # from its table, as a ring in hash_rings (lb.daemon.kernelhash)
 
     def __init__(self, flags: frozenset[str] = frozenset(), m: int = DEFAULT_M) -> None:
         super().__init__(flags)
@@ -158,7 +163,7 @@ class MaglevHashing(Scheduler):
 
     def slot(self, flow: FlowKey, offset: int = 0) -> int:
         """The table slot a flow hashes to (ip_vs_mh_hashkey() with hash1)."""
-        v = fold(flow.saddr, flow.sport if "mh-port" in self.flags else 0)
+        v = fold(flow.saddr, flow.sport if self.port_flag in self.flags else 0)
         return mh_hash((v + offset) & 0xFFFFFFFF, MH_SEED1) % self.m
 
     def schedule(self, flow: FlowKey, dests: Sequence[Destination]) -> Destination | None:
@@ -166,7 +171,7 @@ class MaglevHashing(Scheduler):
         dest = self._at(ihash, dests)
         if dest is None or dest.available:
             return dest
-        if "mh-fallback" not in self.flags or not any(d.available for d in dests):
+        if self.fallback_flag not in self.flags or not any(d.available for d in dests):
             return None  # the kernel's walk would find nothing either
         for offset in range(self.m):
             dest = self._at(self.slot(flow, (ihash + offset) % self.m), dests)

@@ -18,9 +18,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lb.model import FlowKey
-from lb.sched import register
 from lb.sched.base import Destination, Scheduler
 from lb.sched.hashing import fold, hash_32
+from lb.sched.registry import register
 
 TAB_BITS = 8
 TAB_SIZE = 1 << TAB_BITS
@@ -45,7 +45,7 @@ def fill_buckets(weights: Sequence[int], size: int = TAB_SIZE) -> list[int]:
 class BucketScheduler(Scheduler):
     """Shared by sh and dh: a 256-bucket table of real indices, looked up by a hashed address."""
 
-    fallback_flag = ""
+    hashes = True
     rederives_midflow = True  # the bucket of a packet's address is the bucket of its connection
 
     def __init__(self, flags: frozenset[str] = frozenset()) -> None:
@@ -61,7 +61,7 @@ class BucketScheduler(Scheduler):
         dest = self._at(ihash, dests)
         if dest is None or dest.available:
             return dest
-        if self.fallback_flag not in self.flags:
+        if self.fallback_flag is None or self.fallback_flag not in self.flags:
             return None
         for offset in range(TAB_SIZE):
             roffset = (offset + ihash) % TAB_SIZE
@@ -80,11 +80,13 @@ class BucketScheduler(Scheduler):
 @register
 class SourceHashing(BucketScheduler):
     name = "sh"
-    flags_allowed = frozenset({"sh-fallback", "sh-port"})
+    flag_bits = ("sh-fallback", "sh-port")  # IP_VS_SVC_F_SCHED_SH_FALLBACK, _SH_PORT
+    flags_allowed = frozenset(flag_bits)
     fallback_flag = "sh-fallback"
+    port_flag = "sh-port"
 
     def update(self, dests: Sequence[Destination]) -> None:
         self.table = fill_buckets([d.weight for d in dests])
 
     def bucket_key(self, flow: FlowKey) -> int:
-        return fold(flow.saddr, flow.sport if "sh-port" in self.flags else 0)
+        return fold(flow.saddr, flow.sport if self.port_flag in self.flags else 0)

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from lb.model import FlowKey
-from lb.sched import register
 from lb.sched.base import Destination, Scheduler
 from lb.sched.lc import conn_overhead
+from lb.sched.registry import register
 
 
 def least_weighted(dests: Sequence[Destination], overhead: Callable[[Destination], int]) -> Destination | None:

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from math import gcd
 
 from lb.model import FlowKey
-from lb.sched import register
 from lb.sched.base import Destination, Scheduler
+from lb.sched.registry import register
 
 
 @register

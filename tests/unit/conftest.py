@@ -1,16 +1,16 @@
 import pytest
 
-import lb.sched
+import lb.sched.registry
 import lb.sched.plugins
 
 
 @pytest.fixture(autouse=True)
 def isolated_scheduler_registry():
     """Plugins a test registers must not leak into the next test's view of the registry."""
-    saved = dict(lb.sched._registry)
+    saved = dict(lb.sched.registry._registry)
     try:
         yield
     finally:
-        lb.sched._registry.clear()
-        lb.sched._registry.update(saved)
+        lb.sched.registry._registry.clear()
+        lb.sched.registry._registry.update(saved)
         lb.sched.plugins.entry_point_names.cache_clear()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import lb.sched
+import lb.sched.registry
 from lb.model import ConfigError, FlowKey, Protocol, RealKey
 from lb.sched import get_scheduler, load_plugin, scheduler_class, scheduler_names
 from lb.sched import plugins
@@ -105,13 +105,13 @@ def test_example_plugin_by_file_path():
 
 
 def test_env_var_loads_plugins_lazily(monkeypatch):
-    monkeypatch.setattr(lb.sched, "_env_loaded", False)
+    monkeypatch.setattr(lb.sched.registry, "_env_loaded", False)
     monkeypatch.setenv("LBXDP_SCHEDULERS", f" {EXAMPLE / 'wrand.py'}:WeightedRandom ,")
     assert get_scheduler("wrand").name == "wrand"
 
 
 def test_env_var_error_names_the_variable(monkeypatch):
-    monkeypatch.setattr(lb.sched, "_env_loaded", False)
+    monkeypatch.setattr(lb.sched.registry, "_env_loaded", False)
     monkeypatch.setenv("LBXDP_SCHEDULERS", "no/such/file.py:X")
     with pytest.raises(ConfigError, match=r"^LBXDP_SCHEDULERS: scheduler plugin 'no/such/file.py:X': no such file"):
         get_scheduler("rr")
