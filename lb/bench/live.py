@@ -28,6 +28,7 @@ LBXDP = str(Path(sys.executable).parent / "lbxdp")
 PORT = 80
 OTHER_PORT = 8080  # the reals' port for every variant of case 4 but lbxdp
 IPTABLES_PORT = 8081  # the VIP port of the kube-proxy DNAT chain (cases 3 and 4) → reals:OTHER_PORT
+MH_PORT = 81  # the in-kernel mh service's VIP port (reals:80, as the rr service's; cases 3 and 4)
 MAX_FLOWS = 1_048_576
 CLIENT_ALIASES = 8  # bpf/bench_syn.c's SYN_ADDRS: the SYN generator's source addresses
 BPF_MAP_TYPE_LRU_HASH = 9  # include/uapi/linux/bpf.h
@@ -38,6 +39,8 @@ class LiveBalancer:
 
     topo: Any
     port: int = PORT
+    mh_service: bool = False  # ensure_mh_service() added it
+    iptables_dnat: bool = False  # ensure_iptables() installed it
 
     def lbxdp(self, *words: str, stdin: str | None = None, timeout: float = 90.0
               ) -> subprocess.CompletedProcess[str]:
@@ -56,6 +59,29 @@ class LiveBalancer:
         if not reply.get("ok"):
             raise RuntimeError(f"lbxdp status: {reply.get('error')}")
         return dict(reply["data"])
+
+    def ensure_mh_service(self) -> str:
+        """The in-kernel mh service VIP:MH_PORT → reals:80 (masquerading, mh-port), added once; its
+        VIP:port. Cases 3 (lb.bench.newflows) and 4 (lb.bench.tcp) both offer it traffic."""
+        vip = f"{self.topo.vip}:{MH_PORT}"
+        if not self.mh_service:
+            self.lbxdp("-A", "-t", vip, "-s", "mh", "-b", "mh-port")
+            for real in self.topo.reals:
+                self.lbxdp("-a", "-t", vip, "-r", f"{real.ip}:80", "-m", "-w", "1")
+            self.mh_service = True
+        return vip
+
+    def ensure_iptables(self) -> None:
+        """kube-proxy's DNAT chain VIP:IPTABLES_PORT → reals:OTHER_PORT in the balancer namespace, once
+        (case 4's baseline; case 3 offers SYN bursts to it too)."""
+        from lb.bench.kubeproxy import statistic_dnat
+
+        if self.iptables_dnat:
+            return
+        topo = self.topo
+        for argv in statistic_dnat(topo.vip, "tcp", IPTABLES_PORT, [f"{r.ip}:{OTHER_PORT}" for r in topo.reals]):
+            topo.run("lb", argv)
+        self.iptables_dnat = True
 
     def scheduled(self) -> int:
         return int(self.status().get("first_path_events", {}).get("scheduled", 0))
