@@ -60,29 +60,6 @@ class LiveBalancer:
             raise RuntimeError(f"lbxdp status: {reply.get('error')}")
         return dict(reply["data"])
 
-    def ensure_mh_service(self) -> str:
-        """The in-kernel mh service VIP:MH_PORT → reals:80 (masquerading, mh-port), added once; its
-        VIP:port. Cases 3 (lb.bench.newflows) and 4 (lb.bench.tcp) both offer it traffic."""
-        vip = f"{self.topo.vip}:{MH_PORT}"
-        if not self.mh_service:
-            self.lbxdp("-A", "-t", vip, "-s", "mh", "-b", "mh-port")
-            for real in self.topo.reals:
-                self.lbxdp("-a", "-t", vip, "-r", f"{real.ip}:80", "-m", "-w", "1")
-            self.mh_service = True
-        return vip
-
-    def ensure_iptables(self) -> None:
-        """kube-proxy's DNAT chain VIP:IPTABLES_PORT → reals:OTHER_PORT in the balancer namespace, once
-        (case 4's baseline; case 3 offers SYN bursts to it too)."""
-        from lb.bench.kubeproxy import statistic_dnat
-
-        if self.iptables_dnat:
-            return
-        topo = self.topo
-        for argv in statistic_dnat(topo.vip, "tcp", IPTABLES_PORT, [f"{r.ip}:{OTHER_PORT}" for r in topo.reals]):
-            topo.run("lb", argv)
-        self.iptables_dnat = True
-
     def scheduled(self) -> int:
         return int(self.status().get("first_path_events", {}).get("scheduled", 0))
 
@@ -152,3 +129,29 @@ def _wait_serving(live: LiveBalancer) -> None:
             return
         time.sleep(0.2)
     raise RuntimeError(f"no answer through lbxdp at {live.topo.vip}:{PORT} within 10 s")
+
+
+def ensure_mh_service(live: Any) -> str:
+    """The in-kernel mh service VIP:MH_PORT → reals:80 (masquerading, mh-port) on the live daemon,
+    added once; its VIP:port. Cases 3 (lb.bench.newflows) and 4 (lb.bench.tcp) both offer it traffic.
+    Takes any object with LiveBalancer's `topo`, `lbxdp` and flags (the unit tests pass a stand-in)."""
+    vip = f"{live.topo.vip}:{MH_PORT}"
+    if not getattr(live, "mh_service", False):
+        live.lbxdp("-A", "-t", vip, "-s", "mh", "-b", "mh-port")
+        for real in live.topo.reals:
+            live.lbxdp("-a", "-t", vip, "-r", f"{real.ip}:80", "-m", "-w", "1")
+        live.mh_service = True
+    return vip
+
+
+def ensure_iptables(live: Any) -> None:
+    """kube-proxy's DNAT chain VIP:IPTABLES_PORT → reals:OTHER_PORT in the balancer namespace, once
+    (case 4's baseline; case 3 offers SYN bursts to it too)."""
+    from lb.bench.kubeproxy import statistic_dnat
+
+    if getattr(live, "iptables_dnat", False):
+        return
+    topo = live.topo
+    for argv in statistic_dnat(topo.vip, "tcp", IPTABLES_PORT, [f"{r.ip}:{OTHER_PORT}" for r in topo.reals]):
+        topo.run("lb", argv)
+    live.iptables_dnat = True

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lb.bench.live import IPTABLES_PORT, MH_PORT, OTHER_PORT
+from lb.bench.live import IPTABLES_PORT, MH_PORT, OTHER_PORT, ensure_iptables, ensure_mh_service
 from lb.bench.programs import Registry
 from lb.bench.results import Row, measured, not_measured
 from lb.bench.syn import SPORT_BASE, await_answers, paced_send, syn_frame
@@ -156,8 +156,8 @@ class Variant:
 
 VARIANTS = (
     Variant(NAME, OFFERED, 1, lambda live: (live.topo.vip, live.port), daemon=True),
-    Variant(MH_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, MH_PORT), lambda live: live.ensure_mh_service()),
-    Variant(IPTABLES_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, IPTABLES_PORT), lambda live: live.ensure_iptables()),
+    Variant(MH_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, MH_PORT), lambda live: ensure_mh_service(live)),
+    Variant(IPTABLES_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, IPTABLES_PORT), ensure_iptables),
     Variant(ROUTED_NAME, MH_OFFERED, 2, lambda live: (live.topo.reals[0].ip, OTHER_PORT)),
 )
 

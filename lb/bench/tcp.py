@@ -12,7 +12,7 @@ the nginx processes), each on its own address or port of the balancer namespace:
   balancer's client-side address :8082, roundrobin over reals:8080.
 - direct to one real: r1:8080, routed by the balancer without NAT.
 - lbxdp mh (in XDP), conn/s only: the live daemon's masquerading mh service VIP:81 → reals:80
-  (LiveBalancer.ensure_mh_service), whose new connections XDP schedules itself; a SYN from a
+  (lb.bench.live.ensure_mh_service), whose new connections XDP schedules itself; a SYN from a
   client port whose reverse entry (real:80 → client:port) an rr connection left still goes
   through NFQUEUE (XDP never overwrites one), so the check says how many XDP scheduled.
 
@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lb.bench.live import IPTABLES_PORT, MH_PORT, OTHER_PORT, PORT
+from lb.bench.live import IPTABLES_PORT, MH_PORT, OTHER_PORT, PORT, ensure_iptables, ensure_mh_service
 from lb.bench.results import Row, measured, not_measured
 
 HAPROXY_PORT = 8082
@@ -153,11 +153,11 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
     write_sysctls(topo.client.netns, CLIENT_SYSCTLS)
     errors: dict[str, str] = {name: "left out of --quick (full run only)" for name in QUICK_SKIPS if quick}
     try:
-        live.ensure_iptables()
+        ensure_iptables(live)
     except Exception as exc:  # noqa: BLE001
         errors["iptables DNAT"] = f"iptables: {str(exc).splitlines()[0][:100]}"
     try:
-        live.ensure_mh_service()
+        ensure_mh_service(live)
     except Exception as exc:  # noqa: BLE001
         errors[MH_VARIANT] = f"mh service: {str(exc).splitlines()[0][:100]}"
     if "HAProxy (TCP mode)" not in errors:
