@@ -16,8 +16,9 @@ from .clients import HeldConnection
 from .naming import make_prefix, subnet_index
 from .nsenter import in_netns_call, pids_in_netns, read_sysctl, write_sysctls
 from .procs import CommandFailed
+from .hosts import Host, Iface, RealSpec
 from .teardown import cleanup_stale
-from .topology import Host, Iface, RealSpec, Topology
+from .topology import Topology
 from .wait import wait_until
 
 __all__ = [
