@@ -75,3 +75,22 @@ def test_lb_has_no_import_cycle() -> None:
     graph = grimp.build_graph("lb", cache_dir=None)
     imports = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
     assert cycles(imports) == []
+
+
+def test_every_top_level_part_of_lb_has_a_layer() -> None:
+    """A package or module added under lb/ but named in no layer would be checked by nothing: the
+    layers contract must place it (docs/design.md, "Layers")."""
+    import tomllib
+    from pathlib import Path
+
+    import lb
+
+    root = Path(lb.__file__).parent
+    pyproject = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    contracts = pyproject["tool"]["importlinter"]["contracts"]
+    (layers,) = [c["layers"] for c in contracts if c["type"] == "layers"]
+    placed = {name.strip() for layer in layers for name in layer.replace(":", "|").split("|")}
+    parts = {f"lb.{p.stem}" for p in root.glob("*.py") if p.stem != "__init__"}
+    parts |= {f"lb.{p.parent.name}" for p in root.glob("*/__init__.py")}
+    assert parts - placed == set()
+    assert placed - parts == set()  # and no layer names a part that is gone
