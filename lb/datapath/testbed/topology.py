@@ -22,7 +22,7 @@ from typing import Literal
 from pyroute2 import netns
 
 from . import clients, decap, servers
-from .hosts import Host, HostRef, Iface, RealSpec
+from .hosts import Host, HostRef, Iface
 from .procs import ProcessSet, python_argv, run as run_in_ns
 from .teardown import guarded_step, log_problems, remove_namespace
 
