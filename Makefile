@@ -2,12 +2,17 @@
 PY := .venv/bin/python
 PYTEST := .venv/bin/pytest
 
-.PHONY: setup test test-unit demo bench bench-quick soak clean
+.PHONY: setup lint test test-unit demo bench bench-quick soak clean
 
 setup:
 	@scripts/setup.sh
 
-test: setup
+# The checkers, one line each; `make test` runs them first, so CI does. lint-imports: the layers and
+# no cycles (pyproject.toml [tool.importlinter], docs/design.md "Layers").
+lint: setup
+	.venv/bin/lint-imports --no-logo
+
+test: lint
 	$(PYTEST) -q tests
 
 test-unit: setup
@@ -27,4 +32,4 @@ soak: setup
 	$(PY) -m lb.soak $(SOAK_ARGS)
 
 clean:
-	rm -rf .venv .pytest_cache .hypothesis
+	rm -rf .venv .pytest_cache .hypothesis .import_linter_cache .grimp_cache

@@ -1,6 +1,6 @@
 """Packet layout: the Ethernet, IPv4, TCP and UDP facts every reader of frames shares, and one reader.
 
-The rewrite model (lb.rewrite.process), the first-packet path (lb.daemon.firstpacket) and replay
+The rewrite model (lb.rewrite.process), the first-packet path (lb.balancer.firstpacket) and replay
 (lb.replay.frames) all read the same headers; this module is where their layout is written down, once,
 as bpf/lb_parse.h writes it for the XDP program. The reader states what the bytes say and refuses only
 what cannot be read at all (too short, not version 4, an IHL under 5); how strict to be beyond that is

@@ -40,7 +40,7 @@ def service_flags(scheduler: Scheduler) -> int:
     unless its scheduler re-derives a mid-connection packet's real (`rederives_midflow`: sh, dh, mh).
 
     Such a packet (TCP without SYN, no flow) would be dropped by the first-packet path anyway
-    (lb.daemon.decide, as IPVS without sloppy_tcp), so XDP drops it and an ACK flood never reaches
+    (lb.balancer.decide, as IPVS without sloppy_tcp), so XDP drops it and an ACK flood never reaches
     NFQUEUE. The bit says "drop", not "pass up", so that an entry written without it (an older
     writer, a test's Tables) only costs a trip through Python, never a connection.
     """

@@ -88,9 +88,9 @@ def syns(vip: str, count: int, start: int) -> list[bytes]:
 
 def _measure(topo: Any, runs: int, count: int) -> tuple[list[float], dict[str, float]]:
     """In the balancer's namespace (the caller's thread is there): load, configure, feed, time."""
+    from lb.balancer.engine import Balancer
     from lb.config.ipvsadm import parse_command
     from lb.config.table import ServiceTable
-    from lb.daemon.engine import Balancer
     from lb.daemon.firstpath import FirstPacketPath
     from lb.daemon.flows import FlowBook
     from lb.datapath import loader

@@ -28,6 +28,7 @@ LBXDP = str(Path(sys.executable).parent / "lbxdp")
 PORT = 80
 OTHER_PORT = 8080  # the reals' port for every variant of case 4 but lbxdp
 IPTABLES_PORT = 8081  # the VIP port of the kube-proxy DNAT chain (cases 3 and 4) → reals:OTHER_PORT
+MH_PORT = 81  # the in-kernel mh service's VIP port (reals:80, as the rr service's; cases 3 and 4)
 MAX_FLOWS = 1_048_576
 CLIENT_ALIASES = 8  # bpf/bench_syn.c's SYN_ADDRS: the SYN generator's source addresses
 BPF_MAP_TYPE_LRU_HASH = 9  # include/uapi/linux/bpf.h
@@ -38,6 +39,8 @@ class LiveBalancer:
 
     topo: Any
     port: int = PORT
+    mh_service: bool = False  # ensure_mh_service() added it
+    iptables_dnat: bool = False  # ensure_iptables() installed it
 
     def lbxdp(self, *words: str, stdin: str | None = None, timeout: float = 90.0
               ) -> subprocess.CompletedProcess[str]:
@@ -126,3 +129,29 @@ def _wait_serving(live: LiveBalancer) -> None:
             return
         time.sleep(0.2)
     raise RuntimeError(f"no answer through lbxdp at {live.topo.vip}:{PORT} within 10 s")
+
+
+def ensure_mh_service(live: Any) -> str:
+    """The in-kernel mh service VIP:MH_PORT → reals:80 (masquerading, mh-port) on the live daemon,
+    added once; its VIP:port. Cases 3 (lb.bench.newflows) and 4 (lb.bench.tcp) both offer it traffic.
+    Takes any object with LiveBalancer's `topo`, `lbxdp` and flags (the unit tests pass a stand-in)."""
+    vip = f"{live.topo.vip}:{MH_PORT}"
+    if not getattr(live, "mh_service", False):
+        live.lbxdp("-A", "-t", vip, "-s", "mh", "-b", "mh-port")
+        for real in live.topo.reals:
+            live.lbxdp("-a", "-t", vip, "-r", f"{real.ip}:80", "-m", "-w", "1")
+        live.mh_service = True
+    return vip
+
+
+def ensure_iptables(live: Any) -> None:
+    """kube-proxy's DNAT chain VIP:IPTABLES_PORT → reals:OTHER_PORT in the balancer namespace, once
+    (case 4's baseline; case 3 offers SYN bursts to it too)."""
+    from lb.bench.kubeproxy import statistic_dnat
+
+    if getattr(live, "iptables_dnat", False):
+        return
+    topo = live.topo
+    for argv in statistic_dnat(topo.vip, "tcp", IPTABLES_PORT, [f"{r.ip}:{OTHER_PORT}" for r in topo.reals]):
+        topo.run("lb", argv)
+    live.iptables_dnat = True

@@ -37,54 +37,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lb.bench.live import IPTABLES_PORT, OTHER_PORT
+from lb.bench.live import IPTABLES_PORT, MH_PORT, OTHER_PORT, ensure_iptables, ensure_mh_service
 from lb.bench.programs import Registry
 from lb.bench.results import Row, measured, not_measured
+from lb.bench.syn import SPORT_BASE, await_answers, paced_send, syn_frame
 
 NAME, UNIT = "lbxdp NFQUEUE", "flows/s"
 MH_NAME = "lbxdp in-kernel mh"
 IPTABLES_NAME = "iptables DNAT"
 ROUTED_NAME = "routed to one real, no NAT"
-MH_PORT = 81  # the in-kernel mh service's VIP port (reals:80, as the rr service's)
 MH_OFFERED = 200_000  # SYNs per second offered to the in-kernel service (no queue to overflow)
 OFFERED = 40_000  # SYNs per second offered
-SLICE = 0.01  # seconds per BPF_PROG_RUN call
 # A burst is over once no answer came for this long. Less than TCP's initial RTO (1 s): a real
 # resends its SYN-ACK after 1 s when the client's reset was lost (the client → balancer veth ring
 # overflows at these rates), and that second reset would be counted again and stretch the burst's
 # time by a second (runs of 5k flows/s among runs of 16k).
 QUIET = 0.6
-SPORT_BASE = 1024  # bench_syn.c adds 0…SYN_PORTS-1
-
-
-def _syn(src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport: int) -> bytes:
-    from scapy.layers.inet import IP, TCP
-    from scapy.layers.l2 import Ether
-
-    pkt = Ether(src=src_mac, dst=dst_mac) / IP(src=src, dst=dst, ttl=64) / TCP(
-        sport=sport, dport=dport, flags="S", seq=1_000_000, window=64240)
-    frame = bytes(pkt)
-    return frame + b"\x00" * (60 - len(frame))  # bench_syn.c's SYN_FRAME
-
-
-def paced_send(gen_fd: int, frame: bytes, ifindex: int, count: int, rate: int, slice_s: float = SLICE,
-               limit_s: float = 30.0) -> int:
-    """Run the generator `gen_fd` in live-frames mode on `ifindex` (in the calling thread's
-    namespace) until `count` frames left at about `rate`/s, one BPF_PROG_RUN per `slice_s` slice,
-    or `limit_s` passed; returns how many were sent. lb.experiments.throughput_rig paces with it too."""
-    from lb.datapath.progrun import BPF_F_TEST_XDP_LIVE_FRAMES, run as prog_run
-
-    per_slice = max(1, int(rate * slice_s))
-    sent, start = 0, time.monotonic()
-    while sent < count and time.monotonic() - start < limit_s:
-        due = (int((time.monotonic() - start) / slice_s) + 1) * per_slice
-        if sent < due:
-            n = min(per_slice, count - sent)
-            prog_run(gen_fd, frame, ingress_ifindex=ifindex, repeat=n, flags=BPF_F_TEST_XDP_LIVE_FRAMES)
-            sent += n
-        else:
-            time.sleep(slice_s / 4)
-    return sent
 
 
 def _offer(live: Any, gen: Any, rate: int, count: int, dst: tuple[str, int] | None = None) -> int:
@@ -96,7 +64,7 @@ def _offer(live: Any, gen: Any, rate: int, count: int, dst: tuple[str, int] | No
     client, lb0 = topo.client.iface, topo.lb.iface_named("eth0")
     first = topo.client_aliases[0] if topo.client_aliases else topo.client.ip
     address, port = dst or (topo.vip, live.port)
-    packet = _syn(client.mac, lb0.mac, first, address, SPORT_BASE, port)
+    packet = syn_frame(client.mac, lb0.mac, first, address, SPORT_BASE, port, seq=1_000_000)
     template = gen.bpf["syn_template"]
     leaf = template.Leaf()
     ctypes.memmove(ctypes.addressof(leaf), packet, len(packet))
@@ -125,22 +93,6 @@ def _queue_drops(live: Any) -> int:
 
     done = live.topo.run("lb", ["cat", str(queuestats.PROC_PATH)], check=False)
     return queuestats.parse(done.stdout).dropped
-
-
-def await_answers(read: Callable[[], int], before: int, sent: int, deadline: float,
-                  quiet_s: float = 2.0) -> tuple[int, float]:
-    """Poll the answer counter `read` every 20 ms until it is `sent` past `before`, stays still for
-    `quiet_s` (the rest is not coming) or `deadline` passes (bounded: a wedged daemon ends the run,
-    not the bench). Returns (the last reading, the monotonic time it was first seen)."""
-    last, t_last, t_change = before, time.monotonic(), time.monotonic()
-    while time.monotonic() < deadline and last - before < sent:
-        time.sleep(0.02)
-        now = read()
-        if now != last:
-            last, t_last, t_change = now, time.monotonic(), time.monotonic()
-        elif time.monotonic() - t_change > quiet_s:
-            break
-    return last, t_last
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -202,17 +154,10 @@ class Variant:
     daemon: bool = False  # the daemon's first-packet path does the work: its CPU per flow is shown
 
 
-def _setup_iptables(live: Any) -> None:
-    """kube-proxy's DNAT chain on VIP:8081 → reals:8080, once (case 4 sets up the same rules)."""
-    from lb.bench import tcp
-
-    tcp.ensure_iptables(live)
-
-
 VARIANTS = (
     Variant(NAME, OFFERED, 1, lambda live: (live.topo.vip, live.port), daemon=True),
     Variant(MH_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, MH_PORT), lambda live: ensure_mh_service(live)),
-    Variant(IPTABLES_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, IPTABLES_PORT), _setup_iptables),
+    Variant(IPTABLES_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, IPTABLES_PORT), ensure_iptables),
     Variant(ROUTED_NAME, MH_OFFERED, 2, lambda live: (live.topo.reals[0].ip, OTHER_PORT)),
 )
 
@@ -287,18 +232,6 @@ def machine_share(facts: list[dict[str, float]]) -> str:
     total = sum(f.get("cpu_total", 0.0) for f in facts)
     busy = sum(f.get("busy", 0.0) for f in facts) / total if total else 0.0
     return f"machine {busy:.0%} busy ({os.cpu_count()} CPUs) during the bursts"
-
-
-def ensure_mh_service(live: Any) -> str:
-    """The in-kernel mh service VIP:MH_PORT → reals:80 (masquerading, mh-port), added once; its
-    VIP:port. lb.bench.tcp uses it too."""
-    vip = f"{live.topo.vip}:{MH_PORT}"
-    if not getattr(live, "mh_service", False):
-        live.lbxdp("-A", "-t", vip, "-s", "mh", "-b", "mh-port")
-        for real in live.topo.reals:
-            live.lbxdp("-a", "-t", vip, "-r", f"{real.ip}:80", "-m", "-w", "1")
-        live.mh_service = True
-    return vip
 
 
 def cpu_split(facts: list[dict[str, float]]) -> str:

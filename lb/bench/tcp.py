@@ -12,7 +12,7 @@ the nginx processes), each on its own address or port of the balancer namespace:
   balancer's client-side address :8082, roundrobin over reals:8080.
 - direct to one real: r1:8080, routed by the balancer without NAT.
 - lbxdp mh (in XDP), conn/s only: the live daemon's masquerading mh service VIP:81 → reals:80
-  (lb.bench.newflows.ensure_mh_service), whose new connections XDP schedules itself; a SYN from a
+  (lb.bench.live.ensure_mh_service), whose new connections XDP schedules itself; a SYN from a
   client port whose reverse entry (real:80 → client:port) an rr connection left still goes
   through NFQUEUE (XDP never overwrites one), so the check says how many XDP scheduled.
 
@@ -39,8 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lb.bench.live import IPTABLES_PORT, OTHER_PORT, PORT
-from lb.bench.newflows import MH_PORT, ensure_mh_service
+from lb.bench.live import IPTABLES_PORT, MH_PORT, OTHER_PORT, PORT, ensure_iptables, ensure_mh_service
 from lb.bench.results import Row, measured, not_measured
 
 HAPROXY_PORT = 8082
@@ -82,19 +81,6 @@ VARIANTS: tuple[Variant, ...] = (
     Variant(MH_VARIANT, lambda t: f"http://{t.vip}:{MH_PORT}/", units=("conn/s",)),
 )
 MODES = (("req/s", "keep-alive", []), ("conn/s", "Connection: close", ["-H", "Connection: close"]))
-
-
-def ensure_iptables(live: Any) -> None:
-    """kube-proxy's DNAT chain VIP:IPTABLES_PORT → reals:OTHER_PORT in the balancer namespace, once
-    (the new-flows case offers SYN bursts to it too)."""
-    from lb.bench.kubeproxy import statistic_dnat
-
-    if getattr(live, "iptables_dnat", False):
-        return
-    topo = live.topo
-    for argv in statistic_dnat(topo.vip, "tcp", IPTABLES_PORT, [f"{r.ip}:{OTHER_PORT}" for r in topo.reals]):
-        topo.run("lb", argv)
-    live.iptables_dnat = True
 
 
 def start_haproxy(topo: Any) -> None:

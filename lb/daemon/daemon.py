@@ -21,18 +21,18 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lb.balancer.engine import Balancer
+from lb.balancer.health import DeadFlows, HealthCheck
+from lb.balancer.lifetime import Timeouts
 from lb.config.health import load_rules_file
 from lb.config.ipvsadm import Command, Verb, decode_service
 from lb.config.table import ServiceTable
 from lb.daemon import instance, statefile
 from lb.daemon.control import ControlServer
-from lb.daemon.engine import Balancer
 from lb.daemon.firstpath import FirstPacketPath
 from lb.daemon.flows import FlowBook
-from lb.daemon.health import DeadFlows, HealthCheck
 from lb.daemon.healthmon import HealthMonitor
 from lb.daemon.kernelhash import KernelHashing, enabled_by_env
-from lb.daemon.lifetime import Timeouts
 from lb.daemon.protocol import one_line, reply_error, reply_ok
 from lb.datapath import iptables, loader, queuestats
 from lb.datapath.interfaces import auto_prefers_generic, link_facts

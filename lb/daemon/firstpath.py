@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
-from lb.daemon.decide import Fate, decide, fate, flow_tables
-from lb.daemon.engine import Balancer, Placement
-from lb.daemon.firstpacket import read_packet, wrap_in_frame
+from lb.balancer.decide import Fate, decide, fate, flow_tables
+from lb.balancer.engine import Balancer, Placement
+from lb.balancer.firstpacket import read_packet, wrap_in_frame
 from lb.daemon.flows import FlowBook
 from lb.datapath.interfaces import LinkFacts, link_facts
 from lb.datapath.maps import DatapathMaps

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from lb.daemon.lifetime import REPLY_BITS, Timeouts, phase_of
+from lb.balancer.lifetime import REPLY_BITS, Timeouts, phase_of
 from lb.daemon.sweep import plan_sweep
 from lb.datapath.maps import DatapathMaps
 from lb.model import FlowKey, Forwarding, Protocol, RealServer

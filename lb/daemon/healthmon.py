@@ -1,7 +1,7 @@
 """Runs the health probes off the daemon's packet loop and reports up/down transitions to it.
 
 A background thread probes each target every `interval` seconds (probes are blocking sockets, at most
-`timeout` long), feeds the results through keepalived's rise/fall counting (lb.daemon.health), and
+`timeout` long), feeds the results through keepalived's rise/fall counting (lb.balancer.health), and
 queues every change of state. A pipe wakes the daemon's select loop so a transition is acted on at
 once, not at the next tick.
 """
@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address
 
-from lb.daemon.health import CheckKind, HealthCheck, HealthState
+from lb.balancer.health import CheckKind, HealthCheck, HealthState
 from lb.datapath.probes import probe
 from lb.model import RealKey, ServiceKey
 

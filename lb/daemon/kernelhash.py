@@ -22,7 +22,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from lb.daemon.engine import ServiceState
+from lb.balancer.engine import ServiceState
 from lb.datapath.maps import DatapathMaps
 from lb.model import ServiceKey
 from lb.sched.mh import MaglevHashing

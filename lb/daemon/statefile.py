@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import lb
+from lb.balancer.health import HealthCheck
 from lb.config.table import ServiceTable
-from lb.daemon.health import HealthCheck
 from lb.model import Protocol, RealKey, ServiceKey
 from lb.tables import RealEntry, ServiceEntry
 

@@ -3,7 +3,7 @@ connections each real holds.
 
 The daemon reads the `flows` and `reverse` maps as record arrays (lb.datapath.records) and decides
 here, without a Python object per entry (a per-entry loop over 30k flows held the daemon, and
-every first packet waiting for it, for a large part of each tick). The rules are lb.daemon.lifetime's, applied per (protocol, TCP events) class; the
+every first packet waiting for it, for a large part of each tick). The rules are lb.balancer.lifetime's, applied per (protocol, TCP events) class; the
 per-entry reading of them (`FlowBook._state`, `is_expired`, `phase_of`) is the reference the tests
 hold this module to.
 
@@ -21,7 +21,7 @@ from ipaddress import IPv4Address
 
 import numpy as np
 
-from lb.daemon.lifetime import REPLY_BITS, Timeouts, phase_of
+from lb.balancer.lifetime import REPLY_BITS, Timeouts, phase_of
 from lb.datapath.records import FlowRecords
 from lb.model import FlowKey, Protocol
 

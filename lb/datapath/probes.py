@@ -15,7 +15,7 @@ import socket
 import time
 from ipaddress import IPv4Address
 
-from lb.daemon.health import CheckKind, HealthCheck
+from lb.balancer.health import CheckKind, HealthCheck
 
 STATUS_LINE_MAX = 256  # "HTTP/1.1 200 OK\r\n" and a generous reason phrase; the rest is not read
 

@@ -37,7 +37,6 @@ from lb.experiments.context import ExperimentError, RunContext
 
 AVAILABLE = True  # the registry lists it; run() checks root and the pieces at run time
 REASON = "needs root: it builds network namespaces and loads XDP programs (run it with sudo)"
-GEN_MAX_PORTS = 64000  # bench_syn.c counts ports up from 1024 and must stay below 65536
 
 
 @dataclass(frozen=True)
@@ -65,17 +64,6 @@ FULL = Plan(flow_counts=(1, 64, 1024, 16384, 131072), flows_table=262144,
             table_sizes=(4096, 16384, 65536, 262144, 1048576), table_flows=65536,
             first_packet_tables=(4096, 65536, 1048576), first_packet_syns=20000, first_packet_rate=10000,
             first_packet_overflow=20, seconds=2.0, runs=3)
-
-
-def gen_shape(flows: int) -> tuple[int, int]:
-    """(ports, addresses) with ports × addresses = flows and ports ≤ GEN_MAX_PORTS: bench_syn.c cycles
-    through ports first, then source addresses, so its n-th frame belongs to flow n mod flows."""
-    if flows < 1:
-        raise ValueError(f"flows must be ≥ 1, not {flows}")
-    for addrs in range(1, 256):
-        if flows % addrs == 0 and flows // addrs <= GEN_MAX_PORTS:
-            return flows // addrs, addrs
-    raise ValueError(f"{flows} flows cannot be laid out as ports × ≤255 addresses")
 
 
 def expected_hit_rate(table: int, flows: int) -> float:

@@ -30,7 +30,6 @@ flow takes.
 
 from __future__ import annotations
 
-import ctypes
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,12 +37,12 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
-SPORT_BASE = 1024  # the generator's first source port; bench_syn.c adds n % SYN_PORTS
+from lb.bench.syn import SPORT_BASE, Generator, await_answers, gen_shape, paced_send, syn_frame
+
 VPORT = 80
 TCP = 6
 CHUNK = 16384  # frames per BPF_PROG_RUN call (about 0.1 s here): the run stops at the first chunk past its time
 BATCH = 65536  # flows per batch update
-SYN_FRAME = 60  # bench_syn.c's SYN_FRAME: a 64-byte frame without its FCS
 
 
 @dataclass(frozen=True)
@@ -92,40 +91,6 @@ class FirstPacketSample:
         """Refusals decided per second once the table was full (after the last answer); 0 if none."""
         spent = self.decided_seconds - self.seconds
         return self.refused_table_full / spent if self.refused_table_full and spent > 0 else 0.0
-
-
-def syn_frame(src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport: int) -> bytes:
-    """The generator's template: a TCP SYN, padded to bench_syn.c's frame size."""
-    from scapy.layers.inet import IP, TCP as ScapyTCP
-    from scapy.layers.l2 import Ether
-
-    frame = bytes(Ether(src=src_mac, dst=dst_mac) / IP(src=src, dst=dst, ttl=64)
-                  / ScapyTCP(sport=sport, dport=dport, flags="S", seq=1, window=64240))
-    return frame + b"\x00" * (SYN_FRAME - len(frame))
-
-
-class Generator:
-    """bench_syn.c compiled to cycle through `ports` × `addrs` flows."""
-
-    def __init__(self, ports: int, addrs: int) -> None:
-        from lb.bench.programs import Program
-        from lb.datapath.sources import source
-
-        self.ports, self.addrs = ports, addrs
-        self.prog = Program(source("bench_syn.c"), "xdp_bench_syn",
-                            cflags=[f"-DSYN_PORTS={ports}", f"-DSYN_ADDRS={addrs}"])
-
-    def arm(self, frame: bytes) -> None:
-        """Load the template and restart the cursor at flow 0."""
-        template = self.prog.bpf["syn_template"]
-        leaf = template.Leaf()
-        ctypes.memmove(ctypes.addressof(leaf), frame, len(frame))
-        template[template.Key(0)] = leaf
-        cursor = self.prog.bpf["syn_cursor"]
-        cursor[cursor.Key(0)] = cursor.Leaf(0)
-
-    def close(self) -> None:
-        self.prog.close()
 
 
 class ForwardingRig:
@@ -177,8 +142,6 @@ class ForwardingRig:
         self.loaded[max_flows] = dp
 
     def generator(self, flows: int) -> Generator:
-        from lb.experiments.throughput import gen_shape
-
         shape = gen_shape(flows)
         if shape not in self.generators:
             self.generators[shape] = Generator(*shape)
@@ -187,7 +150,6 @@ class ForwardingRig:
     def install(self, max_flows: int, flows: int) -> None:
         """Empty the table, then install the generator's `flows` 5-tuples, real = flow index mod 3."""
         from lb.bench.programs import be16, be32
-        from lb.experiments.throughput import gen_shape
 
         dp = self.loaded[max_flows]
         table = dp.bpf[b"flows"]
@@ -305,7 +267,6 @@ def first_packet_burst(max_flows: int, count: int, rate: int, overflow: int,
     (lb/daemon/flows.py, FlowBook.full), and the SYNs here are answered and reset, so none is
     half-open and every refusal pays the full read."""
     from lb.bench.live import live_balancer
-    from lb.bench.newflows import await_answers, paced_send
     from lb.datapath.testbed import in_netns_call
 
     with live_balancer(tick, max_flows=max_flows) as live:

@@ -5,7 +5,7 @@
     lbxdp replay --corpus DIR --rules RULES   # any captures, robustness contract only
 
 Modules: scenario (the files), frames (parsing, identity, checksums), firstpath (the daemon's
-first-packet policy, lb.daemon.decide, over replay's tables), engine (the loop), compare (pairing
+first-packet policy, lb.balancer.decide, over replay's tables), engine (the loop), compare (pairing
 and field diffs), runner (one scenario), corpus (the robustness contract), lab (the program and
 BPF_PROG_RUN in a namespace lb.datapath.replaylab builds), record (lbxdp record, on the testbed).
 docs/replay.md explains the whole.

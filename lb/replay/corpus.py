@@ -23,7 +23,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from lb.config.savefmt import RulesError, load_rules
@@ -32,6 +31,7 @@ from lb.model import FlowKey, RealKey
 from lb.packet import ETH_HLEN, IpProto
 from lb.replay.decisions import flow_of, real_of
 from lb.replay.engine import Datapath, ModelDatapath, Outcome, Path as Via, Step, replay
+from lb.replay.filereport import FileReport
 from lb.replay.firstpath import FirstPacketPath
 from lb.replay.frames import Csum, checksums, ipv4
 from lb.replay.scenario import GatewayRoute, Interface, Neighbour, ScenarioError, Topology, read_pcap
@@ -61,18 +61,6 @@ def lab_topology(table: ServiceTable) -> Topology:
         routes=(GatewayRoute("10.0.0.0/8", "10.200.0.254", RS0),),
         tunnel_source="10.200.0.1",
     )
-
-
-@dataclass
-class FileReport:
-    name: str
-    packets: int = 0
-    passed: int = 0
-    dropped: int = 0
-    rewritten: int = 0
-    not_run: int = 0  # frames shorter than Ethernet: the kernel refuses to run XDP on them
-    violations: list[str] = field(default_factory=list)
-    skipped: str | None = None
 
 
 class Dual:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol as TypingProtocol
 
-from lb.daemon.decide import Fate
+from lb.balancer.decide import Fate
 from lb.model import FlowKey
 from lb.replay.firstpath import FirstPacketPath, Handled
 from lb.rewrite import Reason, Verdict, process

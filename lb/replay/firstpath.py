@@ -1,8 +1,8 @@
 """The daemon's first-packet path, without NFQUEUE, maps or sockets: what replay runs for a packet XDP
 passed up.
 
-The judgement is the daemon's own: `lb.daemon.decide.decide` (reuse a flow, schedule a new one with
-the daemon's `Balancer`, or refuse by the stated policy) and `lb.daemon.decide.fate` (where the
+The judgement is the daemon's own: `lb.balancer.decide.decide` (reuse a flow, schedule a new one with
+the daemon's `Balancer`, or refuse by the stated policy) and `lb.balancer.decide.fate` (where the
 rewritten packet goes). What is replay's own: the maps are a `Tables` the datapath is given, the
 flow table never fills, and a recording fixes the decisions: `decisions` maps a flow to the real it
 got, so a replay rebuilds the flow table the recording had, and the scheduler's own choice (which
@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
+from lb.balancer.decide import Decision, Fate, decide, fate, flow_tables
+from lb.balancer.engine import Balancer, Placement
+from lb.balancer.firstpacket import read_packet
 from lb.config.table import ServiceTable
-from lb.daemon.decide import Decision, Fate, decide, fate, flow_tables
-from lb.daemon.engine import Balancer, Placement
-from lb.daemon.firstpacket import read_packet
 from lb.model import FlowKey, RealKey
 from lb.packet import ETH_HLEN, carries_ipv4
 from lb.replay.scenario import Topology

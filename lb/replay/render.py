@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from lb.replay.corpus import FileReport
+from lb.replay.filereport import FileReport
 
 
 def _text(table: Table) -> str:

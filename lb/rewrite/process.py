@@ -119,7 +119,7 @@ def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int, now_ns
             return Result(Verdict.PASS, frame, Reason.PASS_NOT_VIP)
         if parsed.key.proto is Protocol.TCP and not parsed.opens and service.flags & SVC_F_DROP_MIDFLOW_MISS:
             # a mid-connection segment of no flow, for a scheduler that cannot re-derive its real:
-            # dropped here as the first-packet path would (lb.daemon.decide), not passed up
+            # dropped here as the first-packet path would (lb.balancer.decide), not passed up
             return Result(Verdict.DROP, frame, Reason.DROP_NO_FLOW_NOT_SYN)
         return _schedule(frame, parsed, service, tables, fib, ingress_ifindex, now_ns)
     if parsed.opens and flow.tcp_seen & (TcpSeen.FIN | TcpSeen.RST):

@@ -69,7 +69,7 @@ class Scheduler(ABC):
     # alone (a hash of its addresses: sh, dh, mh), so a flow entry lost to a restart or the LRU can be
     # made again from a mid-connection segment. Other schedulers' services drop such a segment, as
     # IPVS does without sloppy_tcp, and XDP drops it before it reaches user space (lb.tables
-    # service_flags(), lb.daemon.decide). The one place this property of a scheduler is stated.
+    # service_flags(), lb.balancer.decide). The one place this property of a scheduler is stated.
     rederives_midflow: ClassVar[bool] = False
 
     def __init__(self, flags: frozenset[str] = frozenset()) -> None:

@@ -18,7 +18,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from lb.daemon.health import CheckKind, HealthCheck
+from lb.balancer.health import CheckKind, HealthCheck
 from lb.datapath.probes import probe
 from lb.datapath.testbed import Topology, in_netns_call
 

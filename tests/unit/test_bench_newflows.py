@@ -45,8 +45,8 @@ def test_targets_and_their_references_name_rows_the_cases_make() -> None:
 
 
 def test_in_process_syns_are_new_flows_to_the_vip() -> None:
+    from lb.balancer.firstpacket import read_packet
     from lb.bench.firstpath_cost import syns
-    from lb.daemon.firstpacket import read_packet
 
     packets = [read_packet(p) for p in syns("10.9.0.100", 3, 59_999)]
     assert all(q is not None and q.is_syn for q in packets)

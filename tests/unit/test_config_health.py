@@ -2,9 +2,9 @@ from ipaddress import IPv4Address as A
 
 import pytest
 
+from lb.balancer.health import CheckKind, DeadFlows, HealthCheck
 from lb.config.health import load_rules_file, parse_health, split_rules
 from lb.config.savefmt import RulesError
-from lb.daemon.health import CheckKind, DeadFlows, HealthCheck
 from lb.model import ConfigError, Protocol, RealKey, ServiceKey
 from lb.render import render_health
 

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lb.balancer.engine import Balancer
 from lb.config.ipvsadm import Command
 from lb.daemon import protocol
 from lb.daemon.control import read_request, send_reply
-from lb.daemon.engine import Balancer
 from lb.daemon.protocol import (
     CHUNK_CHARS,
     ProtocolError,

@@ -11,8 +11,8 @@ from ipaddress import IPv4Address
 
 import pytest
 
+from lb.balancer.health import CheckKind, HealthCheck
 from lb.daemon import healthmon
-from lb.daemon.health import CheckKind, HealthCheck
 from lb.model import Protocol, RealKey, ServiceKey
 
 TARGET = (ServiceKey(Protocol.TCP, IPv4Address("10.0.0.100"), 80), RealKey(IPv4Address("10.0.1.1"), 80))

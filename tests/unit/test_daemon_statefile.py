@@ -2,10 +2,10 @@ from ipaddress import IPv4Address as A
 
 import pytest
 
+from lb.balancer.health import CheckKind, HealthCheck
 from lb.config.ipvsadm import parse_command
 from lb.config.table import ServiceTable
 from lb.daemon import statefile
-from lb.daemon.health import CheckKind, HealthCheck
 from lb.model import Protocol, RealKey, ServiceKey
 
 SVC = ServiceKey(Protocol.TCP, A("10.0.0.100"), 80)

@@ -1,5 +1,5 @@
 """lb.daemon.sweep judges the flow table as arrays; here it must agree, flow for flow, with the
-per-entry reading of lb.daemon.lifetime (idle time and TCP events over both directions)."""
+per-entry reading of lb.balancer.lifetime (idle time and TCP events over both directions)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lb.daemon.lifetime import REPLY_BITS, Timeouts, is_expired, phase_of
+from lb.balancer.lifetime import REPLY_BITS, Timeouts, is_expired, phase_of
 from lb.daemon.sweep import flow_key_of, plan_sweep
 from lb.datapath.records import FLOW_KEY, FLOW_STATE, REVERSE_STATE, FlowRecords
 from lb.model import FlowKey, Protocol
@@ -118,7 +118,7 @@ def test_an_empty_table_sweeps_to_nothing() -> None:
 
 def test_a_reals_ack_does_not_make_a_half_open_flow_established() -> None:
     """The real answers a second SYN of a spoofed tuple with a bare ACK: the flow stays SYN_RECV."""
-    from lb.daemon.lifetime import FLOW_F_ESTABLISHED, FLOW_F_RST
+    from lb.balancer.lifetime import FLOW_F_ESTABLISHED, FLOW_F_RST
 
     flow = FlowKey(Protocol.TCP, IPv4Address("10.0.2.1"), 1024, VIP, 80)
     rkey = _reverse_key(flow, 1)

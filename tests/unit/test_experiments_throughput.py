@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from lb.experiments.throughput import FULL, GEN_MAX_PORTS, QUICK, Point, expected_hit_rate, gen_shape, medians, summary
+from lb.bench.syn import GEN_MAX_PORTS, gen_shape
+from lb.experiments.throughput import FULL, QUICK, Point, expected_hit_rate, medians, summary
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from lb.daemon.engine import Balancer
+from lb.balancer.engine import Balancer
 from lb.daemon.kernelhash import KernelHashing, eligible, enabled_by_env, ring_of
 from lb.model import Forwarding, Protocol, RealKey, RealServer, Service, ServiceKey, VirtualService
 from lb.tables import (

@@ -8,7 +8,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from lb.daemon.health import CheckKind, HealthCheck
+from lb.balancer.health import CheckKind, HealthCheck
 from lb.datapath.probes import probe
 
 

@@ -13,11 +13,12 @@ See docs/testbed.md for the diagrams and addresses.
 
 from .build import mac_for, one_arm, two_arm
 from .clients import HeldConnection
+from .hosts import Host, Iface, RealSpec
 from .naming import make_prefix, subnet_index
 from .nsenter import in_netns_call, pids_in_netns, read_sysctl, write_sysctls
 from .procs import CommandFailed
 from .teardown import cleanup_stale
-from .topology import Host, Iface, RealSpec, Topology
+from .topology import Topology
 from .wait import wait_until
 
 __all__ = [

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import decap
+from .hosts import Host, Iface, RealSpec
 from .links import NsLinks, base_sysctls, create_netns
 from .naming import check_prefix, make_prefix, ns_name, subnet_index
 from .nsenter import kill_pids, pids_in_netns
 from .procs import run as run_in_ns
-from .topology import Host, Iface, RealSpec, Topology, XdpPeers
+from .topology import Topology, XdpPeers
 
 MAX_REALS = 200
 MAX_ALIASES = 100

@@ -7,18 +7,32 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
+from .hosts import Host
 from .procs import python_argv
 from .wait import wait_until
 
-if TYPE_CHECKING:
-    from .topology import Host, Topology
+
+class Testbed(Protocol):
+    """What starting a server needs of a topology; lb.datapath.testbed.topology.Topology is one (its
+    start_* methods call in here, so this module states the need instead of importing it back)."""
+
+    @property
+    def workdir(self) -> Path: ...
+
+    def spawn(self, host: Host, argv: Sequence[str], *, stdout: int | object = ...) -> subprocess.Popen[bytes]: ...
+
+    def socket(self, host: Host, kind: int = ...) -> socket.socket: ...
+
+    def fail_file(self, real: Host) -> Path: ...
+
 
 READY_TIMEOUT = 5.0
 
 
-def start_realservers(topo: Topology, kind: str, port: int, reals: Sequence[Host],
+def start_realservers(topo: Testbed, kind: str, port: int, reals: Sequence[Host],
                       fail_files: bool) -> dict[str, subprocess.Popen[bytes]]:
     """Start `lb.realserver KIND` on each real, then wait for every `ready` line."""
     started: dict[str, subprocess.Popen[bytes]] = {}
@@ -83,7 +97,7 @@ _ONE_REQUEST = "    keepalive_timeout 0;"
 _KEEP_ALIVE = "    keepalive_timeout 60;\n    keepalive_requests 1000000;"
 
 
-def start_nginx(topo: Topology, real: Host, port: int, *more_ports: int, keep_alive: bool = False,
+def start_nginx(topo: Testbed, real: Host, port: int, *more_ports: int, keep_alive: bool = False,
                 backlog: int = 511) -> subprocess.Popen[bytes]:
     """nginx in the foreground with a generated config in `<workdir>/nginx-<real>-<port>/`.
 
@@ -108,7 +122,7 @@ def start_nginx(topo: Topology, real: Host, port: int, *more_ports: int, keep_al
     return proc
 
 
-def _connects(topo: Topology, host: Host, address: str, port: int) -> bool:
+def _connects(topo: Testbed, host: Host, address: str, port: int) -> bool:
     sock = topo.socket(host, socket.SOCK_STREAM)
     try:
         sock.settimeout(0.5)

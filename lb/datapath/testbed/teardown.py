@@ -2,8 +2,9 @@
 
 Order matters: processes first (a namespace whose name is removed lives on, anonymously, while a
 process is in it), then sockets, then the decapsulator's map entries, then the namespaces (which
-takes their veths, bridges and XDP programs with them). Each step is guarded on its own: a failure
-is reported and the next step still runs.
+takes their veths, bridges and XDP programs with them); Topology.teardown takes those steps in
+that order, with the helpers here. Each step is guarded on its own: a failure is reported and the
+next step still runs.
 """
 
 from __future__ import annotations
@@ -11,24 +12,19 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-import shutil
 import time
-from typing import TYPE_CHECKING
 
 from pyroute2 import netns
 
-from . import decap
 from .links import remove_netns
 from .naming import STALE_GLOB, creator_pid
 from .nsenter import kill_pids, pids_in_netns
 
-if TYPE_CHECKING:
-    from .topology import Topology
-
 log = logging.getLogger(__name__)
 
 
-def _step(problems: list[str], label: str, fn: object, *args: object) -> None:
+def guarded_step(problems: list[str], label: str, fn: object, *args: object) -> None:
+    """One teardown step on its own: a failure is added to `problems` and the next step still runs."""
     try:
         fn(*args)  # type: ignore[operator]
     except Exception as exc:  # teardown goes on; the problem is reported
@@ -37,31 +33,14 @@ def _step(problems: list[str], label: str, fn: object, *args: object) -> None:
 
 def remove_namespace(name: str, problems: list[str]) -> None:
     """Kill every process in the namespace, then delete it."""
-    _step(problems, f"kill processes in {name}", kill_pids, pids_in_netns(name), 0.5)
-    _step(problems, f"remove {name}", remove_netns, name)
+    guarded_step(problems, f"kill processes in {name}", kill_pids, pids_in_netns(name), 0.5)
+    guarded_step(problems, f"remove {name}", remove_netns, name)
 
 
-def teardown_topology(topo: Topology) -> list[str]:
-    problems: list[str] = []
-    if topo._closed:
-        return problems
-    topo._closed = True
-    for conn in topo._held:
-        _step(problems, "close held connection", conn.close)
-    topo._held.clear()
-    _step(problems, "stop processes", topo.procs.stop_all)
-    for address in topo._decap_addrs:
-        _step(problems, f"forget decap address {address}", decap.remove_local, address)
-    for name in topo.namespaces:
-        remove_namespace(name, problems)
-    left = [n for n in netns.listnetns() if n.startswith(topo.prefix)]
-    if left:
-        problems.append(f"namespaces left behind: {', '.join(left)}")
-    if not os.environ.get("LBX_KEEP_WORKDIR"):
-        _step(problems, "remove workdir", shutil.rmtree, topo.workdir)
+def log_problems(problems: list[str]) -> None:
+    """Every problem of a teardown as a warning: teardown never raises, so this is how they show."""
     for problem in problems:
         log.warning("testbed teardown: %s", problem)
-    return problems
 
 
 def _pid_alive(pid: int) -> bool:

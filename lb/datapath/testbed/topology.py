@@ -1,5 +1,7 @@
 """What a built topology is: hosts (one namespace each), their interfaces and addresses, and the
-operations tests run on it. `build.py` makes one; `teardown.py` unmakes it.
+operations tests run on it. `build.py` makes one; `teardown()` unmakes it with teardown.py's steps.
+The hosts themselves are values of their own (hosts.py), so the servers and clients started on them
+need not import this module.
 
 A Topology is a context manager: `with two_arm(reals=3) as topo: ...` always tears down, even
 when the body raises (DESIGN.md, "Test topology").
@@ -7,7 +9,8 @@ when the body raises (DESIGN.md, "Test topology").
 
 from __future__ import annotations
 
-import ipaddress
+import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -16,73 +19,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from . import clients, servers
+from pyroute2 import netns
+
+from . import clients, decap, servers
+from .hosts import Host, HostRef, Iface
 from .procs import ProcessSet, python_argv, run as run_in_ns
+from .teardown import guarded_step, log_problems, remove_namespace
 
-Role = Literal["client", "lb", "switch", "real"]
 XdpPeers = Literal["off", "gro", "pass"]
-
-
-@dataclass(frozen=True)
-class Iface:
-    """One interface inside a host's namespace."""
-
-    name: str  # e.g. "eth0"; names repeat across namespaces, never in the root namespace
-    ifindex: int  # in its own namespace
-    mac: str
-    cidrs: tuple[str, ...]  # "10.7.1.2/24", primary first; empty for bridge ports
-    peer_host: str  # the host at the other end of the veth ("sw" for a bridge port)
-    peer_ifname: str
-
-    @property
-    def ip(self) -> str:
-        """The primary address, without prefix length."""
-        if not self.cidrs:
-            raise ValueError(f"{self.name} has no address")
-        return str(ipaddress.IPv4Interface(self.cidrs[0]).ip)
-
-    @property
-    def ips(self) -> tuple[str, ...]:
-        return tuple(str(ipaddress.IPv4Interface(c).ip) for c in self.cidrs)
-
-
-@dataclass(frozen=True)
-class RealSpec:
-    """How to build one real server. `dr`: VIP on lo with arp_ignore=1/arp_announce=2 (ipvsadm
-    -g). `ipip`: VIP on lo, rp_filter off and the XDP IPIP decapsulator on eth0 (ipvsadm -i)."""
-
-    name: str
-    dr: bool = False
-    ipip: bool = False
-
-
-@dataclass(frozen=True)
-class Host:
-    name: str  # logical name: "client", "lb", "sw", "r1", "r2", ...
-    netns: str  # the namespace, "<prefix><name>"
-    role: Role
-    ifaces: tuple[Iface, ...]
-    gateway: str | None = None  # default route, if any
-    dr: bool = False
-    ipip: bool = False
-    xdp: str | None = None  # "native"/"generic" when the IPIP decapsulator is attached
-
-    @property
-    def iface(self) -> Iface:
-        return self.ifaces[0]
-
-    @property
-    def ip(self) -> str:
-        return self.iface.ip
-
-    def iface_named(self, name: str) -> Iface:
-        for iface in self.ifaces:
-            if iface.name == name:
-                return iface
-        raise KeyError(f"{self.name} has no interface {name}")
-
-
-HostRef = Host | str
 
 
 @dataclass(eq=False)
@@ -254,9 +198,25 @@ class Topology:
 
     def teardown(self) -> list[str]:
         """Kill processes, close sockets, delete the namespaces; never raises. Returns problems."""
-        from .teardown import teardown_topology
-
-        return teardown_topology(self)
+        problems: list[str] = []
+        if self._closed:
+            return problems
+        self._closed = True
+        for conn in self._held:
+            guarded_step(problems, "close held connection", conn.close)
+        self._held.clear()
+        guarded_step(problems, "stop processes", self.procs.stop_all)
+        for address in self._decap_addrs:
+            guarded_step(problems, f"forget decap address {address}", decap.remove_local, address)
+        for name in self.namespaces:
+            remove_namespace(name, problems)
+        left = [n for n in netns.listnetns() if n.startswith(self.prefix)]
+        if left:
+            problems.append(f"namespaces left behind: {', '.join(left)}")
+        if not os.environ.get("LBX_KEEP_WORKDIR"):
+            guarded_step(problems, "remove workdir", shutil.rmtree, self.workdir)
+        log_problems(problems)
+        return problems
 
     def __enter__(self) -> Topology:
         return self

@@ -5,9 +5,9 @@ from ipaddress import IPv4Address as A
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 
-from lb.daemon.decide import Fate, decide, fate
-from lb.daemon.engine import Balancer
-from lb.daemon.firstpacket import read_packet
+from lb.balancer.decide import Fate, decide, fate
+from lb.balancer.engine import Balancer
+from lb.balancer.firstpacket import read_packet
 from lb.model import Forwarding, Protocol, RealServer, Service, ServiceKey, VirtualService
 from lb.rewrite import Reason, Result, Verdict
 

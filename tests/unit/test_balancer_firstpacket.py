@@ -3,7 +3,7 @@ from ipaddress import IPv4Address as A
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 
-from lb.daemon.firstpacket import read_packet, unwrap_frame, wrap_in_frame
+from lb.balancer.firstpacket import read_packet, unwrap_frame, wrap_in_frame
 from lb.model import FlowKey, Protocol
 
 

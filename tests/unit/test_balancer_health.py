@@ -1,6 +1,6 @@
 import pytest
 
-from lb.daemon.health import CheckKind, DeadFlows, HealthCheck, HealthState
+from lb.balancer.health import CheckKind, DeadFlows, HealthCheck, HealthState
 
 CHECK = HealthCheck(CheckKind.TCP, interval=1, timeout=0.5, rise=2, fall=3)
 

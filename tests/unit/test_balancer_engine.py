@@ -2,7 +2,7 @@ from ipaddress import IPv4Address as A
 
 import pytest
 
-from lb.daemon.engine import Balancer, NoDestination
+from lb.balancer.engine import Balancer, NoDestination
 from lb.model import FlowKey, Forwarding, Protocol, RealServer, Service, ServiceKey, VirtualService
 
 KEY = ServiceKey(Protocol.TCP, A("10.0.0.100"), 80)

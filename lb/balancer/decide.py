@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from lb.daemon.engine import Balancer, NoDestination, Placement
-from lb.daemon.firstpacket import QueuedPacket
+from lb.balancer.engine import Balancer, NoDestination, Placement
+from lb.balancer.firstpacket import QueuedPacket
 from lb.model import FlowKey, Forwarding
 from lb.rewrite import Reason, Result, Verdict
 from lb.tables import RealEntry, ServiceEntry, Tables

@@ -1,6 +1,6 @@
 from ipaddress import IPv4Address as A
 
-from lb.daemon.persistence import PersistenceTable
+from lb.balancer.persistence import PersistenceTable
 from lb.model import Protocol, RealKey, Service, ServiceKey
 
 SVC = Service(ServiceKey(Protocol.TCP, A("10.0.0.100"), 80), scheduler="rr", persistence=300)

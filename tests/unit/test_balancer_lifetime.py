@@ -1,6 +1,6 @@
 import pytest
 
-from lb.daemon.lifetime import (
+from lb.balancer.lifetime import (
     FLOW_F_ESTABLISHED,
     FLOW_F_FIN,
     FLOW_F_RST,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
-from lb.daemon.persistence import PersistenceTable
+from lb.balancer.persistence import PersistenceTable
 from lb.model import ConfigError, FlowKey, RealKey, RealServer, Service, ServiceKey, VirtualService
 from lb.sched import get_scheduler
 from lb.sched.base import Destination, Scheduler
