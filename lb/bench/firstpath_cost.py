@@ -126,8 +126,8 @@ def _measure(topo: Any, runs: int, count: int) -> tuple[list[float], dict[str, f
         for i in range(runs):
             batch = [_QueuedPacket(p, ingress, hw) for p in syns(topo.vip, count, 200 + i * count)]
             before = resource.getrusage(resource.RUSAGE_THREAD)
-            for pkt in batch:
-                fp.on_packet(pkt)
+            for queued in batch:
+                fp.on_packet(queued)
             after = resource.getrusage(resource.RUSAGE_THREAD)
             u, s = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
             samples.append((u + s) / count * 1e6)

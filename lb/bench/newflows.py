@@ -172,17 +172,18 @@ def one_run(live: Any, gen: Any, count: int, pid: int | None = None, offered: in
     before, t0 = _client_resets(live), time.monotonic()
     # CPU readings are taken with each new answer count, so they end with the last answer (as the
     # rate's time does), not after the quiet wait that follows a burst with losses.
-    at_last = {"cpu": cpu0, "busy": busy0}
+    last_n: int | None = None
+    cpu1, busy1 = cpu0, busy0
 
     def answers() -> int:
+        nonlocal last_n, cpu1, busy1
         n = _client_resets(live)
-        if n != at_last.get("n"):
-            at_last.update(n=n, cpu=cpu_seconds(pid) if pid else (0.0, 0.0), busy=machine_busy())
+        if n != last_n:
+            last_n, cpu1, busy1 = n, cpu_seconds(pid) if pid else (0.0, 0.0), machine_busy()
         return n
 
     sent = _offer(live, gen, offered or OFFERED, count, dst)
     last, t1 = await_answers(answers, before, sent, deadline=t0 + 60, quiet_s=QUIET)
-    cpu1, busy1 = at_last["cpu"], at_last["busy"]
     scheduled = live.scheduled() - scheduled0
     return (last - before) / (t1 - t0), {"sent": sent, "answered": last - before, "scheduled": scheduled,
                                          "dropped": _queue_drops(live) - drops0, "elapsed": t1 - t0,
@@ -198,7 +199,7 @@ class Variant:
     offered: int  # SYNs per second
     burst: int  # the burst's size, in multiples of the NFQUEUE burst
     dst: Callable[[Any], tuple[str, int]]  # the SYNs' destination in the live topology
-    setup: Callable[[Any], None] | None = None
+    setup: Callable[[Any], object] | None = None  # what it returns is not used
     daemon: bool = False  # the daemon's first-packet path does the work: its CPU per flow is shown
 
 

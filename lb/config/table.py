@@ -125,8 +125,7 @@ class ServiceTable:
             self._services[key] = VirtualService(service)
             return Change(verb, touched=(key,))
         if verb is Verb.EDIT_SERVICE:
-            vs = self.get(key)
-            vs.service = command.service_config()
+            self.get(key).service = command.service_config()
             return Change(verb, touched=(key,))
         if verb is Verb.DELETE_SERVICE:
             self.get(key)

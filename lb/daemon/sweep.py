@@ -54,7 +54,8 @@ def phase_tables(timeouts: Timeouts) -> tuple[np.ndarray, np.ndarray]:
 
 def _client_of(addr: np.ndarray, port: np.ndarray, proto: np.ndarray) -> np.ndarray:
     """(address, port, protocol) as one u64, 56 bits used."""
-    return (addr.astype(np.uint64) << np.uint64(24)) | (port.astype(np.uint64) << np.uint64(8)) | proto
+    client: np.ndarray = (addr.astype(np.uint64) << np.uint64(24)) | (port.astype(np.uint64) << np.uint64(8)) | proto
+    return client
 
 
 def match_reverse(records: FlowRecords) -> np.ndarray:

@@ -15,6 +15,7 @@ AF_PACKET. On the peer, every frame crossing the wire is seen, whoever produced 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import socket
@@ -155,7 +156,7 @@ def _capture(topo: Topology, s: Spec) -> list[tuple[Path, str]]:
             procs.append((proc, log))
             files.append((path, side))
     for _, log in procs:
-        wait_until(lambda log=log: b"listening on" in log.read_bytes(), timeout=10, what="tcpdump to start")
+        wait_until(functools.partial(_listening, log), timeout=10, what="tcpdump to start")
     try:
         for t in s.traffic:
             _traffic(topo, t)
@@ -168,6 +169,11 @@ def _capture(topo: Topology, s: Spec) -> list[tuple[Path, str]]:
         if found is None or int(found.group(1)):
             raise CaptureIncomplete(f"tcpdump lost packets or did not finish ({log.name}: {found and found.group(0)!r})")
     return files
+
+
+def _listening(log: Path) -> bool:
+    """tcpdump has opened its interface: it says so on stderr before the first packet can be missed."""
+    return b"listening on" in log.read_bytes()
 
 
 def _traffic(topo: Topology, t: Traffic) -> None:

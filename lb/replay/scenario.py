@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
+from typing import Any
 
 from scapy.utils import RawPcapReader, RawPcapWriter
 
@@ -120,19 +121,19 @@ class Topology:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object], where: str = "topology.json") -> Topology:
+    def from_json(cls, data: dict[str, Any], where: str = "topology.json") -> Topology:
         try:
             return cls(
                 kind=str(data["kind"]),
                 vip=str(data["vip"]),
                 interfaces=tuple(
                     Interface(i["name"], int(i["ifindex"]), i["mac"], tuple(i["cidrs"]), i.get("role", ""))
-                    for i in data["interfaces"]  # type: ignore[union-attr]
+                    for i in data["interfaces"]
                 ),
-                neighbours=tuple(Neighbour(int(n["ifindex"]), n["address"], n["mac"]) for n in data["neighbours"]),  # type: ignore[union-attr]
-                routes=tuple(GatewayRoute(r["network"], r["gateway"], int(r["ifindex"])) for r in data.get("routes", [])),  # type: ignore[union-attr]
-                tunnel_source=data.get("tunnel_source"),  # type: ignore[arg-type]
-                hosts=dict(data.get("hosts", {})),  # type: ignore[arg-type]
+                neighbours=tuple(Neighbour(int(n["ifindex"]), n["address"], n["mac"]) for n in data["neighbours"]),
+                routes=tuple(GatewayRoute(r["network"], r["gateway"], int(r["ifindex"])) for r in data.get("routes", [])),
+                tunnel_source=data.get("tunnel_source"),
+                hosts=dict(data.get("hosts", {})),
                 capture=str(data.get("capture", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -204,7 +205,7 @@ def read_pcap(path: Path) -> list[Frame]:
         return [Frame(bytes(data), meta.sec + meta.usec / 1e6) for data, meta in _records(reader)]
 
 
-def _records(reader: RawPcapReader) -> Iterator[tuple[bytes, object]]:
+def _records(reader: RawPcapReader) -> Iterator[tuple[bytes, RawPcapReader.PacketMetadata]]:
     try:
         yield from reader
     except EOFError:  # a capture cut off mid-record: what came before it stands

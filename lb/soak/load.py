@@ -136,6 +136,7 @@ class Load:
         started = self.clock()
         real: str | None = None
         established: float | None = None
+        outcome: Outcome
         sock = ns_socket(self.config.netns, socket.AF_INET, socket.SOCK_STREAM)
         try:
             self._connect(sock, (self.config.vip, spec.port))
