@@ -34,7 +34,7 @@ SADDR_OFFSET = 12
 class _QueuedPacket:
     """The slice of netfilterqueue's Packet the first-packet path uses."""
 
-    __slots__ = ("payload", "indev", "hw", "verdict")
+    __slots__ = ("hw", "indev", "payload", "verdict")
 
     def __init__(self, payload: bytes, indev: int, hw: bytes) -> None:
         self.payload, self.indev, self.hw, self.verdict = payload, indev, hw, ""

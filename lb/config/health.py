@@ -20,7 +20,16 @@ from dataclasses import dataclass
 from lb.config.ipvsadm import check_virtual_address, parse_address_port
 from lb.config.savefmt import RulesError, load_rules
 from lb.config.table import ServiceTable
-from lb.daemon.health import MAX_COUNT, MAX_INTERVAL, MAX_PATH, MIN_INTERVAL, MIN_TIMEOUT, CheckKind, DeadFlows, HealthCheck
+from lb.daemon.health import (
+    MAX_COUNT,
+    MAX_INTERVAL,
+    MAX_PATH,
+    MIN_INTERVAL,
+    MIN_TIMEOUT,
+    CheckKind,
+    DeadFlows,
+    HealthCheck,
+)
 from lb.model import ConfigError, Protocol, ServiceKey
 
 HEALTH_EXAMPLES = """\

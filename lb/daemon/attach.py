@@ -21,9 +21,9 @@ from pathlib import Path
 
 from lb.config.health import load_rules_file, parse_health
 from lb.config.savefmt import RulesError
-from lb.model import ConfigError
 from lb.daemon import instance, statefile
 from lb.daemon.client import DaemonNotRunning, NotRootDaemon, is_running, send
+from lb.model import ConfigError
 
 READY_TIMEOUT = 60.0  # bcc compiles the program at start: seconds on a loaded 2-core machine
 

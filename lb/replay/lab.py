@@ -12,8 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from lb.datapath import progrun
-from lb.datapath.loader import Datapath as Loaded
-from lb.datapath.loader import Tunables, load
+from lb.datapath.loader import Datapath as Loaded, Tunables, load
 from lb.datapath.replaylab import InterfaceFact, NeighbourFact, RouteFact, entered_lab
 from lb.model import FlowKey
 from lb.replay.engine import Outcome

@@ -29,9 +29,16 @@ from lb.datapath.replaylab import gateway_routes, permanent_neighbours
 from lb.datapath.testbed import RealSpec, Topology, one_arm, two_arm, wait_until
 from lb.replay import decisions as D
 from lb.replay.scenario import (
-    Frame, GatewayRoute, Interface, Neighbour, Scenario, ScenarioError, read_pcap, save,
+    Frame,
+    GatewayRoute,
+    Interface,
+    Neighbour,
+    Scenario,
+    ScenarioError,
+    Topology as Facts,
+    read_pcap,
+    save,
 )
-from lb.replay.scenario import Topology as Facts
 from lb.replay.scenarios import SPECS, Spec, Traffic, spec
 
 PCAPS = Path(__file__).resolve().parents[2] / "pcaps"

@@ -10,11 +10,11 @@ import random
 import time
 from ipaddress import IPv4Address
 
+import fixtures as F
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-import fixtures as F
 from lb.datapath import progrun
 from lb.model import FlowKey, Forwarding, Protocol, RealKey, ServiceKey
 from lb.rewrite import Reason

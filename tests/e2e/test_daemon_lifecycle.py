@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
 
 from lb.datapath.testbed import Topology, two_arm, wait_until
-
-from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from lbxdp_helpers import Lbxdp, tally
 from liveness_helpers import HTTP_PORT, TCP_PORT, Lab, health_states, lab, status_json, timed
 

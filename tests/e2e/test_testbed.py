@@ -12,10 +12,8 @@ import pytest
 from pyroute2 import IPRoute, netns
 from scapy.layers.inet import IP, UDP
 
-from lb.datapath.testbed import RealSpec, Topology, cleanup_stale, pids_in_netns, two_arm
-from lb.datapath.testbed import decap
+from lb.datapath.testbed import RealSpec, Topology, cleanup_stale, decap, pids_in_netns, two_arm
 from lb.datapath.testbed.nsenter import in_netns_call, read_sysctl
-from lb.datapath.testbed.procs import python_argv
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -191,15 +189,14 @@ def test_http_fail_file_turns_a_real_sick(testbed) -> None:
 def test_teardown_when_body_raises_leaves_nothing() -> None:
     prefix = ""
     stray: list[int] = []
-    with pytest.raises(RuntimeError, match="boom"):
-        with two_arm(reals=1) as topo:
-            prefix = topo.prefix
-            topo.start_http_servers()
-            # A process outside any tracked group, as a daemonizing `lbxdp attach` would leave.
-            topo.run("lb", ["setsid", "-f", "sleep", "30"])
-            stray = pids_in_netns(topo.lb.netns)
-            assert stray
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), two_arm(reals=1) as topo:
+        prefix = topo.prefix
+        topo.start_http_servers()
+        # A process outside any tracked group, as a daemonizing `lbxdp attach` would leave.
+        topo.run("lb", ["setsid", "-f", "sleep", "30"])
+        stray = pids_in_netns(topo.lb.netns)
+        assert stray
+        raise RuntimeError("boom")
     assert prefix and _ours(prefix) == []
     time.sleep(0.05)
     for pid in stray:

@@ -23,15 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
+from lbxdp_helpers import LBXDP, Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
 
 from lb.daemon.control import MAX_WORKERS
 from lb.daemon.protocol import ADDRESS, BUSY, CHUNK_CHARS, PERMISSION_DENIED
 from lb.datapath.testbed import Topology, two_arm
 from lb.datapath.testbed.nsenter import in_netns_call, ns_socket
-
-from lbxdp_helpers import LBXDP, Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

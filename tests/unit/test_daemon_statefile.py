@@ -49,8 +49,7 @@ import json
 import os
 import stat
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from lb.model import Forwarding
 from lb.tables import RealEntry, ServiceEntry

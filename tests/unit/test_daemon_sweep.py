@@ -6,8 +6,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 import numpy as np
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from lb.daemon.lifetime import REPLY_BITS, Timeouts, is_expired, phase_of
 from lb.daemon.sweep import flow_key_of, plan_sweep

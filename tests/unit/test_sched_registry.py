@@ -8,8 +8,7 @@ import pytest
 
 import lb.sched.registry
 from lb.model import ConfigError, FlowKey, Protocol, RealKey
-from lb.sched import get_scheduler, load_plugin, scheduler_class, scheduler_names
-from lb.sched import plugins
+from lb.sched import get_scheduler, load_plugin, plugins, scheduler_class, scheduler_names
 from lb.sched.base import Destination
 
 ROOT = Path(__file__).resolve().parents[2]
