@@ -293,7 +293,7 @@ def _one_run(topo: Any, counter: Any, gen: Any, seconds: float, chunk: int) -> t
     def thread(cpu: int) -> None:
         try:
             in_netns_call(topo.client.netns, lambda: send(cpu), timeout=seconds + 30)
-        except BaseException as exc:  # handed to the caller below
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
             errors.append(exc)
             together.abort()
 

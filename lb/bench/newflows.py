@@ -35,6 +35,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lb.bench.live import IPTABLES_PORT, OTHER_PORT
@@ -113,7 +114,8 @@ def _client_resets(live: Any) -> int:
     from lb.datapath.testbed import in_netns_call
 
     def read() -> int:
-        lines = [ln.split() for ln in open("/proc/thread-self/net/snmp") if ln.startswith("Tcp:")]
+        snmp = Path("/proc/thread-self/net/snmp").read_text().splitlines()
+        lines = [ln.split() for ln in snmp if ln.startswith("Tcp:")]
         return int(lines[1][lines[0].index("OutRsts")])
 
     return in_netns_call(live.topo.client.netns, read)
@@ -145,7 +147,7 @@ def await_answers(read: Callable[[], int], before: int, sent: int, deadline: flo
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of process `pid`, all threads (/proc/PID/stat utime, stime)."""
-    fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
 
@@ -154,7 +156,8 @@ def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat's cpu line:
     user nice system idle iowait irq softirq steal (guest time is already in user). Time the
     hypervisor stole counts as not ours: neither busy nor idle."""
-    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in open("/proc/stat").readline().split()[1:9])
+    with open("/proc/stat") as stat:
+        user, nice, system, idle, iowait, irq, softirq, _steal = (int(v) for v in stat.readline().split()[1:9])
     tick = os.sysconf("SC_CLK_TCK")
     busy = user + nice + system + irq + softirq
     return busy / tick, (busy + idle + iowait) / tick
@@ -212,7 +215,7 @@ def _setup_iptables(live: Any) -> None:
 
 VARIANTS = (
     Variant(NAME, OFFERED, 1, lambda live: (live.topo.vip, live.port), daemon=True),
-    Variant(MH_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, MH_PORT), lambda live: ensure_mh_service(live)),
+    Variant(MH_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, MH_PORT), lambda live: ensure_mh_service(live)),  # noqa: PLW0108 - defined below
     Variant(IPTABLES_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, IPTABLES_PORT), _setup_iptables),
     Variant(ROUTED_NAME, MH_OFFERED, 2, lambda live: (live.topo.reals[0].ip, OTHER_PORT)),
 )

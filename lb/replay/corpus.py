@@ -213,7 +213,7 @@ def run_corpus(path: Path, table: ServiceTable, program_factory: Callable[[Topol
     with (program_factory(topology, Tables()) if program_factory else _none()) as program:
         # The factories that yield a program (lb.replay.lab's XdpDatapath) have loaded maps; the Datapath
         # protocol states only what replay itself needs, so the map reset is reached past it.
-        reset = (lambda tables: program.loaded.maps.write(tables)) if program is not None else None  # type: ignore[attr-defined]
+        reset = program.loaded.maps.write if program is not None else None  # type: ignore[attr-defined]
         for file in files:
             try:
                 frames = [f.data for f in read_pcap(file)]

@@ -24,6 +24,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
+from scapy.error import Scapy_Exception
 from scapy.utils import RawPcapReader, RawPcapWriter
 
 from lb.config.savefmt import load_rules
@@ -197,7 +198,7 @@ def read_pcap(path: Path) -> list[Frame]:
         reader = RawPcapReader(str(path))
     except (OSError, EOFError) as exc:
         raise ScenarioError(f"{path}: cannot read as a pcap ({exc})") from None
-    except Exception as exc:  # scapy raises Scapy_Exception for "not a pcap file"
+    except Scapy_Exception as exc:  # scapy's "not a pcap file"
         raise ScenarioError(f"{path}: not a pcap file ({exc})") from None
     with reader:
         if reader.linktype != DLT_EN10MB:
@@ -218,7 +219,7 @@ def write_pcap(path: Path, frames: Iterable[Frame]) -> None:
         writer._write_header(None)  # an empty capture is still a valid pcap
         for frame in frames:
             sec = int(frame.time)
-            usec = int(round((frame.time - sec) * 1e6))
+            usec = round((frame.time - sec) * 1e6)
             if usec == 1_000_000:
                 sec, usec = sec + 1, 0
             writer.write_packet(frame.data, sec=sec, usec=usec, caplen=len(frame.data), wirelen=len(frame.data))
@@ -231,7 +232,7 @@ def load(path: Path) -> Scenario:
     if not path.is_dir():
         raise ScenarioError(f"{path}: no such scenario folder")
     files = {name: path / name for name in ("rules", "topology.json", "decisions.json", "in.pcap", "out.pcap")}
-    for name, file in files.items():
+    for file in files.values():
         if not file.is_file():
             raise ScenarioError(f"{file}: missing (a scenario folder holds {', '.join(files)})")
     try:
@@ -243,7 +244,7 @@ def load(path: Path) -> Scenario:
         path.name, path, files["rules"].read_text(), topology, decisions,
         read_pcap(files["in.pcap"]), read_pcap(files["out.pcap"]),
     )
-    scenario.table  # parse now: a broken rules file is reported before any packet runs
+    _ = scenario.table  # parse now: a broken rules file is reported before any packet runs
     return scenario
 
 

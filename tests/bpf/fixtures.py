@@ -67,7 +67,7 @@ LAB_FIB = StaticFib(
         Route(IPv4Network(addr, strict=False), index, _mac(mac)) for _, index, mac, addr in INTERFACES
     )
     + tuple(
-        Route(IPv4Network(net), index, _mac(dict((i, m) for _, i, m, _ in INTERFACES)[index]), IPv4Address(gw))
+        Route(IPv4Network(net), index, _mac({i: m for _, i, m, _ in INTERFACES}[index]), IPv4Address(gw))
         for net, gw, index in GATEWAY_ROUTES
     ),
     neighbours={(index, IPv4Address(addr)): _mac(mac) for (index, addr), mac in NEIGHBOURS.items()},

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from pyroute2 import IPRoute, netns
@@ -200,18 +201,18 @@ def test_teardown_when_body_raises_leaves_nothing() -> None:
     assert prefix and _ours(prefix) == []
     time.sleep(0.05)
     for pid in stray:
-        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+        assert not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
 def test_build_errors_are_clear_and_leave_nothing() -> None:
     before = set(netns.listnetns())
-    with pytest.raises(ValueError, match="1..200 reals"):
+    with pytest.raises(ValueError, match=r"1..200 reals"):
         two_arm(reals=0)
-    with pytest.raises(ValueError, match="10.0.0.0/8"):
+    with pytest.raises(ValueError, match=r"10.0.0.0/8"):
         two_arm(reals=1, vip="192.168.10.1")
     with pytest.raises(ValueError, match="real name"):
         two_arm(reals=["lb"])
-    with pytest.raises(ValueError, match="queues must be in 1..16"):
+    with pytest.raises(ValueError, match=r"queues must be in 1..16"):
         two_arm(reals=1, queues=0)
     assert set(netns.listnetns()) == before
 

@@ -161,7 +161,7 @@ def _build(plan: _Plan) -> Topology:
                     from .links import remove_netns
 
                     remove_netns(name)
-                except Exception:
+                except Exception:  # noqa: BLE001 - best effort after a failed build: the first error is the one raised
                     pass
         shutil.rmtree(workdir, ignore_errors=True)
         raise

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 def _step(problems: list[str], label: str, fn: object, *args: object) -> None:
     try:
         fn(*args)  # type: ignore[operator]
-    except Exception as exc:  # teardown goes on; the problem is reported
+    except Exception as exc:  # noqa: BLE001 - teardown goes on; the problem is reported
         problems.append(f"{label}: {exc}")
 
 
