@@ -1,13 +1,19 @@
 # The README's two commands are `make demo` and `make test`; both set the machine up first.
-PY := .venv/bin/python
-PYTEST := .venv/bin/pytest
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup test test-unit demo bench bench-quick soak clean
+.PHONY: setup lint test test-unit demo bench bench-quick soak clean
 
 setup:
 	@scripts/setup.sh
 
-test: setup
+# The checkers, configured in pyproject.toml; `make test` runs them first, so CI does.
+lint: setup
+	$(VENV)/bin/ruff check lb tests
+	$(VENV)/bin/mypy lb
+
+test: setup lint
 	$(PYTEST) -q tests
 
 test-unit: setup
@@ -27,4 +33,4 @@ soak: setup
 	$(PY) -m lb.soak $(SOAK_ARGS)
 
 clean:
-	rm -rf .venv .pytest_cache .hypothesis
+	rm -rf .venv .pytest_cache .hypothesis .ruff_cache .mypy_cache

@@ -215,7 +215,8 @@ def _setup_iptables(live: Any) -> None:
 
 VARIANTS = (
     Variant(NAME, OFFERED, 1, lambda live: (live.topo.vip, live.port), daemon=True),
-    Variant(MH_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, MH_PORT), lambda live: ensure_mh_service(live)),  # noqa: PLW0108 - defined below
+    # ensure_mh_service is defined below: the lambda looks it up when called
+    Variant(MH_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, MH_PORT), lambda live: ensure_mh_service(live)),  # noqa: PLW0108
     Variant(IPTABLES_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, IPTABLES_PORT), _setup_iptables),
     Variant(ROUTED_NAME, MH_OFFERED, 2, lambda live: (live.topo.reals[0].ip, OTHER_PORT)),
 )

@@ -81,7 +81,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("direct to one real", lambda t: f"http://{t.reals[0].ip}:{OTHER_PORT}/"),
     Variant(MH_VARIANT, lambda t: f"http://{t.vip}:{MH_PORT}/", units=("conn/s",)),
 )
-MODES: tuple[tuple[str, str, list[str]], ...] = (("req/s", "keep-alive", []), ("conn/s", "Connection: close", ["-H", "Connection: close"]))
+MODES: tuple[tuple[str, str, list[str]], ...] = (
+    ("req/s", "keep-alive", []),
+    ("conn/s", "Connection: close", ["-H", "Connection: close"]),
+)
 
 
 def ensure_iptables(live: Any) -> None:

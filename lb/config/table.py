@@ -31,6 +31,8 @@ from lb.model import (
     check_real_for_service,
 )
 
+HOST_MASK = IPv4Address("255.255.255.255")  # ipvsadm's default persistence netmask: not written out
+
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -267,7 +269,7 @@ class ServiceTable:
                     scheduler=s.scheduler,
                     sched_flags=s.sched_flags or None,
                     persistence=s.persistence,
-                    netmask=s.netmask if s.persistence is not None and s.netmask != IPv4Address("255.255.255.255") else None,
+                    netmask=s.netmask if s.persistence is not None and s.netmask != HOST_MASK else None,
                 )
             )
             for r in vs.reals.values():

@@ -133,7 +133,8 @@ def flow_study(
         scheduler.update(base)  # back to the base set for the next change
         moved = sum(a != b for a, b in zip(before, after, strict=True)) / len(flows)
         on_removed = sum(b in removed for b in before) / len(flows)
-        results.append(ChangeResult(ref.label, change.label, moved, share_distance(base, after_dests), on_removed, base_mm))
+        distance = share_distance(base, after_dests)
+        results.append(ChangeResult(ref.label, change.label, moved, distance, on_removed, base_mm))
     return results
 
 
@@ -187,7 +188,10 @@ def compute(
 
 
 def write_outputs(
-    ctx: RunContext, params: DisruptionParams, flow_results: Sequence[ChangeResult], table_results: Sequence[TableResult]
+    ctx: RunContext,
+    params: DisruptionParams,
+    flow_results: Sequence[ChangeResult],
+    table_results: Sequence[TableResult],
 ) -> None:
     ctx.write_csv(
         "disruption_flows.csv",
@@ -220,7 +224,8 @@ def write_outputs(
         for m in sizes
     ]
     fails = sorted({t.fail_fraction for t in table_results})
-    resilience.append(plotting.Series("minimum (failed reals' slots)", [f * 100 for f in fails], [f * 100 for f in fails], "k--"))
+    percent = [f * 100 for f in fails]
+    resilience.append(plotting.Series("minimum (failed reals' slots)", percent, percent, "k--"))
     ctx.add_written(plotting.line_panels(
         ctx.path("maglev_table.png"),
         f"Maglev lookup table with {params.table_reals} reals (cf. Maglev paper, Figures 11 and 12)",
@@ -235,7 +240,9 @@ def write_outputs(
     ctx.write_text("summary.md", summary(params, flow_results, table_results))
 
 
-def summary(params: DisruptionParams, flow_results: Sequence[ChangeResult], table_results: Sequence[TableResult]) -> str:
+def summary(
+    params: DisruptionParams, flow_results: Sequence[ChangeResult], table_results: Sequence[TableResult]
+) -> str:
     lines = [
         "# Disruption",
         "",

@@ -204,8 +204,11 @@ def captures(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.suffix in CAPTURE_SUFFIXES)
 
 
-def run_corpus(path: Path, table: ServiceTable, program_factory: Callable[[Topology, Tables], AbstractContextManager[Datapath]] | None
-               ) -> list[FileReport]:
+def run_corpus(
+    path: Path,
+    table: ServiceTable,
+    program_factory: Callable[[Topology, Tables], AbstractContextManager[Datapath]] | None,
+) -> list[FileReport]:
     """Every capture under `path`; one program load for all (maps reset per file)."""
     topology = lab_topology(table)
     files = captures(path)

@@ -158,8 +158,9 @@ def _capture(topo: Topology, s: Spec) -> list[tuple[Path, str]]:
             path = topo.workdir / f"{iface.name}-{side}.pcap"
             log = topo.workdir / f"{iface.name}-{side}.log"
             with open(log, "wb") as err:
-                proc = topo.spawn(iface.peer_host, ["tcpdump", "-n", "-U", "--immediate-mode", "-B", "16384", "-s", "0", "-Q", direction,
-                                                    "-i", iface.peer_ifname, "-w", str(path)], stderr=err)
+                argv = ["tcpdump", "-n", "-U", "--immediate-mode", "-B", "16384", "-s", "0", "-Q", direction,
+                        "-i", iface.peer_ifname, "-w", str(path)]
+                proc = topo.spawn(iface.peer_host, argv, stderr=err)
             procs.append((proc, log))
             files.append((path, side))
     for _, log in procs:
@@ -174,7 +175,8 @@ def _capture(topo: Topology, s: Spec) -> list[tuple[Path, str]]:
     for _, log in procs:
         found = re.search(rb"(\d+) packets? dropped by kernel", log.read_bytes())
         if found is None or int(found.group(1)):
-            raise CaptureIncomplete(f"tcpdump lost packets or did not finish ({log.name}: {found and found.group(0)!r})")
+            said = found and found.group(0)
+            raise CaptureIncomplete(f"tcpdump lost packets or did not finish ({log.name}: {said!r})")
     return files
 
 
@@ -212,7 +214,9 @@ def _facts(topo: Topology, s: Spec) -> Facts:
     ifindexes = [i.ifindex for i in topo.lb_ifaces]
     neighbours = tuple(Neighbour(*n) for n in permanent_neighbours(topo.lb.netns, ifindexes))
     routes = tuple(GatewayRoute(*r) for r in gateway_routes(topo.lb.netns, ifindexes))
-    hosts = {h.name: {"ip": h.ip, "mac": h.iface.mac, "role": h.role} for h in topo.hosts.values() if h.role != "switch"}
+    hosts = {
+        h.name: {"ip": h.ip, "mac": h.iface.mac, "role": h.role} for h in topo.hosts.values() if h.role != "switch"
+    }
     capture = ("tcpdump -Q out (in.pcap) and -Q in (out.pcap) on the peer of each balancer interface: "
                + ", ".join(f"{i.name} <-> {i.peer_host}/{i.peer_ifname}" for i in topo.lb_ifaces))
     return Facts(s.kind, topo.vip, interfaces, neighbours, routes, None, hosts, capture)

@@ -132,7 +132,9 @@ class Topology:
                     for i in data["interfaces"]
                 ),
                 neighbours=tuple(Neighbour(int(n["ifindex"]), n["address"], n["mac"]) for n in data["neighbours"]),
-                routes=tuple(GatewayRoute(r["network"], r["gateway"], int(r["ifindex"])) for r in data.get("routes", [])),
+                routes=tuple(
+                    GatewayRoute(r["network"], r["gateway"], int(r["ifindex"])) for r in data.get("routes", [])
+                ),
                 tunnel_source=data.get("tunnel_source"),
                 hosts=dict(data.get("hosts", {})),
                 capture=str(data.get("capture", "")),

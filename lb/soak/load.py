@@ -181,7 +181,8 @@ class Load:
         if code == errno.ECONNREFUSED:
             raise _Failed("refused")
         if code:
-            raise _Failed("connect_timeout" if code == errno.ETIMEDOUT else "error", errno.errorcode.get(code, str(code)))
+            outcome: Outcome = "connect_timeout" if code == errno.ETIMEDOUT else "error"
+            raise _Failed(outcome, errno.errorcode.get(code, str(code)))
         sock.setblocking(True)
 
     def _exchange(self, sock: socket.socket, reader: _LineReader, line: str) -> str:
