@@ -1,18 +1,21 @@
 # The README's two commands are `make demo` and `make test`; both set the machine up first.
-PY := .venv/bin/python
-PYTEST := .venv/bin/pytest
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
 
 .PHONY: setup lint test test-unit demo bench bench-quick soak clean
 
 setup:
 	@scripts/setup.sh
 
-# The checkers, one line each; `make test` runs them first, so CI does. lint-imports: the layers and
-# no cycles (pyproject.toml [tool.importlinter], docs/design.md "Layers").
+# The checkers, one line each, configured in pyproject.toml; `make test` runs them first, so CI does.
+# lint-imports: the layers and no cycles (docs/design.md "Layers"); ruff; mypy with full hints.
 lint: setup
-	.venv/bin/lint-imports --no-logo
+	$(VENV)/bin/lint-imports --no-logo
+	$(VENV)/bin/ruff check lb tests
+	$(VENV)/bin/mypy lb
 
-test: lint
+test: setup lint
 	$(PYTEST) -q tests
 
 test-unit: setup
@@ -32,4 +35,4 @@ soak: setup
 	$(PY) -m lb.soak $(SOAK_ARGS)
 
 clean:
-	rm -rf .venv .pytest_cache .hypothesis .import_linter_cache .grimp_cache
+	rm -rf .venv .pytest_cache .hypothesis .import_linter_cache .grimp_cache .ruff_cache .mypy_cache

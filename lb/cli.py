@@ -20,7 +20,7 @@ from typing import TextIO
 
 from lb.config import lbxdp_version
 from lb.config.ipvsadm import Command, Verb, parse_command
-from lb.config.savefmt import RulesError, load_rules, parse_rules, restore_command, save
+from lb.config.savefmt import RulesError, parse_rules, restore_command, save
 from lb.model import ConfigError
 from lb.sched import builtin_schedulers
 

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"\nclient$ curl http://{vip}/  × {args.requests} (a new TCP connection each)")
         answers = topo.curl(args.requests, f"http://{vip}/")
         where = Counter(a or "failed" for a in answers)
-        table = Table(title=f"Where {args.requests} requests went ({args.scheduler}, masquerading {vip}:80 → :{REAL_PORT})")
+        title = f"Where {args.requests} requests went ({args.scheduler}, masquerading {vip}:80 → :{REAL_PORT})"
+        table = Table(title=title)
         table.add_column("real server")
         table.add_column("address")
         table.add_column("requests", justify="right")

@@ -208,5 +208,5 @@ def render_health(entries: Sequence[tuple[Any, Any, Sequence[tuple[Any, bool, st
             f"timeout {check.timeout:g}s rise {check.rise} fall {check.fall}, dead flows {check.dead_flows.value}"
         )
         for real, up, last in reals:
-            lines.append(f"  -> {str(real):<26} {'UP' if up else 'DOWN':<5} {last}")
+            lines.append(f"  -> {real!s:<26} {'UP' if up else 'DOWN':<5} {last}")
     return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from lb.bench import machine
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console()
     results = Results("quick" if args.quick else "full", machine.describe(), runs=args.runs,
-                      started=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+                      started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
     start = time.monotonic()
     budget = "≤ 2 minutes" if args.quick else "≤ 10 minutes"
     console.print(f"lb.bench {results.mode}: {args.runs} interleaved runs per figure, {budget}")

@@ -34,7 +34,7 @@ SADDR_OFFSET = 12
 class _QueuedPacket:
     """The slice of netfilterqueue's Packet the first-packet path uses."""
 
-    __slots__ = ("payload", "indev", "hw", "verdict")
+    __slots__ = ("hw", "indev", "payload", "verdict")
 
     def __init__(self, payload: bytes, indev: int, hw: bytes) -> None:
         self.payload, self.indev, self.hw, self.verdict = payload, indev, hw, ""
@@ -126,8 +126,8 @@ def _measure(topo: Any, runs: int, count: int) -> tuple[list[float], dict[str, f
         for i in range(runs):
             batch = [_QueuedPacket(p, ingress, hw) for p in syns(topo.vip, count, 200 + i * count)]
             before = resource.getrusage(resource.RUSAGE_THREAD)
-            for pkt in batch:
-                fp.on_packet(pkt)
+            for queued in batch:
+                fp.on_packet(queued)
             after = resource.getrusage(resource.RUSAGE_THREAD)
             u, s = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
             samples.append((u + s) / count * 1e6)

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from lb.bench.programs import XDP_DROP, Registry
 from lb.bench.results import Row, measured, not_measured
@@ -57,7 +57,7 @@ SLICES = 5  # turns per run: every variant sends across the whole run, not in on
 # has 2 CPUs), the balancer's peers run NAPI with GRO on as a NIC would, and one generator thread
 # per CPU feeds the queue of its own CPU (the veth picks the receiving queue by sending CPU).
 QUEUES = 2
-PEERS = "gro"
+PEERS: Final = "gro"
 
 CEILING = "ceiling (XDP_DROP at ingress)"
 IPTABLES = "iptables DNAT (statistic random)"
@@ -293,7 +293,7 @@ def _one_run(topo: Any, counter: Any, gen: Any, seconds: float, chunk: int) -> t
     def thread(cpu: int) -> None:
         try:
             in_netns_call(topo.client.netns, lambda: send(cpu), timeout=seconds + 30)
-        except BaseException as exc:  # handed to the caller below
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
             errors.append(exc)
             together.abort()
 

@@ -22,7 +22,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lb.datapath.testbed import Topology
 
 LBXDP = str(Path(sys.executable).parent / "lbxdp")
 PORT = 80
@@ -37,7 +40,7 @@ BPF_MAP_TYPE_LRU_HASH = 9  # include/uapi/linux/bpf.h
 class LiveBalancer:
     """A built topology with a running lbxdp daemon; `status()` is `lbxdp status --json`'s data."""
 
-    topo: Any
+    topo: Topology
     port: int = PORT
     mh_service: bool = False  # ensure_mh_service() added it
     iptables_dnat: bool = False  # ensure_iptables() installed it

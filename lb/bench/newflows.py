@@ -35,6 +35,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lb.bench.live import IPTABLES_PORT, MH_PORT, OTHER_PORT, ensure_iptables, ensure_mh_service
@@ -81,7 +82,8 @@ def _client_resets(live: Any) -> int:
     from lb.datapath.testbed import in_netns_call
 
     def read() -> int:
-        lines = [ln.split() for ln in open("/proc/thread-self/net/snmp") if ln.startswith("Tcp:")]
+        snmp = Path("/proc/thread-self/net/snmp").read_text().splitlines()
+        lines = [ln.split() for ln in snmp if ln.startswith("Tcp:")]
         return int(lines[1][lines[0].index("OutRsts")])
 
     return in_netns_call(live.topo.client.netns, read)
@@ -97,7 +99,7 @@ def _queue_drops(live: Any) -> int:
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of process `pid`, all threads (/proc/PID/stat utime, stime)."""
-    fields = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
 
@@ -106,7 +108,8 @@ def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat's cpu line:
     user nice system idle iowait irq softirq steal (guest time is already in user). Time the
     hypervisor stole counts as not ours: neither busy nor idle."""
-    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in open("/proc/stat").readline().split()[1:9])
+    with open("/proc/stat") as stat:
+        user, nice, system, idle, iowait, irq, softirq, _steal = (int(v) for v in stat.readline().split()[1:9])
     tick = os.sysconf("SC_CLK_TCK")
     busy = user + nice + system + irq + softirq
     return busy / tick, (busy + idle + iowait) / tick
@@ -124,17 +127,18 @@ def one_run(live: Any, gen: Any, count: int, pid: int | None = None, offered: in
     before, t0 = _client_resets(live), time.monotonic()
     # CPU readings are taken with each new answer count, so they end with the last answer (as the
     # rate's time does), not after the quiet wait that follows a burst with losses.
-    at_last = {"cpu": cpu0, "busy": busy0}
+    last_n: int | None = None
+    cpu1, busy1 = cpu0, busy0
 
     def answers() -> int:
+        nonlocal last_n, cpu1, busy1
         n = _client_resets(live)
-        if n != at_last.get("n"):
-            at_last.update(n=n, cpu=cpu_seconds(pid) if pid else (0.0, 0.0), busy=machine_busy())
+        if n != last_n:
+            last_n, cpu1, busy1 = n, cpu_seconds(pid) if pid else (0.0, 0.0), machine_busy()
         return n
 
     sent = _offer(live, gen, offered or OFFERED, count, dst)
     last, t1 = await_answers(answers, before, sent, deadline=t0 + 60, quiet_s=QUIET)
-    cpu1, busy1 = at_last["cpu"], at_last["busy"]
     scheduled = live.scheduled() - scheduled0
     return (last - before) / (t1 - t0), {"sent": sent, "answered": last - before, "scheduled": scheduled,
                                          "dropped": _queue_drops(live) - drops0, "elapsed": t1 - t0,
@@ -150,13 +154,13 @@ class Variant:
     offered: int  # SYNs per second
     burst: int  # the burst's size, in multiples of the NFQUEUE burst
     dst: Callable[[Any], tuple[str, int]]  # the SYNs' destination in the live topology
-    setup: Callable[[Any], None] | None = None
+    setup: Callable[[Any], object] | None = None  # what it returns is not used
     daemon: bool = False  # the daemon's first-packet path does the work: its CPU per flow is shown
 
 
 VARIANTS = (
     Variant(NAME, OFFERED, 1, lambda live: (live.topo.vip, live.port), daemon=True),
-    Variant(MH_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, MH_PORT), lambda live: ensure_mh_service(live)),
+    Variant(MH_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, MH_PORT), ensure_mh_service),
     Variant(IPTABLES_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, IPTABLES_PORT), ensure_iptables),
     Variant(ROUTED_NAME, MH_OFFERED, 2, lambda live: (live.topo.reals[0].ip, OTHER_PORT)),
 )

@@ -12,9 +12,9 @@ from __future__ import annotations
 import ctypes
 import ipaddress
 import os
-import tempfile
 import socket
 import struct
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -167,7 +167,7 @@ class Registry:
                     self._progs[role] = Program(sources.source("bench_syn.c"), "xdp_bench_syn")
                 else:
                     self._progs[role] = Baseline("drop" if role == "sink" else role)
-            except Exception as exc:  # noqa: BLE001 (a work-in-progress program may not compile)
+            except Exception as exc:  # a work-in-progress program may not compile
                 first = (str(exc).splitlines() or [type(exc).__name__])[0][:100]
                 self._errors[role] = f"{role} did not load: {first}"
                 raise RuntimeError(self._errors[role]) from exc

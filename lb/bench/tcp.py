@@ -44,7 +44,7 @@ from lb.bench.results import Row, measured, not_measured
 
 HAPROXY_PORT = 8082
 MH_VARIANT = "lbxdp mh (in XDP)"
-CLIENT_SYSCTLS = {"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": 1}
+CLIENT_SYSCTLS: dict[str, str | int] = {"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": 1}
 CONNECTIONS = 32  # wrk -c
 
 HAPROXY_CONF = """\
@@ -80,7 +80,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("direct to one real", lambda t: f"http://{t.reals[0].ip}:{OTHER_PORT}/"),
     Variant(MH_VARIANT, lambda t: f"http://{t.vip}:{MH_PORT}/", units=("conn/s",)),
 )
-MODES = (("req/s", "keep-alive", []), ("conn/s", "Connection: close", ["-H", "Connection: close"]))
+MODES: tuple[tuple[str, str, list[str]], ...] = (
+    ("req/s", "keep-alive", []),
+    ("conn/s", "Connection: close", ["-H", "Connection: close"]),
+)
 
 
 def start_haproxy(topo: Any) -> None:
@@ -97,8 +100,8 @@ def start_haproxy(topo: Any) -> None:
     def listening() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"haproxy exited {proc.returncode}; see {topo.workdir}/lb-haproxy.log")
-        return topo.run("client", ["bash", "-c", f"exec 3<>/dev/tcp/{bind}/{HAPROXY_PORT}"],
-                        check=False, timeout=3).returncode == 0
+        done = topo.run("client", ["bash", "-c", f"exec 3<>/dev/tcp/{bind}/{HAPROXY_PORT}"], check=False, timeout=3)
+        return bool(done.returncode == 0)
 
     wait_until(listening, 10.0, what="haproxy listening")
 
@@ -114,7 +117,8 @@ def parse_wrk(text: str) -> tuple[float, int, int]:
     rate = _RATE.search(text)
     if rate is None:
         raise ValueError("wrk printed no Requests/sec line")
-    errors = sum(int(n) for n in _ERRORS.search(text).groups()) if _ERRORS.search(text) else 0
+    socket_errors = _ERRORS.search(text)
+    errors = sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
     non2xx = _NON2XX.search(text)
     total = _TOTAL.search(text)
     return float(rate.group(1)), int(total.group(1)) if total else 0, errors + (int(non2xx.group(1)) if non2xx else 0)

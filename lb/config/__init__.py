@@ -10,7 +10,6 @@ from lb.config.savefmt import RulesError, load_rules, parse_rules, save
 from lb.config.table import Change, ServiceTable, Timeouts
 
 
-
 def lbxdp_version() -> str:
     """The installed version (read from package metadata, so it works however lb was installed)."""
     from importlib.metadata import PackageNotFoundError, version

@@ -17,7 +17,16 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lb.balancer.health import MAX_COUNT, MAX_INTERVAL, MAX_PATH, MIN_INTERVAL, MIN_TIMEOUT, CheckKind, DeadFlows, HealthCheck
+from lb.balancer.health import (
+    MAX_COUNT,
+    MAX_INTERVAL,
+    MAX_PATH,
+    MIN_INTERVAL,
+    MIN_TIMEOUT,
+    CheckKind,
+    DeadFlows,
+    HealthCheck,
+)
 from lb.config.ipvsadm import check_virtual_address, parse_address_port
 from lb.config.savefmt import RulesError, load_rules
 from lb.config.table import ServiceTable
@@ -44,7 +53,8 @@ class HealthRule:
         out = ["health", switch, f"{self.service.vip}:{self.service.port}", "--check", c.kind.value]
         if c.kind is CheckKind.HTTP:
             out += ["--path", c.path, "--expect", str(c.expect)]
-        out += ["--interval", f"{c.interval:g}", "--timeout", f"{c.timeout:g}", "--rise", str(c.rise), "--fall", str(c.fall)]
+        out += ["--interval", f"{c.interval:g}", "--timeout", f"{c.timeout:g}"]
+        out += ["--rise", str(c.rise), "--fall", str(c.fall)]
         if c.port is not None:
             out += ["--port", str(c.port)]
         out += ["--dead-flows", c.dead_flows.value]
@@ -87,10 +97,13 @@ def parser(add_help: bool = True) -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("-t", "--tcp-service", metavar="VIP:PORT")
     which.add_argument("-u", "--udp-service", metavar="VIP:PORT")
-    p.add_argument("--check", choices=[k.value for k in CheckKind], required=True, help="tcp connect, http GET, or none")
+    p.add_argument(
+        "--check", choices=[k.value for k in CheckKind], required=True, help="tcp connect, http GET, or none"
+    )
     p.add_argument(
         "--path", default="/",
-        help=f"HTTP path to GET (default /): starts with /, printable ASCII without spaces, at most {MAX_PATH} characters",
+        help=f"HTTP path to GET (default /): starts with /, printable ASCII without spaces, "
+        f"at most {MAX_PATH} characters",
     )
     p.add_argument("--expect", type=_whole, default=200, help="HTTP status that means healthy, 100..599 (default 200)")
     p.add_argument(
@@ -99,9 +112,12 @@ def parser(add_help: bool = True) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--timeout", type=_seconds, default=1.0,
-        help=f"seconds a whole check may take (connect, request and status line), {MIN_TIMEOUT:g}..interval (default 1)",
+        help=f"seconds a whole check may take (connect, request and status line), "
+        f"{MIN_TIMEOUT:g}..interval (default 1)",
     )
-    p.add_argument("--rise", type=_whole, default=2, help=f"successes that bring a real back, 1..{MAX_COUNT} (default 2)")
+    p.add_argument(
+        "--rise", type=_whole, default=2, help=f"successes that bring a real back, 1..{MAX_COUNT} (default 2)"
+    )
     p.add_argument("--fall", type=_whole, default=3, help=f"failures that take a real out, 1..{MAX_COUNT} (default 3)")
     p.add_argument("--port", type=_whole, help="port to check, 1..65535 (default: the real's own port)")
     p.add_argument(
@@ -155,7 +171,9 @@ def split_rules(text: str) -> tuple[str, list[tuple[int, str]]]:
     return "\n".join(kept) + ("\n" if text.endswith("\n") else ""), health
 
 
-def load_rules_file(text: str, filename: str, base: ServiceTable | None = None) -> tuple[ServiceTable, list[HealthRule]]:
+def load_rules_file(
+    text: str, filename: str, base: ServiceTable | None = None
+) -> tuple[ServiceTable, list[HealthRule]]:
     """A rules file with ipvsadm lines and `health` lines: the table it builds and its health rules.
 
     Errors are RulesError (`FILE:LINE: message`); a health line must name a service the file (or

@@ -31,6 +31,8 @@ from lb.model import (
     check_real_for_service,
 )
 
+HOST_MASK = IPv4Address("255.255.255.255")  # ipvsadm's default persistence netmask: not written out
+
 
 @dataclass(frozen=True)
 class Timeouts:
@@ -125,8 +127,7 @@ class ServiceTable:
             self._services[key] = VirtualService(service)
             return Change(verb, touched=(key,))
         if verb is Verb.EDIT_SERVICE:
-            vs = self.get(key)
-            vs.service = command.service_config()
+            self.get(key).service = command.service_config()
             return Change(verb, touched=(key,))
         if verb is Verb.DELETE_SERVICE:
             self.get(key)
@@ -268,7 +269,7 @@ class ServiceTable:
                     scheduler=s.scheduler,
                     sched_flags=s.sched_flags or None,
                     persistence=s.persistence,
-                    netmask=s.netmask if s.persistence is not None and s.netmask != IPv4Address("255.255.255.255") else None,
+                    netmask=s.netmask if s.persistence is not None and s.netmask != HOST_MASK else None,
                 )
             )
             for r in vs.reals.values():

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from lb.config.health import load_rules_file, parse_health
 from lb.config.savefmt import RulesError
-from lb.model import ConfigError
 from lb.daemon import instance, statefile
 from lb.daemon.client import DaemonNotRunning, NotRootDaemon, is_running, send
+from lb.model import ConfigError
 
 READY_TIMEOUT = 60.0  # bcc compiles the program at start: seconds on a loaded 2-core machine
 
@@ -88,7 +88,8 @@ def attach_parser() -> argparse.ArgumentParser:
         "them (fail-closed, the default); kept across restarts (see below)",
     )
     parser.add_argument(
-        "--foreground", action="store_true", help="run the daemon in this process (logs to stderr) instead of in the background"
+        "--foreground", action="store_true",
+        help="run the daemon in this process (logs to stderr) instead of in the background",
     )
     return parser
 
@@ -112,8 +113,8 @@ def main(argv: list[str]) -> int:
     except NotRootDaemon as exc:  # a squatter holds the name: starting a daemon would only fail
         return _fail(f"cannot attach: {exc}; remove that process")
     if running:
-        reply = send({"op": "attach", "ifaces": args.ifaces, "mode": args.mode, "config": args.config and os.path.abspath(args.config),
-                      "queue_bypass": args.queue_bypass})
+        reply = send({"op": "attach", "ifaces": args.ifaces, "mode": args.mode,
+                      "config": args.config and os.path.abspath(args.config), "queue_bypass": args.queue_bypass})
         if not reply.get("ok"):
             return _fail(reply.get("error", "the daemon refused to attach"))
         print(reply.get("output", ""), end="")
@@ -283,7 +284,9 @@ def _wait_gone(timeout: float = 15.0) -> None:
 
 
 def status_main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="lbxdp status", description="Interfaces, XDP mode, daemon and fast-path counters.")
+    parser = argparse.ArgumentParser(
+        prog="lbxdp status", description="Interfaces, XDP mode, daemon and fast-path counters."
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args(argv)
     try:

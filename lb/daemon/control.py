@@ -180,7 +180,7 @@ class ControlServer:
                 return
             try:
                 item.reply = handler(item.request)
-            except Exception as exc:  # noqa: BLE001 - the handler should not raise; never let it end the loop
+            except Exception as exc:  # the handler should not raise; never let it end the loop
                 log.exception("control request %r failed", item.request.get("op"))
                 item.reply = reply_error(f"internal error: {type(exc).__name__}: {exc}")
             item.done.set()
@@ -201,7 +201,7 @@ class ControlServer:
                 continue
             try:
                 self._admit(conn)
-            except Exception:  # noqa: BLE001 - one connection must not end the acceptor
+            except Exception:  # one connection must not end the acceptor
                 log.exception("control: could not admit a connection")
                 conn.close()
 
@@ -245,7 +245,7 @@ class ControlServer:
                 send_reply(conn, reply, time.monotonic() + REPLY_DEADLINE)
         except OSError:
             pass  # the client went away; nothing to tell it
-        except Exception:  # noqa: BLE001 - a worker dies alone, never the daemon
+        except Exception:  # a worker dies alone, never the daemon
             log.exception("control: a worker failed")
         finally:
             with self._lock:

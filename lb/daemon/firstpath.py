@@ -84,7 +84,7 @@ class FirstPacketPath:
     def on_packet(self, pkt: Any) -> None:
         try:
             self._handle(pkt)
-        except Exception:  # noqa: BLE001 - one bad packet must not stop the daemon
+        except Exception:  # one bad packet must not stop the daemon
             log.exception("first-packet path failed; packet dropped")
             self.counters.bump("error")
             pkt.drop()

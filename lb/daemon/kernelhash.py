@@ -87,11 +87,11 @@ class KernelHashing:
             self._flags = {key: service_flags(state.scheduler) for key, state in services.items()}
         wanted = {k: s for k, s in services.items() if self.enabled and eligible(s)}
         for key in [k for k in self.rows if k not in wanted]:
-            row = self.rows.pop(key)
+            freed = self.rows.pop(key)
             if key in services:  # the flags first: no new flow may read the row while it changes
                 self._set_flags(key, services[key], 0)
-            self.maps.clear_ring(row)
-            self._written.pop(row, None)
+            self.maps.clear_ring(freed)
+            self._written.pop(freed, None)
         for key, state in wanted.items():
             row = self.rows.get(key)
             if row is None:

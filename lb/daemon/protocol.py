@@ -91,7 +91,7 @@ def at_secure(auxv: bytes) -> bool | None:
     for offset in range(0, len(auxv) - pair + 1, pair):
         kind, value = struct.unpack_from("@LL", auxv, offset)
         if kind == AT_SECURE:
-            return value != 0
+            return bool(value)
         if kind == 0:  # AT_NULL ends the vector
             break
     return None

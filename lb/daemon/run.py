@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config")
     parser.add_argument("--max-flows", type=int, help="default: the previous daemon's, else 262144")
     parser.add_argument("--queue-bypass", action=argparse.BooleanOptionalAction, default=None,
-                        help="first packets with no daemon: let through (fail-open) or drop; default: as saved, else drop")
+                        help="first packets with no daemon: let through (fail-open) or drop; "
+                        "default: as saved, else drop")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -54,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         adopted = daemon.adopt_saved_state()
         fresh = not adopted
         if adopted:
-            log.info("adopted saved state: %d services, interfaces %s", len(daemon.table), ", ".join(daemon.ifaces) or "none")
+            log.info("adopted saved state: %d services, interfaces %s",
+                     len(daemon.table), ", ".join(daemon.ifaces) or "none")
         if args.config:
             daemon._load_config(Path(args.config))
         for name in args.iface:

@@ -103,7 +103,8 @@ class SavedState:
             if len(pair) != 2:
                 raise ValueError("first_traffic: not a [packets, bytes] pair")
             first_traffic[_int_text(k, "first_traffic key")] = [_count(n, "first_traffic") for n in pair]
-        ifaces = {_str(k, "interface"): _str(v, "attach mode") for k, v in _dict(data.get("ifaces", {}), "ifaces").items()}
+        saved_ifaces = _dict(data.get("ifaces", {}), "ifaces")
+        ifaces = {_str(k, "interface"): _str(v, "attach mode") for k, v in saved_ifaces.items()}
         max_flows = _dict(data.get("tunables", {}), "tunables").get("max_flows")
         if max_flows is not None:
             max_flows = _count(max_flows, "max_flows")
@@ -152,8 +153,9 @@ def mismatch(state: SavedState | None, services: Mapping[ServiceKey, ServiceEntr
 
     Each saved service id must be the pinned `services` entry of its key, and each saved real id
     the pinned `reals` entry with the same address, port and forwarding; pinned maps with reals or
-    services but no saved state cannot be matched at all; empty (fresh) maps match anything. A mismatch means the flows in the maps
-    would be read with another numbering: the daemon must not adopt them."""
+    services but no saved state cannot be matched at all; empty (fresh) maps match anything. A
+    mismatch means the flows in the maps would be read with another numbering: the daemon must not
+    adopt them."""
     if not services and not reals_in_map:
         return None  # fresh maps (nothing pinned): no flow to misdirect, the configuration comes back
     if state is None:
@@ -168,7 +170,8 @@ def mismatch(state: SavedState | None, services: Mapping[ServiceKey, ServiceEntr
         pinned = real_at(rid)
         if real is None:
             return f"real {rkey} of {service_text(skey)} has an id but is not configured"
-        if pinned is None or (pinned.address, pinned.port, pinned.forwarding) != (real.address, real.port, real.forwarding):
+        wanted = (real.address, real.port, real.forwarding)
+        if pinned is None or (pinned.address, pinned.port, pinned.forwarding) != wanted:
             where = f"{pinned.address}:{pinned.port} ({pinned.forwarding.name.lower()})" if pinned else "nothing"
             return f"real id {rid} is {rkey} ({real.forwarding.name.lower()}) here, {where} in the pinned map"
     return None

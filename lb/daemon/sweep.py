@@ -3,12 +3,14 @@ connections each real holds.
 
 The daemon reads the `flows` and `reverse` maps as record arrays (lb.datapath.records) and decides
 here, without a Python object per entry (a per-entry loop over 30k flows held the daemon, and
-every first packet waiting for it, for a large part of each tick). The rules are lb.balancer.lifetime's, applied per (protocol, TCP events) class; the
+every first packet waiting for it, for a large part of each tick). The rules are lb.balancer.lifetime's,
+applied per (protocol, TCP events) class; the
 per-entry reading of them (`FlowBook._state`, `is_expired`, `phase_of`) is the reference the tests
 hold this module to.
 
 A masqueraded flow's replies stamp its reverse entry, so a flow's idle time is taken over both, and
-so are its FIN and RST; ESTABLISHED only from the client's side (lifetime.REPLY_BITS says why). The two are paired by (client address, client port, protocol, real id): the
+so are its FIN and RST; ESTABLISHED only from the client's side (lifetime.REPLY_BITS says why). The
+two are paired by (client address, client port, protocol, real id): the
 reverse key is (real address, real port, client address, client port) and a real id names one
 real of one service, so the pair is unique in either map.
 """
@@ -54,7 +56,8 @@ def phase_tables(timeouts: Timeouts) -> tuple[np.ndarray, np.ndarray]:
 
 def _client_of(addr: np.ndarray, port: np.ndarray, proto: np.ndarray) -> np.ndarray:
     """(address, port, protocol) as one u64, 56 bits used."""
-    return (addr.astype(np.uint64) << np.uint64(24)) | (port.astype(np.uint64) << np.uint64(8)) | proto
+    client: np.ndarray = (addr.astype(np.uint64) << np.uint64(24)) | (port.astype(np.uint64) << np.uint64(8)) | proto
+    return client
 
 
 def match_reverse(records: FlowRecords) -> np.ndarray:

@@ -29,7 +29,7 @@ class IptablesError(RuntimeError):
 
 def _run(argv: list[str], stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     try:
-        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30, check=False)
     except FileNotFoundError as exc:
         raise IptablesError(f"{argv[0]} is not installed (apt-get install iptables)") from exc
     except subprocess.TimeoutExpired as exc:  # e.g. the xtables lock held by another program

@@ -18,8 +18,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bcc import BPF  # type: ignore[import-not-found]
-from bcc.libbcc import lib as _libbcc  # type: ignore[import-not-found]
+from bcc import BPF
+from bcc.libbcc import lib as _libbcc
 
 from lb.datapath import sources
 from lb.datapath.maps import DatapathMaps
@@ -239,7 +239,8 @@ def _prog_name(lib: ctypes.CDLL, prog_id: int) -> str | None:
         size = ctypes.c_uint32(ctypes.sizeof(info))
         if lib.bpf_obj_get_info_by_fd(prog_fd, ctypes.byref(info), ctypes.byref(size)) != 0:
             return None
-        return info.name.decode(errors="replace")
+        name: bytes = info.name  # a c_char array field reads as bytes
+        return name.decode(errors="replace")
     finally:
         os.close(prog_fd)
 

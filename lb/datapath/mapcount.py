@@ -105,7 +105,7 @@ def _count_map(lib: ctypes.CDLL, map_id: int) -> MapCount | None:
 
 def _devmap_has(lib: ctypes.CDLL, fd: int, index: int) -> bool:
     value = ctypes.c_uint32()
-    return lib.bpf_map_lookup_elem(fd, ctypes.byref(ctypes.c_uint32(index)), ctypes.byref(value)) == 0
+    return bool(lib.bpf_map_lookup_elem(fd, ctypes.byref(ctypes.c_uint32(index)), ctypes.byref(value)) == 0)
 
 
 def _read_all(lib: ctypes.CDLL, fd: int, info: _MapInfo, name: str) -> tuple[list[bytes], list[bytes]]:

@@ -68,7 +68,8 @@ def _judge(status_line: bytes, check: HealthCheck) -> tuple[bool, str]:
     """RFC 9112 §4: `HTTP-version SP status-code SP [reason]`, the status three ASCII digits."""
     text = status_line.decode("latin-1").strip()
     parts = text.split()
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not (parts[1].isascii() and parts[1].isdigit() and len(parts[1]) == 3):
+    code_ok = len(parts) >= 2 and parts[1].isascii() and parts[1].isdigit() and len(parts[1]) == 3
+    if not code_ok or not parts[0].startswith("HTTP/"):
         return False, f"http: bad status line {text[:60]!r}"
     status = int(parts[1])
     if status != check.expect:

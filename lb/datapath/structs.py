@@ -191,10 +191,10 @@ def fields(cls: type[ctypes.Structure]) -> list[Field]:
     """The fields of a mirror class, in order, with their offsets and sizes."""
     network = set(getattr(cls, "_network_order_", ()))
     out = []
-    for name, ctype in cls._fields_:  # type: ignore[attr-defined]
+    for name, ctype, *_bits in cls._fields_:
         described = getattr(cls, name)
         scalar = ctype if issubclass(ctype, ctypes._SimpleCData) else None
-        signed = scalar is not None and scalar(-1).value < 0  # c_int keeps -1, c_uint* wrap it
+        signed = scalar is not None and bool(scalar(-1).value < 0)  # c_int keeps -1, c_uint* wrap it
         out.append(Field(name, described.offset, described.size, scalar, name in network, name == "pad", signed))
     return out
 

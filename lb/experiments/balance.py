@@ -128,7 +128,9 @@ def simulate(
     return samples, n_flows, n_bytes, unscheduled
 
 
-def run_one(ref: SchedulerRef, config: str, weights: Sequence[int], flows: Sequence[SimFlow], samples: int) -> BalanceRun:
+def run_one(
+    ref: SchedulerRef, config: str, weights: Sequence[int], flows: Sequence[SimFlow], samples: int
+) -> BalanceRun:
     span = flows[-1].start
     times = [span * (k + 1) / samples for k in range(samples)]
     active, n_flows, n_bytes, unscheduled = simulate(ref.make(), weights, flows, times)
@@ -243,7 +245,8 @@ def summary(params: BalanceParams, runs: Sequence[BalanceRun]) -> str:
     for config in CONFIGS:
         ranked = sorted((r for r in runs if r.config == config), key=lambda r: r.conn_max_mean)
         lines += ["", f"{config}: most even by active connections {ranked[0].scheduler} "
-                  f"({ranked[0].conn_max_mean:.2f}), least even {ranked[-1].scheduler} ({ranked[-1].conn_max_mean:.2f})."]
+                  f"({ranked[0].conn_max_mean:.2f}), least even {ranked[-1].scheduler} "
+                  f"({ranked[-1].conn_max_mean:.2f})."]
     return "\n".join(lines) + "\n"
 
 

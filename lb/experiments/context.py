@@ -118,7 +118,7 @@ class RunContext:
     def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
         """A rich progress bar on stderr; yields `advance(n)`."""
         if not self.show_progress:
-            yield lambda n=1: None
+            yield lambda n: None
             return
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -132,7 +132,7 @@ class RunContext:
             transient=False,
         ) as bar:
             task = bar.add_task(description, total=total)
-            yield lambda n=1: bar.advance(task, n)
+            yield lambda n: bar.advance(task, n)
 
 
 def _fmt(row: Sequence[object]) -> list[object]:

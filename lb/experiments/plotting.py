@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import matplotlib.pyplot as plt  # the backend must be chosen first
 
 DPI = 80
 
@@ -74,7 +74,9 @@ def timeseries_grid(
     return _save(fig, path)
 
 
-def grouped_bars(path: Path, title: str, categories: Sequence[str], panels: Sequence[BarPanel], log_y: bool = False) -> Path:
+def grouped_bars(
+    path: Path, title: str, categories: Sequence[str], panels: Sequence[BarPanel], log_y: bool = False
+) -> Path:
     """Side-by-side panels of grouped bars, one group per category (scheduler)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.0), squeeze=False)
     for ax, panel in zip(axes.flat, panels, strict=True):

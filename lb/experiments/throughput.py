@@ -27,9 +27,8 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +123,7 @@ def run(ctx: RunContext) -> None:
                 advance(1)
         except ExperimentError:
             raise
-        except Exception as exc:  # noqa: BLE001 (a live failure is one line for the user, not a traceback)
+        except Exception as exc:  # a live failure is one line for the user, not a traceback
             first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
             raise ExperimentError(f"live run failed: {type(exc).__name__}: {first}") from exc
     header = ["flows", "max_flows", "run", "offered_pps", "forwarded_pps", "hit_rate", "hits", "misses",

@@ -138,8 +138,8 @@ def _show(value: object) -> str:
 
 def side_by_side(expected: bytes, got: bytes) -> str:
     """Both frames dissected (scapy's show2), side by side, differing lines marked ≠."""
-    left = Ether(expected).show2(dump=True).splitlines()
-    right = Ether(got).show2(dump=True).splitlines()
+    left = (Ether(expected).show2(dump=True) or "").splitlines()  # dump=True always returns the text
+    right = (Ether(got).show2(dump=True) or "").splitlines()
     width = max((len(line) for line in left), default=0)
     lines = [f"{'expected (' + str(len(expected)) + ' bytes)':<{width}}   got ({len(got)} bytes)"]
     for a, b in zip_longest(left, right, fillvalue=""):

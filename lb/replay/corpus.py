@@ -192,14 +192,19 @@ def captures(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.suffix in CAPTURE_SUFFIXES)
 
 
-def run_corpus(path: Path, table: ServiceTable, program_factory: Callable[[Topology, Tables], AbstractContextManager[Datapath]] | None
-               ) -> list[FileReport]:
+def run_corpus(
+    path: Path,
+    table: ServiceTable,
+    program_factory: Callable[[Topology, Tables], AbstractContextManager[Datapath]] | None,
+) -> list[FileReport]:
     """Every capture under `path`; one program load for all (maps reset per file)."""
     topology = lab_topology(table)
     files = captures(path)
     reports = []
     with (program_factory(topology, Tables()) if program_factory else _none()) as program:
-        reset = (lambda tables: program.loaded.maps.write(tables)) if program is not None else None  # type: ignore[union-attr]
+        # The factories that yield a program (lb.replay.lab's XdpDatapath) have loaded maps; the Datapath
+        # protocol states only what replay itself needs, so the map reset is reached past it.
+        reset = program.loaded.maps.write if program is not None else None  # type: ignore[attr-defined]
         for file in files:
             try:
                 frames = [f.data for f in read_pcap(file)]

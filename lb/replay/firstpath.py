@@ -90,9 +90,10 @@ class FirstPacketPath:
         placement = decision.placement
         installed: FlowKey | None = None
         if decision.new_flow:
-            placement = self._recorded(flow, decision)
-            if placement is None:
+            recorded = self._recorded(flow, decision)
+            if recorded is None:
                 return Handled(Fate.DROPPED, "no_destination")
+            placement = recorded
             self.tables.install_flow(flow, placement.real_id)
             installed = flow
         result = process(frame, flow_tables(flow, placement, set(self.tx_ports), self.tunnel_source), self.fib, ingress)

@@ -12,8 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from lb.datapath import progrun
-from lb.datapath.loader import Datapath as Loaded
-from lb.datapath.loader import Tunables, load
+from lb.datapath.loader import Datapath as Loaded, Tunables, load
 from lb.datapath.replaylab import InterfaceFact, NeighbourFact, RouteFact, entered_lab
 from lb.model import FlowKey
 from lb.replay.engine import Outcome
@@ -49,7 +48,11 @@ class XdpDatapath:
         moved = [r for r in Reason if after[r] != before[r]]
         reason = moved[0] if len(moved) == 1 else None
         verdict = Verdict(retval)
-        egress = ingress if verdict is Verdict.TX else self.topology.egress_for(out) if verdict is Verdict.REDIRECT else None
+        egress: int | None = None
+        if verdict is Verdict.TX:
+            egress = ingress
+        elif verdict is Verdict.REDIRECT:
+            egress = self.topology.egress_for(out)
         return Outcome(verdict, out, reason, egress)
 
     def install(self, tables: Tables, flow: FlowKey) -> None:

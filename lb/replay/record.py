@@ -15,6 +15,7 @@ AF_PACKET. On the peer, every frame crossing the wire is seen, whoever produced 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import socket
@@ -28,9 +29,16 @@ from lb.datapath.replaylab import gateway_routes, permanent_neighbours
 from lb.datapath.testbed import RealSpec, Topology, one_arm, two_arm, wait_until
 from lb.replay import decisions as D
 from lb.replay.scenario import (
-    Frame, GatewayRoute, Interface, Neighbour, Scenario, ScenarioError, read_pcap, save,
+    Frame,
+    GatewayRoute,
+    Interface,
+    Neighbour,
+    Scenario,
+    ScenarioError,
+    Topology as Facts,
+    read_pcap,
+    save,
 )
-from lb.replay.scenario import Topology as Facts
 from lb.replay.scenarios import SPECS, Spec, Traffic, spec
 
 PCAPS = Path(__file__).resolve().parents[2] / "pcaps"
@@ -150,12 +158,13 @@ def _capture(topo: Topology, s: Spec) -> list[tuple[Path, str]]:
             path = topo.workdir / f"{iface.name}-{side}.pcap"
             log = topo.workdir / f"{iface.name}-{side}.log"
             with open(log, "wb") as err:
-                proc = topo.spawn(iface.peer_host, ["tcpdump", "-n", "-U", "--immediate-mode", "-B", "16384", "-s", "0", "-Q", direction,
-                                                    "-i", iface.peer_ifname, "-w", str(path)], stderr=err)
+                argv = ["tcpdump", "-n", "-U", "--immediate-mode", "-B", "16384", "-s", "0", "-Q", direction,
+                        "-i", iface.peer_ifname, "-w", str(path)]
+                proc = topo.spawn(iface.peer_host, argv, stderr=err)
             procs.append((proc, log))
             files.append((path, side))
     for _, log in procs:
-        wait_until(lambda log=log: b"listening on" in log.read_bytes(), timeout=10, what="tcpdump to start")
+        wait_until(functools.partial(_listening, log), timeout=10, what="tcpdump to start")
     try:
         for t in s.traffic:
             _traffic(topo, t)
@@ -166,8 +175,14 @@ def _capture(topo: Topology, s: Spec) -> list[tuple[Path, str]]:
     for _, log in procs:
         found = re.search(rb"(\d+) packets? dropped by kernel", log.read_bytes())
         if found is None or int(found.group(1)):
-            raise CaptureIncomplete(f"tcpdump lost packets or did not finish ({log.name}: {found and found.group(0)!r})")
+            said = found and found.group(0)
+            raise CaptureIncomplete(f"tcpdump lost packets or did not finish ({log.name}: {said!r})")
     return files
+
+
+def _listening(log: Path) -> bool:
+    """tcpdump has opened its interface: it says so on stderr before the first packet can be missed."""
+    return b"listening on" in log.read_bytes()
 
 
 def _traffic(topo: Topology, t: Traffic) -> None:
@@ -199,7 +214,9 @@ def _facts(topo: Topology, s: Spec) -> Facts:
     ifindexes = [i.ifindex for i in topo.lb_ifaces]
     neighbours = tuple(Neighbour(*n) for n in permanent_neighbours(topo.lb.netns, ifindexes))
     routes = tuple(GatewayRoute(*r) for r in gateway_routes(topo.lb.netns, ifindexes))
-    hosts = {h.name: {"ip": h.ip, "mac": h.iface.mac, "role": h.role} for h in topo.hosts.values() if h.role != "switch"}
+    hosts = {
+        h.name: {"ip": h.ip, "mac": h.iface.mac, "role": h.role} for h in topo.hosts.values() if h.role != "switch"
+    }
     capture = ("tcpdump -Q out (in.pcap) and -Q in (out.pcap) on the peer of each balancer interface: "
                + ", ".join(f"{i.name} <-> {i.peer_host}/{i.peer_ifname}" for i in topo.lb_ifaces))
     return Facts(s.kind, topo.vip, interfaces, neighbours, routes, None, hosts, capture)

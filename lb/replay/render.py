@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -11,17 +12,9 @@ from lb.replay.filereport import FileReport
 
 
 def _text(table: Table) -> str:
-    console = Console(width=120, record=True, file=_Null(), color_system=None)
+    console = Console(width=120, record=True, file=io.StringIO(), color_system=None)  # recorded, not shown
     console.print(table)
     return console.export_text().rstrip("\n")
-
-
-class _Null:
-    def write(self, _s: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
 
 
 def corpus_table(reports: Sequence[FileReport], engine: str) -> str:

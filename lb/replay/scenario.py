@@ -22,7 +22,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
+from typing import Any
 
+from scapy.error import Scapy_Exception
 from scapy.utils import RawPcapReader, RawPcapWriter
 
 from lb.config.savefmt import load_rules
@@ -120,19 +122,21 @@ class Topology:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object], where: str = "topology.json") -> Topology:
+    def from_json(cls, data: dict[str, Any], where: str = "topology.json") -> Topology:
         try:
             return cls(
                 kind=str(data["kind"]),
                 vip=str(data["vip"]),
                 interfaces=tuple(
                     Interface(i["name"], int(i["ifindex"]), i["mac"], tuple(i["cidrs"]), i.get("role", ""))
-                    for i in data["interfaces"]  # type: ignore[union-attr]
+                    for i in data["interfaces"]
                 ),
-                neighbours=tuple(Neighbour(int(n["ifindex"]), n["address"], n["mac"]) for n in data["neighbours"]),  # type: ignore[union-attr]
-                routes=tuple(GatewayRoute(r["network"], r["gateway"], int(r["ifindex"])) for r in data.get("routes", [])),  # type: ignore[union-attr]
-                tunnel_source=data.get("tunnel_source"),  # type: ignore[arg-type]
-                hosts=dict(data.get("hosts", {})),  # type: ignore[arg-type]
+                neighbours=tuple(Neighbour(int(n["ifindex"]), n["address"], n["mac"]) for n in data["neighbours"]),
+                routes=tuple(
+                    GatewayRoute(r["network"], r["gateway"], int(r["ifindex"])) for r in data.get("routes", [])
+                ),
+                tunnel_source=data.get("tunnel_source"),
+                hosts=dict(data.get("hosts", {})),
                 capture=str(data.get("capture", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -196,7 +200,7 @@ def read_pcap(path: Path) -> list[Frame]:
         reader = RawPcapReader(str(path))
     except (OSError, EOFError) as exc:
         raise ScenarioError(f"{path}: cannot read as a pcap ({exc})") from None
-    except Exception as exc:  # scapy raises Scapy_Exception for "not a pcap file"
+    except Scapy_Exception as exc:  # scapy's "not a pcap file"
         raise ScenarioError(f"{path}: not a pcap file ({exc})") from None
     with reader:
         if reader.linktype != DLT_EN10MB:
@@ -204,7 +208,7 @@ def read_pcap(path: Path) -> list[Frame]:
         return [Frame(bytes(data), meta.sec + meta.usec / 1e6) for data, meta in _records(reader)]
 
 
-def _records(reader: RawPcapReader) -> Iterator[tuple[bytes, object]]:
+def _records(reader: RawPcapReader) -> Iterator[tuple[bytes, RawPcapReader.PacketMetadata]]:
     try:
         yield from reader
     except EOFError:  # a capture cut off mid-record: what came before it stands
@@ -217,7 +221,7 @@ def write_pcap(path: Path, frames: Iterable[Frame]) -> None:
         writer._write_header(None)  # an empty capture is still a valid pcap
         for frame in frames:
             sec = int(frame.time)
-            usec = int(round((frame.time - sec) * 1e6))
+            usec = round((frame.time - sec) * 1e6)
             if usec == 1_000_000:
                 sec, usec = sec + 1, 0
             writer.write_packet(frame.data, sec=sec, usec=usec, caplen=len(frame.data), wirelen=len(frame.data))
@@ -230,7 +234,7 @@ def load(path: Path) -> Scenario:
     if not path.is_dir():
         raise ScenarioError(f"{path}: no such scenario folder")
     files = {name: path / name for name in ("rules", "topology.json", "decisions.json", "in.pcap", "out.pcap")}
-    for name, file in files.items():
+    for file in files.values():
         if not file.is_file():
             raise ScenarioError(f"{file}: missing (a scenario folder holds {', '.join(files)})")
     try:
@@ -242,7 +246,7 @@ def load(path: Path) -> Scenario:
         path.name, path, files["rules"].read_text(), topology, decisions,
         read_pcap(files["in.pcap"]), read_pcap(files["out.pcap"]),
     )
-    scenario.table  # parse now: a broken rules file is reported before any packet runs
+    _ = scenario.table  # parse now: a broken rules file is reported before any packet runs
     return scenario
 
 

@@ -75,7 +75,8 @@ def verify(frames: Sequence[bytes]) -> VerifyReport:
         for name in sums.bad:
             report.bad_ip += name != "L4"
             report.bad_l4 += name == "L4"
-            report.problems.append(f"#{number}: {name} checksum wrong ({_describe(inner.saddr, found[0], inner.daddr, found[1])})")
+            described = _describe(inner.saddr, found[0], inner.daddr, found[1])
+            report.problems.append(f"#{number}: {name} checksum wrong ({described})")
         src: Endpoint = (inner.proto, str(inner.saddr), found[0])
         dst: Endpoint = (inner.proto, str(inner.daddr), found[1])
         pair = frozenset((src, dst))
@@ -97,7 +98,8 @@ def verify(frames: Sequence[bytes]) -> VerifyReport:
         if len(where) > 1:
             report.split_flows += 1
             proto = "TCP" if client[0] == IpProto.TCP else "UDP"
-            report.problems.append(f"flow {proto} {client[1]}:{client[2]} reached {len(where)} reals: {', '.join(where)}")
+            names = ", ".join(where)
+            report.problems.append(f"flow {proto} {client[1]}:{client[2]} reached {len(where)} reals: {names}")
     return report
 
 
@@ -131,7 +133,8 @@ def render(report: VerifyReport, name: str, verbose: bool) -> str:
     lines += shown
     if len(report.problems) > len(shown):
         lines.append(f"… {len(report.problems) - len(shown)} more (-v lists all)")
-    lines.append("ok: checksums right, every flow at one real" if report.ok else f"FAILED: {len(report.problems)} problems")
+    ok = "ok: checksums right, every flow at one real"
+    lines.append(ok if report.ok else f"FAILED: {len(report.problems)} problems")
     return "\n".join(lines)
 
 

@@ -84,7 +84,7 @@ def populate(perms: Sequence[tuple[int, int]], turns: Sequence[int], m: int) -> 
     taken = bytearray(m)
     order = _turn_order(turns)
     head = m - min(TAIL_SLOTS, m)
-    for filled in range(head):
+    for _ in range(head):
         i = next(order)
         c = nxt[i]
         s = skips[i]

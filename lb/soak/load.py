@@ -136,6 +136,7 @@ class Load:
         started = self.clock()
         real: str | None = None
         established: float | None = None
+        outcome: Outcome
         sock = ns_socket(self.config.netns, socket.AF_INET, socket.SOCK_STREAM)
         try:
             self._connect(sock, (self.config.vip, spec.port))
@@ -180,7 +181,8 @@ class Load:
         if code == errno.ECONNREFUSED:
             raise _Failed("refused")
         if code:
-            raise _Failed("connect_timeout" if code == errno.ETIMEDOUT else "error", errno.errorcode.get(code, str(code)))
+            outcome: Outcome = "connect_timeout" if code == errno.ETIMEDOUT else "error"
+            raise _Failed(outcome, errno.errorcode.get(code, str(code)))
         sock.setblocking(True)
 
     def _exchange(self, sock: socket.socket, reader: _LineReader, line: str) -> str:

@@ -143,7 +143,7 @@ def tally(records: Iterable[ConnRecord], labels: Sequence[str]) -> list[ServiceT
 
 def resets_on(records: Iterable[ConnRecord], reals: Iterable[str]) -> dict[str, int]:
     """Resets (and connections closed under the client) per real, for the given reals."""
-    counts = {real: 0 for real in reals}
+    counts = dict.fromkeys(reals, 0)
     for rec in records:
         if rec.real in counts and rec.outcome in ("reset", "closed"):
             counts[rec.real] += 1

@@ -15,7 +15,7 @@ from ipaddress import IPv4Address, IPv4Network
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_NOP  # noqa: F401 (used by the expressions)
 from scapy.layers.inet6 import IPv6  # noqa: F401
 from scapy.layers.l2 import ARP, Dot1Q, Ether  # noqa: F401
-from scapy.packet import Packet, Raw  # noqa: F401
+from scapy.packet import Packet, Raw
 
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.replay.compare import side_by_side
@@ -67,7 +67,7 @@ LAB_FIB = StaticFib(
         Route(IPv4Network(addr, strict=False), index, _mac(mac)) for _, index, mac, addr in INTERFACES
     )
     + tuple(
-        Route(IPv4Network(net), index, _mac(dict((i, m) for _, i, m, _ in INTERFACES)[index]), IPv4Address(gw))
+        Route(IPv4Network(net), index, _mac({i: m for _, i, m, _ in INTERFACES}[index]), IPv4Address(gw))
         for net, gw, index in GATEWAY_ROUTES
     ),
     neighbours={(index, IPv4Address(addr)): _mac(mac) for (index, addr), mac in NEIGHBOURS.items()},
@@ -418,9 +418,9 @@ ROWS: tuple[Row, ...] = (
          "Ether(src=A0_MAC, dst=MAC['10.1.0.22'])/IP(src=TUNNEL_SOURCE, dst='10.1.0.22', ttl=64, id=0)/IP(src=CLIENT, dst=VIP_I, ttl=1)/TCP(sport=40000, dport=80, flags='A')",
          flows=((TCP_I, 20),)),
     # not ours: passed untouched
-    _row("ARP for a VIP", f"Ether(src=GW_A_MAC, dst='ff:ff:ff:ff:ff:ff')/ARP(psrc=GW_A, pdst=VIP_M)", V.PASS, R.PASS_NOT_IPV4),
-    _row("IPv6", f"Ether(src=GW_A_MAC, dst=A0_MAC)/IPv6(src='fd00::1', dst='fd00::2')/TCP(sport=40000, dport=80)", V.PASS, R.PASS_NOT_IPV4),
-    _row("VLAN-tagged packet to a VIP with a flow", f"Ether(src=GW_A_MAC, dst=A0_MAC)/Dot1Q(vlan=5)/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80)",
+    _row("ARP for a VIP", "Ether(src=GW_A_MAC, dst='ff:ff:ff:ff:ff:ff')/ARP(psrc=GW_A, pdst=VIP_M)", V.PASS, R.PASS_NOT_IPV4),
+    _row("IPv6", "Ether(src=GW_A_MAC, dst=A0_MAC)/IPv6(src='fd00::1', dst='fd00::2')/TCP(sport=40000, dport=80)", V.PASS, R.PASS_NOT_IPV4),
+    _row("VLAN-tagged packet to a VIP with a flow", "Ether(src=GW_A_MAC, dst=A0_MAC)/Dot1Q(vlan=5)/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80)",
          V.PASS, R.PASS_NOT_IPV4, flows=((TCP_M, 1),)),
     _row("IPIP to a VIP", f"{IN_A}/IP(src=CLIENT, dst=VIP_M)/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80)", V.PASS, R.PASS_OTHER_L4,
          flows=((TCP_M, 1),)),

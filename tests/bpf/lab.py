@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from lb.datapath.replaylab import InterfaceFact, Lab, NeighbourFact, RouteFact, entered_lab
-
 import fixtures as F
+
+from lb.datapath.replaylab import InterfaceFact, Lab, NeighbourFact, RouteFact, entered_lab
 
 
 @contextmanager

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
+import fixtures as F
 import pytest
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-import fixtures as F
 from lb.datapath import progrun
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.rewrite import Verdict, process

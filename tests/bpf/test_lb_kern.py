@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+import fixtures as F
 import pytest
 
-import fixtures as F
 from lb.datapath import progrun
 from lb.model import Protocol
 from lb.rewrite import Reason, Verdict, process

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import uuid
 
+import fixtures as F
 import pytest
 from pyroute2 import IPRoute
 
-import fixtures as F
 from lb.datapath import loader
 from lb.datapath.loader import AttachMode, Tunables
 from lb.tables import FlowEntry

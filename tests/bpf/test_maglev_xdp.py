@@ -10,11 +10,11 @@ import random
 import time
 from ipaddress import IPv4Address
 
+import fixtures as F
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-import fixtures as F
 from lb.datapath import progrun
 from lb.model import FlowKey, Forwarding, Protocol, RealKey, ServiceKey
 from lb.rewrite import Reason
@@ -68,7 +68,7 @@ def test_xdp_picks_the_real_maglevhashing_picks(datapath, port: bool) -> None:
 
 def test_a_real_python_would_not_pick_is_left_to_python(datapath) -> None:
     """The daemon writes 0 for slots whose real is unavailable (weight 0, down): those flows pass."""
-    tables, sched, dests = _ring_tables(False, [1, 1, 1])
+    tables, sched, _dests = _ring_tables(False, [1, 1, 1])
     tables.rings[3] = [0 if i == 1 else FIRST_ID + i for i in sched.table]
     datapath.maps.write(tables)
     datapath.maps.reset_counters((), range(64))

@@ -7,9 +7,9 @@ import errno
 from ipaddress import IPv4Address
 from types import SimpleNamespace
 
+import fixtures as F
 import pytest
 
-import fixtures as F
 from lb.datapath import maps as M
 from lb.model import FlowKey, Protocol
 from lb.tables import FlowEntry, ReverseEntry, TcpSeen
@@ -124,6 +124,6 @@ def test_reason_counts_of_an_older_smaller_map_read_zero_past_its_end(datapath) 
     try:
         fds = {**datapath.maps._fds, "reason_counts": fd}
         counts = M.DatapathMaps(fds, datapath.maps.max_reals, datapath.maps.max_tx_ports).reason_counts()
-        assert counts == {reason: 0 for reason in Reason}
+        assert counts == dict.fromkeys(Reason, 0)
     finally:
         os.close(fd)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pyroute2 import netns
 
 from lb.daemon.instance import stale_dirs

@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from lb.datapath.testbed import HeldConnection, Topology, in_netns_call, two_arm
-
 from lbxdp_helpers import Lbxdp
+
+from lb.datapath.testbed import HeldConnection, Topology, in_netns_call, two_arm
 
 HTTP_PORT = 8080  # every real's HTTP server (answers 500 while its fail file exists)
 TCP_PORT = 9001  # every real's line-echo server, for held connections

@@ -12,10 +12,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from lbxdp_helpers import Lbxdp, Traffic, assert_torn_down, capture, tally
 
 from lb.datapath.testbed import RealSpec, Topology, one_arm
-
-from lbxdp_helpers import Lbxdp, Traffic, assert_torn_down, capture, tally
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

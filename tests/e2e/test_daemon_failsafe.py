@@ -28,11 +28,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
 from pyroute2 import netns
 
 from lb.datapath.testbed import Topology, two_arm, wait_until
-
-from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

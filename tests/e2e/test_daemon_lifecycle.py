@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
 
 from lb.datapath.testbed import Topology, two_arm, wait_until
-
-from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -37,7 +36,7 @@ def nothing_left(topo: Topology, lbxdp: Lbxdp) -> list[str]:
         left.append(f"XDP on {sorted(xdp)}")
     rules = topo.run("lb", ["iptables-save"]).stdout
     if "LBXDP" in rules or "NFQUEUE" in rules:
-        left.append(f"iptables: {[l for l in rules.splitlines() if 'LBXDP' in l or 'NFQUEUE' in l]}")
+        left.append(f"iptables: {[r for r in rules.splitlines() if 'LBXDP' in r or 'NFQUEUE' in r]}")
     if lbxdp.pin_dir.exists():
         left.append(f"pins {sorted(p.name for p in lbxdp.pin_dir.iterdir())}")
     if pids := lbxdp_processes(topo):

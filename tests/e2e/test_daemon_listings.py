@@ -9,10 +9,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from lbxdp_helpers import Lbxdp
 
 from lb.datapath.testbed import Topology, two_arm
-
-from lbxdp_helpers import Lbxdp
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

@@ -18,11 +18,10 @@ import struct
 from collections.abc import Iterator
 
 import pytest
+from lbxdp_helpers import Lbxdp, Traffic, assert_torn_down, attached, capture, tally
 
 from lb.datapath import queuestats
 from lb.datapath.testbed import Topology, two_arm, wait_until
-
-from lbxdp_helpers import Lbxdp, Traffic, assert_torn_down, attached, capture, tally
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

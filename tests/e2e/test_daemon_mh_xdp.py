@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from ipaddress import IPv4Address
 
 import pytest
+from lbxdp_helpers import Lbxdp, assert_torn_down, attached
 
 from lb.datapath.testbed import Topology, two_arm
 from lb.model import FlowKey, Protocol, RealKey
 from lb.sched.base import Destination
 from lb.sched.mh import MaglevHashing
-
-from lbxdp_helpers import Lbxdp, assert_torn_down, attached
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

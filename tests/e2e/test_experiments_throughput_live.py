@@ -25,7 +25,7 @@ def test_throughput_quick_writes_sane_numbers_and_leaves_nothing(tmp_path: Path)
     proc = subprocess.Popen([LBXDP, "experiment", "throughput", "--quick", "--no-progress", "--out", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        out, err = proc.communicate(timeout=BUDGET_S)
+        _out, err = proc.communicate(timeout=BUDGET_S)
     except subprocess.TimeoutExpired:
         proc.terminate()  # the experiment's finally blocks tear the namespaces down
         proc.communicate(timeout=60)

@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from lbxdp_helpers import Lbxdp, attached, tally
 
 from lb.daemon.client import send
 from lb.datapath.testbed import Topology, in_netns_call
-
-from lbxdp_helpers import Lbxdp, attached, tally
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
-from lb.datapath.testbed import HeldConnection, Topology
-
 from lbxdp_helpers import Lbxdp, tally
 from liveness_helpers import TCP_PORT, Lab, Talker, lab, status_json
+
+from lb.datapath.testbed import HeldConnection, Topology
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

@@ -15,12 +15,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from lbxdp_helpers import Lbxdp, Traffic, capture, tally
+from liveness_helpers import TCP_PORT, Lab, _checksum, lab, status_json, syn_flood, syn_packet, timed
 
 from lb.daemon.attach import attach_parser
 from lb.datapath.testbed import in_netns_call
-
-from lbxdp_helpers import Lbxdp, Traffic, capture, tally
-from liveness_helpers import TCP_PORT, Lab, _checksum, lab, status_json, syn_flood, syn_packet, timed
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

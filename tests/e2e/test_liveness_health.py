@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from lbxdp_helpers import Lbxdp, tally
 from liveness_helpers import HTTP_PORT, TCP_PORT, Lab, health_states, lab, status_json, timed
 
@@ -61,7 +60,7 @@ def test_tcp_check_takes_a_dead_server_out_and_brings_it_back(world: Lab, lbxdp:
     down_after = timed(lambda: health_states(lbxdp, service)[r1][0] == "DOWN", DOWN_WITHIN, "r1 DOWN")
     # r1's dead server refuses (curl: None); once out of scheduling nothing goes there.
     left_after = timed(lambda: set(topo.curl(3, port=80)) == {"r2", "r3"}, DOWN_WITHIN, "r1 out of scheduling")
-    state, last = health_states(lbxdp, service)[r1]
+    _state, last = health_states(lbxdp, service)[r1]
     assert "tcp" in last and last != "not checked", last
     # Out of scheduling at once: every new connection is answered, by the other two, in turn.
     answers = topo.curl(12, port=80)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 
 import pytest
-
 from lbxdp_helpers import Lbxdp
 from liveness_helpers import HTTP_PORT, Lab, lab
 

@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from lb.datapath.testbed import HeldConnection
-
 from lbxdp_helpers import Lbxdp, lbxdp_processes, tally
 from liveness_helpers import TCP_PORT, Lab, Talker, lab, status_json, timed
+
+from lb.datapath.testbed import HeldConnection
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

@@ -7,15 +7,14 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from pyroute2 import IPRoute, netns
 from scapy.layers.inet import IP, UDP
 
-from lb.datapath.testbed import RealSpec, Topology, cleanup_stale, pids_in_netns, two_arm
-from lb.datapath.testbed import decap
+from lb.datapath.testbed import RealSpec, Topology, cleanup_stale, decap, pids_in_netns, two_arm
 from lb.datapath.testbed.nsenter import in_netns_call, read_sysctl
-from lb.datapath.testbed.procs import python_argv
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -191,30 +190,29 @@ def test_http_fail_file_turns_a_real_sick(testbed) -> None:
 def test_teardown_when_body_raises_leaves_nothing() -> None:
     prefix = ""
     stray: list[int] = []
-    with pytest.raises(RuntimeError, match="boom"):
-        with two_arm(reals=1) as topo:
-            prefix = topo.prefix
-            topo.start_http_servers()
-            # A process outside any tracked group, as a daemonizing `lbxdp attach` would leave.
-            topo.run("lb", ["setsid", "-f", "sleep", "30"])
-            stray = pids_in_netns(topo.lb.netns)
-            assert stray
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), two_arm(reals=1) as topo:
+        prefix = topo.prefix
+        topo.start_http_servers()
+        # A process outside any tracked group, as a daemonizing `lbxdp attach` would leave.
+        topo.run("lb", ["setsid", "-f", "sleep", "30"])
+        stray = pids_in_netns(topo.lb.netns)
+        assert stray
+        raise RuntimeError("boom")
     assert prefix and _ours(prefix) == []
     time.sleep(0.05)
     for pid in stray:
-        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+        assert not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
 
 
 def test_build_errors_are_clear_and_leave_nothing() -> None:
     before = set(netns.listnetns())
-    with pytest.raises(ValueError, match="1..200 reals"):
+    with pytest.raises(ValueError, match=r"1..200 reals"):
         two_arm(reals=0)
-    with pytest.raises(ValueError, match="10.0.0.0/8"):
+    with pytest.raises(ValueError, match=r"10.0.0.0/8"):
         two_arm(reals=1, vip="192.168.10.1")
     with pytest.raises(ValueError, match="real name"):
         two_arm(reals=["lb"])
-    with pytest.raises(ValueError, match="queues must be in 1..16"):
+    with pytest.raises(ValueError, match=r"queues must be in 1..16"):
         two_arm(reals=1, queues=0)
     assert set(netns.listnetns()) == before
 

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from lb.datapath.testbed import Topology, in_netns_call, two_arm
-
 from lbxdp_helpers import Lbxdp, assert_torn_down, attached
 from liveness_helpers import _checksum, status_json, timed
+
+from lb.datapath.testbed import Topology, in_netns_call, two_arm
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 

@@ -23,15 +23,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
+from lbxdp_helpers import LBXDP, Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
 
 from lb.daemon.control import MAX_WORKERS
 from lb.daemon.protocol import ADDRESS, BUSY, CHUNK_CHARS, PERMISSION_DENIED
 from lb.datapath.testbed import Topology, two_arm
 from lb.datapath.testbed.nsenter import in_netns_call, ns_socket
-
-from lbxdp_helpers import LBXDP, Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -125,7 +123,7 @@ def test_deep_nesting_from_an_unprivileged_user_is_refused_unread(lab, before) -
 
 
 def test_unprivileged_users_cannot_configure_or_list(lab, before) -> None:
-    topo, lbxdp = lab
+    topo, _lbxdp = lab
     for args in (["-A", "-t", f"{topo.vip}:81", "-s", "rr"], ["-C"], ["-L", "-n"], ["status"]):
         done = topo.run("lb", [*NOBODY, LBXDP, *args], check=False)
         assert done.returncode == 1, (args, done)
@@ -289,7 +287,7 @@ def test_a_restore_that_fails_half_way_changes_nothing(lab, before) -> None:
     """A `-R` past the datapath's 4095 reals: before issue 14 an OverflowError deep in the engine
     ended the daemon; now the whole restore is refused and the table stays as it was."""
     topo, lbxdp = lab
-    _, saved = before
+    _, _saved = before
     extra = f"{topo.vip}:81"
     rules = f"-A -t {extra} -s wrr\n" + "".join(
         f"-a -t {extra} -r 10.{100 + i // 65536}.{i // 256 % 256}.{i % 256}:80 -m -w 1\n" for i in range(4100)

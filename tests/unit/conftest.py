@@ -1,7 +1,7 @@
 import pytest
 
-import lb.sched.registry
 import lb.sched.plugins
+import lb.sched.registry
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from lb.bench.results import (TARGETS, Results, Row, Target, comparisons, evaluate, fmt, measured,
-                              not_measured, ratio, verdicts)
+from lb.bench.results import (
+    TARGETS,
+    Results,
+    Row,
+    Target,
+    comparisons,
+    evaluate,
+    fmt,
+    measured,
+    not_measured,
+    ratio,
+    verdicts,
+)
 
 
 def test_median_and_spread_of_three_runs() -> None:

@@ -59,7 +59,6 @@ class FakeTopo:
 
 def test_a_failed_run_is_kept_with_its_reason_and_later_runs_go_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
     import lb.datapath.testbed
-
     from lb.bench import tcp
 
     monkeypatch.setattr(lb.datapath.testbed, "write_sysctls", lambda netns, settings: None)

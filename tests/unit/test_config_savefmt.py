@@ -5,8 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from lb.config.ipvsadm import Command, Verb
 from lb.config.savefmt import RulesError, load_rules, parse_rules, save

@@ -12,8 +12,7 @@ import time
 from ipaddress import IPv4Address as A
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from lb.balancer.engine import Balancer
 from lb.config.ipvsadm import Command

@@ -5,6 +5,7 @@ probes real servers)."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from ipaddress import IPv4Address
@@ -41,7 +42,7 @@ def test_targets_are_probed_at_their_interval(probes) -> None:
     finally:
         monitor.stop()
     assert 5 <= len(calls) <= 7  # at 0, 0.1, … 0.5 s
-    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert min(gaps) >= 0.09
 
 
@@ -71,7 +72,7 @@ def test_an_idle_monitor_sleeps_and_a_new_target_wakes_it(probes, monkeypatch: p
 
 
 def test_transitions_are_reported_once(probes) -> None:
-    calls, answer = probes
+    _calls, answer = probes
     monitor = healthmon.HealthMonitor()
     try:
         answer["ok"] = False

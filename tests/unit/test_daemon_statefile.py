@@ -39,7 +39,7 @@ def test_missing_file_is_no_state_and_a_corrupt_one_says_where(tmp_path):
     assert statefile.read(tmp_path / "none.json") is None
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(ValueError, match="bad.json"):
+    with pytest.raises(ValueError, match=r"bad.json"):
         statefile.read(bad)
 
 
@@ -49,8 +49,7 @@ import json
 import os
 import stat
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from lb.model import Forwarding
 from lb.tables import RealEntry, ServiceEntry

@@ -6,8 +6,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 import numpy as np
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from lb.balancer.lifetime import REPLY_BITS, Timeouts, is_expired, phase_of
 from lb.daemon.sweep import flow_key_of, plan_sweep
@@ -50,7 +49,8 @@ def _reference(flows: dict, reverse: dict) -> tuple[set[FlowKey], set[FlowKey], 
     FIN/RST from either, ESTABLISHED only from the client's (forward) entry."""
     expired, expired_rev, counts = set(), set(), {}
     paired = set()
-    for flow, (rid, last, seen) in flows.items():
+    for flow, (rid, flow_last, flow_seen) in flows.items():
+        last, seen = flow_last, flow_seen
         rkey = _reverse_key(flow, rid)
         rev = reverse.get(rkey) if REALS[rid][2] else None
         if rev is not None and rev[0] == rid:

@@ -11,8 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from lb.datapath import records as R
-from lb.datapath import structs as S
+from lb.datapath import records as R, structs as S
 from lb.datapath.sources import source
 from lb.sched import hashing, mh
 from lb.tables import RING_SIZE
@@ -79,4 +78,4 @@ def test_derived_forms_are_the_ones_in_use() -> None:
 
     assert maps._FLOW_KEY.format == S.struct_format(S.FlowKeyC).format == "!IIHHB3x"
     assert maps._FLOW_STATE.format == "=QIIII" and maps._REVERSE_STATE.format == "=Q4s2s2xIIII"
-    assert (R.FLOW_KEY, R.FLOW_STATE, R.REVERSE_STATE) == tuple(R.dtype_of(c) for c in FLOW_STRUCTS)
+    assert tuple(R.dtype_of(c) for c in FLOW_STRUCTS) == (R.FLOW_KEY, R.FLOW_STATE, R.REVERSE_STATE)

@@ -37,7 +37,7 @@ class FakeMaps:
     def set_service(self, key: ServiceKey, entry: ServiceEntry) -> None:
         self.services[key] = entry
 
-    budget = [(0, 0), (0, 0)]  # two CPUs: (created, allowed)
+    budget = [(0, 0), (0, 0)]  # noqa: RUF012 - replaced, never mutated; two CPUs: (created, allowed)
 
     def read_hash_budget(self) -> list[tuple[int, int]]:
         return list(self.budget)
@@ -189,6 +189,6 @@ def test_the_drop_bit_survives_every_write_of_the_hashing() -> None:
     assert maps.services[mh].flags & (SVC_F_HASH_IN_KERNEL | SVC_F_DROP_MIDFLOW_MISS) == SVC_F_HASH_IN_KERNEL
     # a health transition rewrites rings and flags without a resync: the rr bit stays
     state = balancer.services[mh]
-    balancer.set_health(mh, list(state.reals)[0], False)
+    balancer.set_health(mh, next(iter(state.reals)), False)
     hashing.sync(balancer.services)
     assert maps.services[rr].flags == SVC_F_DROP_MIDFLOW_MISS

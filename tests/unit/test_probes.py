@@ -15,7 +15,7 @@ from lb.datapath.probes import probe
 @pytest.fixture
 def http_server():
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        def do_GET(self):  # http.server's name
             self.send_response(200 if self.path == "/ok" else 500)
             self.end_headers()
 

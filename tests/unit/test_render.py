@@ -48,7 +48,7 @@ def test_list_one_service_has_no_header() -> None:
         "UDP  10.0.0.1:53 sh (sh-port) persistent 60 mask 255.255.255.0\n"
         "  -> 10.0.0.21:53                 Route   0      0          0         \n"
     )
-    with pytest.raises(ConfigError, match="No such service: TCP 10.0.0.9:80"):
+    with pytest.raises(ConfigError, match=r"No such service: TCP 10.0.0.9:80"):
         render_list(TABLE, service=ServiceKey(Protocol.TCP, IPv4Address("10.0.0.9"), 80))
 
 

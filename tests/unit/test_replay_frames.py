@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
@@ -13,7 +13,6 @@ from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.replay.frames import Csum, checksums, identity
 from lb.rewrite import Route, StaticFib, Verdict, process
 from lb.tables import RealEntry, ServiceEntry, Tables
-from ipaddress import IPv4Network
 
 MAC_IN, MAC_REAL = bytes.fromhex("020000000a00"), bytes.fromhex("020000000a14")
 FIB = StaticFib((Route(IPv4Network("10.1.0.0/24"), 10, MAC_IN),), {(10, IPv4Address("10.1.0.20")): MAC_REAL})

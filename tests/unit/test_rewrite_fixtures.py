@@ -10,8 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bpf"))  # the shared fixture table
 
-import fixtures as F  # noqa: E402
-from lb.rewrite import Reason, Verdict, process  # noqa: E402
+import fixtures as F
+
+from lb.rewrite import Reason, Verdict, process
 
 
 def test_the_table_is_big_enough_and_covers_every_reachable_reason() -> None:

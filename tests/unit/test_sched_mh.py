@@ -4,8 +4,7 @@ from collections import Counter
 from ipaddress import IPv4Address
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from lb.model import FlowKey, Protocol, RealKey
 from lb.sched import get_scheduler

@@ -8,8 +8,7 @@ import pytest
 
 import lb.sched.registry
 from lb.model import ConfigError, FlowKey, Protocol, RealKey
-from lb.sched import get_scheduler, load_plugin, scheduler_class, scheduler_names
-from lb.sched import plugins
+from lb.sched import get_scheduler, load_plugin, plugins, scheduler_class, scheduler_names
 from lb.sched.base import Destination
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,7 +163,7 @@ def test_broken_file_and_name_clash(tmp_path):
         "from lb.sched.base import Scheduler\n"
         "class Fake(Scheduler):\n    name = 'rr'\n    def schedule(self, flow, dests):\n        return None\n"
     )
-    with pytest.raises(ConfigError, match="scheduler name 'rr' is already taken by lb.sched.rr.RoundRobin"):
+    with pytest.raises(ConfigError, match=r"scheduler name 'rr' is already taken by lb.sched.rr.RoundRobin"):
         load_plugin(f"{clash}:Fake")
     abstract = tmp_path / "abstract.py"
     abstract.write_text("from lb.sched.base import Scheduler\nclass Half(Scheduler):\n    name = 'half'\n")

@@ -6,8 +6,7 @@ from ipaddress import IPv4Address
 from math import gcd
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from lb.model import FlowKey, Protocol, RealKey
 from lb.sched import get_scheduler

@@ -64,7 +64,7 @@ def _table_after(edits: list[int]) -> dict[str, str]:
     return state
 
 
-@pytest.mark.parametrize("done", range(0, 20))
+@pytest.mark.parametrize("done", range(20))
 def test_restore_brings_back_the_starting_table_after_any_number_of_edits(done: int) -> None:
     start = _table_after([])
     made = list(range(done)) + P.restore_edits(done)

@@ -43,7 +43,7 @@ def test_missing_service_or_real_is_a_clear_error() -> None:
     with pytest.raises(LookupError, match="no real with id 4"):
         tables.install_flow(FLOW, 4)
     other = FlowKey(Protocol.UDP, FLOW.saddr, FLOW.sport, VIP, 53)
-    with pytest.raises(LookupError, match="no service UDP 10.0.0.100:53"):
+    with pytest.raises(LookupError, match=r"no service UDP 10.0.0.100:53"):
         tables.install_flow(other, 3)
 
 

@@ -162,7 +162,7 @@ def _build(plan: _Plan) -> Topology:
                     from .links import remove_netns
 
                     remove_netns(name)
-                except Exception:
+                except Exception:  # noqa: BLE001 - best effort after a failed build: the first error is the one raised
                     pass
         shutil.rmtree(workdir, ignore_errors=True)
         raise
@@ -213,7 +213,7 @@ def _build_in(plan: _Plan, workdir: Path, created: list[str], links: NsLinks) ->
         veth("client", "eth0", "lb", "eth0", mac_client, mac_lb_c)
         veth("lb", "eth1", "sw", "p-lb", mac_lb_r, None)
         lb_ifnames = ["eth0", "eth1"]
-        lb_cidrs = {"eth0": (f"{p.lb_client_ip}/24",), "eth1": (f"{p.lb_real_ip}/24",)}
+        lb_cidrs: dict[str, tuple[str, ...]] = {"eth0": (f"{p.lb_client_ip}/24",), "eth1": (f"{p.lb_real_ip}/24",)}
     else:
         veth("client", "eth0", "sw", "p-client", mac_client, None)
         veth("lb", "eth0", "sw", "p-lb", mac_lb_c, None)

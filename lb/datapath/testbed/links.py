@@ -63,7 +63,7 @@ class NsLinks:
         for ipr in self._ipr.values():
             try:
                 ipr.close()
-            except Exception:
+            except Exception:  # noqa: BLE001 - closing at teardown: one socket's error must not keep the others open
                 pass
         self._ipr.clear()
 
@@ -140,6 +140,6 @@ class NsLinks:
                 self.ipr(ns).link("set", index=index, xdp={
                     "attrs": [("IFLA_XDP_FD", prog_fd), ("IFLA_XDP_FLAGS", flags)]})
                 return label
-            except Exception as exc:  # pyroute2 raises NetlinkError; try the next mode
+            except Exception as exc:  # noqa: BLE001 - pyroute2 raises NetlinkError; try the next mode
                 last = exc
         raise RuntimeError(f"cannot attach XDP to {ifname} in {ns}: {last}")

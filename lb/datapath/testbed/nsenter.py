@@ -51,7 +51,7 @@ def in_netns_call(netns: str, fn: Callable[[], T], timeout: float = 10.0) -> T:
             finally:
                 os.close(fd)
             result.append(fn())
-        except BaseException as exc:  # handed back to the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller's thread
             error.append(exc)
 
     thread = threading.Thread(target=body, name=f"netns:{netns}", daemon=True)

@@ -27,7 +27,7 @@ def guarded_step(problems: list[str], label: str, fn: object, *args: object) -> 
     """One teardown step on its own: a failure is added to `problems` and the next step still runs."""
     try:
         fn(*args)  # type: ignore[operator]
-    except Exception as exc:  # teardown goes on; the problem is reported
+    except Exception as exc:  # noqa: BLE001 - teardown goes on; the problem is reported
         problems.append(f"{label}: {exc}")
 
 

@@ -114,7 +114,7 @@ class Topology:
         h = self.host(host)
         log = None
         if stderr is None:
-            log = open(self.workdir / f"{h.name}-{Path(argv[0]).name}.log", "ab")
+            log = open(self.workdir / f"{h.name}-{Path(argv[0]).name}.log", "ab")  # noqa: SIM115 - closed below
             stderr = log
         try:
             return self.procs.spawn(h.netns, argv, stdout=stdout, stderr=stderr, env=env)

@@ -25,7 +25,7 @@ def wait_until(
             value = predicate()
             if value:
                 return value
-        except Exception as exc:  # "not yet", kept for the final message
+        except Exception as exc:  # noqa: BLE001 - "not yet", kept for the final message
             last_error = exc
         if time.monotonic() >= deadline:
             label = what or getattr(predicate, "__name__", "condition")
