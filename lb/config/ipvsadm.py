@@ -19,6 +19,12 @@ VIP must be an address clients can send to (not 0.0.0.0, the limited broadcast, 
 must be another unicast host (not 0.0.0.0, broadcast, multicast, loopback, nor the service's own
 VIP). The same checks run on a Command that arrives as JSON (`Command.from_dict`): `validate`
 holds them, so the socket cannot smuggle in what the command line refuses.
+
+This module is the front door (`parse_command`, and the public names of the parts below); each job
+lives in its own module of lb.config: `verbs` (the commands), `options` (the option table and which
+options each command takes), `scan` (popt's walk over argv), `values` (one word → one value),
+`addresses` (what may be a VIP or a real), `schedflags` (scheduler names and -b flags), `command`
+(the Command value, `validate`, its JSON form) and `jsontypes` (type checks on JSON input).
 """
 
 from __future__ import annotations
