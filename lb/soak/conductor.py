@@ -25,7 +25,6 @@ from lb.soak.verdict import ConnRecord, Event, Outcome, Summary, summarise
 LBXDP = str(Path(sys.executable).parent / "lbxdp")
 ATTACH_TIMEOUT = 120.0  # bcc compiles the program at every attach: tens of seconds on a busy machine
 IDLE_TIMEOUT = 90.0  # flows of the stopped load expire: RST/FIN/UDP 10 s, established 30 s
-MIN_LOAD_S = 20.0
 
 
 WITNESSES = 3  # connections per TCP service opened before each kill, talked through it
