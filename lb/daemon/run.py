@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         if adopted:
             log.info("adopted saved state: %d services, interfaces %s", len(daemon.table), ", ".join(daemon.ifaces) or "none")
         if args.config:
-            daemon._load_config(Path(args.config))
+            daemon.load_config(Path(args.config))
         for name in args.iface:
             log.info("%s", daemon.attach(name, args.mode))
         if daemon.unusable is not None:  # the old program, on interfaces not attached again, goes
