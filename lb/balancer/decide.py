@@ -19,6 +19,7 @@ from lb.model import FlowKey, Forwarding
 from lb.rewrite import Reason, Result, Verdict
 from lb.tables import RealEntry, ServiceEntry, Tables
 
+
 @dataclass(frozen=True)
 class Decision:
     """`note` is the counter the outcome is counted under; `placement` is None when refused."""

@@ -89,7 +89,7 @@ class IdPool:
         if value in self._free:
             self._free.remove(value)
             return
-        self._free += [v for v in range(self._next, value)]
+        self._free += list(range(self._next, value))
         self._next = max(self._next, value + 1)
 
 
@@ -140,9 +140,9 @@ class Balancer:
         wanted = {vs.service.key: vs for vs in configured}
         gone_real_ids: list[int] = []
         for key in [k for k in self.services if k not in wanted]:
-            state = self.services.pop(key)
-            gone_real_ids += [r.real_id for r in state.reals.values()]
-            self._service_ids.give_back(state.service_id)
+            gone = self.services.pop(key)
+            gone_real_ids += [r.real_id for r in gone.reals.values()]
+            self._service_ids.give_back(gone.service_id)
             self.persistence.forget_service(key)
         for key, vs in wanted.items():
             state = self.services.get(key)

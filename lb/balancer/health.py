@@ -73,7 +73,8 @@ class HealthCheck:
             raise ValueError("health check interval and timeout must be positive "
                              f"(interval {MIN_INTERVAL:g}..{MAX_INTERVAL:g} s, timeout {MIN_TIMEOUT:g} s..interval)")
         if not MIN_INTERVAL <= self.interval <= MAX_INTERVAL:
-            raise ValueError(f"health check interval {_fmt(self.interval)} is out of range ({MIN_INTERVAL:g}..{MAX_INTERVAL:g} s)")
+            bounds = f"{MIN_INTERVAL:g}..{MAX_INTERVAL:g} s"
+            raise ValueError(f"health check interval {_fmt(self.interval)} is out of range ({bounds})")
         if self.timeout < MIN_TIMEOUT:
             raise ValueError(f"health check timeout {_fmt(self.timeout)} is too short (at least {MIN_TIMEOUT:g} s)")
         if self.timeout > self.interval:

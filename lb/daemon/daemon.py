@@ -11,9 +11,7 @@ flows, and a new daemon adopts those maps and the saved configuration.
 from __future__ import annotations
 
 import logging
-import os
 import selectors
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -25,7 +23,7 @@ from lb.balancer.engine import Balancer
 from lb.balancer.health import DeadFlows, HealthCheck
 from lb.balancer.lifetime import Timeouts
 from lb.config.health import load_rules_file
-from lb.config.ipvsadm import Command, Verb, decode_service
+from lb.config.ipvsadm import Command, Verb
 from lb.config.table import ServiceTable
 from lb.daemon import instance, statefile
 from lb.daemon.control import ControlServer
@@ -33,19 +31,19 @@ from lb.daemon.firstpath import FirstPacketPath
 from lb.daemon.flows import FlowBook
 from lb.daemon.healthmon import HealthMonitor
 from lb.daemon.kernelhash import KernelHashing, enabled_by_env
-from lb.daemon.protocol import one_line, reply_error, reply_ok
-from lb.datapath import iptables, loader, queuestats
-from lb.datapath.interfaces import auto_prefers_generic, link_facts
+from lb.daemon.links import Links
+from lb.daemon.protocol import reply_error, reply_ok
+from lb.daemon.requests import serve
+from lb.daemon.startup import bind_queue, load_checked, remove_stale_instances
+from lb.daemon.status import Rates, health_rows, numbers, sample_rates
+from lb.datapath import loader
 from lb.model import ConfigError, Forwarding, RealKey, RealServer, ServiceKey
 from lb.render import render_command, render_health
-from lb.rewrite.verdicts import Reason, Verdict
 from lb.tables import RealEntry, ServiceEntry, service_flags
 
 log = logging.getLogger("lbxdp")
 T = TypeVar("T")
 
-QUEUE_NUM = 4711  # NFQUEUE numbers are per network namespace, so one fixed number never collides
-QUEUE_LEN = 4096  # first packets the kernel holds for the daemon; beyond, it drops them (status counts)
 TICK_SECONDS = 1.0
 # At most this share of the daemon's time goes to sweeping, since first packets wait while it runs:
 # a sweep costs ~10 ms with 4.5k flows in a table of 1M slots but grows with the flows (30k: 38 ms
@@ -54,9 +52,10 @@ TICK_SECONDS = 1.0
 SWEEP_DUTY = 0.05
 
 
-class Daemon:
-    def __init__(self, tunables: loader.Tunables = loader.Tunables(), adopt_from: list[str] | None = None,
+class Daemon(Links):
+    def __init__(self, tunables: loader.Tunables | None = None, adopt_from: list[str] | None = None,
                  queue_bypass: bool | None = None) -> None:
+        tunables = tunables or loader.Tunables()
         self.started = time.time()
         self.tunables = tunables
         self.table = ServiceTable()
@@ -66,13 +65,12 @@ class Daemon:
         self.tx_ifindexes: set[int] = set()
         self.draining: dict[int, RealServer] = {}  # deleted reals whose flows are kept until they end
         self.tunnel_source_override: IPv4Address | None = None
-        self.rates: dict[int, dict[str, int]] = {}
-        self._last_sample: tuple[float, dict[int, Any]] | None = None
+        self.rates = Rates()
         self._stop = False
         self._stopping_for_detach = False
         self.control = ControlServer()  # first: refuses to start beside another daemon
         remove_stale_instances()
-        self.dp = self._load_checked(tunables, adopt_from or [])
+        self.dp, self._state, self.unusable = load_checked(tunables, adopt_from or [])
         # first packets while no daemon runs: dropped (fail-closed, the default) or let through (fail-open)
         self.queue_bypass = queue_bypass if queue_bypass is not None else bool(self._state and self._state.queue_bypass)
         self.maps = self.dp.maps
@@ -82,65 +80,9 @@ class Daemon:
         # Maglev in XDP (lb.daemon.kernelhash); LBXDP_KERNEL_HASH=0 sends every first packet to NFQUEUE
         self.kernel_hash = KernelHashing(self.maps, tunables.max_hashed_services, enabled_by_env())
         self.health = HealthMonitor()
-        self.nfq = self._bind_queue()
+        self.nfq = bind_queue(_trampoline)
 
-    # -- start-up and shutdown -------------------------------------------------------------------
-
-    @staticmethod
-    def _bind_queue() -> Any:
-        from netfilterqueue import NetfilterQueue
-
-        nfq = NetfilterQueue()
-        try:
-            nfq.bind(QUEUE_NUM, _trampoline, max_len=QUEUE_LEN)
-        except OSError as exc:
-            raise RuntimeError(f"cannot bind NFQUEUE {QUEUE_NUM}: {exc}") from exc
-        return nfq
-
-    @staticmethod
-    def saved() -> statefile.SavedState | None:
-        """What the previous daemon of this namespace left (None: nothing, or unreadable; the
-        daemon says which when it starts)."""
-        try:
-            return statefile.read(instance.state_path())
-        except ValueError:
-            return None
-
-    def _load_checked(self, tunables: loader.Tunables, adopt_from: list[str]) -> loader.Datapath:
-        """Load the program on the maps of the one attached to `adopt_from`, if the saved state
-        describes them; else on fresh maps, with no saved state (self.unusable says why).
-
-        The flows in adopted maps name services and reals by id: read with another numbering
-        (a corrupt, foreign or missing state.json) they would go to the wrong reals."""
-        self._state, self.unusable = self._read_state()
-        if self.unusable is None and adopt_from:
-            loader.ensure_bpffs()
-            adopted = loader.pin_maps_of_attached(adopt_from, loader.pin_dir_for())
-            if adopted:
-                log.info("adopted the maps of the program attached to %s: %s", ", ".join(adopt_from), ", ".join(adopted))
-        elif self.unusable is not None:
-            loader.unpin()
-        dp = loader.load(tunables)
-        if self.unusable is None:
-            reals = dp.maps.read_reals()
-            self.unusable = statefile.mismatch(self._state, dp.maps.read_services(), reals.get, len(reals))
-            if self.unusable is not None:  # the maps' numbering is not ours: load again on fresh maps
-                dp.close()
-                loader.unpin()
-                dp = loader.load(tunables)
-        if self.unusable is not None:
-            self._state = None
-            log.warning("saved state %s unusable (%s): starting with an empty configuration and flow table",
-                        instance.state_path(), self.unusable)
-        return dp
-
-    @staticmethod
-    def _read_state() -> tuple[statefile.SavedState | None, str | None]:
-        """The saved state, and why it cannot be used (None when it can, or when there is none)."""
-        try:
-            return statefile.read(instance.state_path()), None
-        except ValueError as exc:
-            return None, str(exc).removeprefix(f"{instance.state_path()}: ")
+    # -- start-up and shutdown (the steps before the loop: lb.daemon.startup) --------------------
 
     def adopt_saved_state(self) -> bool:
         """Come back as the previous daemon left things: configuration, ids, interfaces, counts,
@@ -187,53 +129,6 @@ class Daemon:
             except Exception as exc:  # noqa: BLE001 - keep closing the rest
                 log.debug("close: %s", exc)
         self.dp.close()
-
-    def remove_everything(self) -> None:
-        """Detach from every interface, remove rules and pins: the state `lbxdp detach` promises."""
-        for name in list(self.ifaces):
-            self._detach_one(name)
-        iptables.remove()
-        loader.unpin()
-        try:
-            instance.state_path().unlink()
-        except FileNotFoundError:
-            pass
-
-    # -- interfaces ------------------------------------------------------------------------------
-
-    def attach(self, ifname: str, mode: str) -> str:
-        facts = link_facts(ifname)
-        if facts is None:
-            raise RuntimeError(f"no interface '{ifname}' in this network namespace")
-        if ifname in self.ifaces and mode == "auto":
-            loader.attach(self.dp.prog_fd, ifname, loader.AttachMode(self.ifaces[ifname]))
-            return f"{ifname}: already attached ({self.ifaces[ifname]}), adopted"
-        chosen = loader.AttachMode(mode)
-        why = ""
-        if chosen is loader.AttachMode.AUTO and auto_prefers_generic(facts):
-            chosen = loader.AttachMode.GENERIC
-            why = " (auto: veth peers drop native XDP frames unless they run XDP themselves)"
-        if ifname in self.ifaces and self.ifaces[ifname] != chosen.value and chosen is not loader.AttachMode.AUTO:
-            loader.detach(ifname)  # switching modes needs the old attachment gone first
-        used = loader.attach(self.dp.prog_fd, ifname, chosen)
-        self.ifaces[ifname] = used.value
-        self.maps.add_tx_port(facts.ifindex)
-        self.tx_ifindexes.add(facts.ifindex)
-        self.first.forget_links()
-        self._sync_rules()
-        return f"{ifname}: XDP attached ({used.value}){why}"
-
-    def _detach_one(self, ifname: str) -> None:
-        facts = link_facts(ifname)
-        try:
-            loader.detach(ifname)
-        except loader.LoadError as exc:
-            log.warning("%s", exc)
-        if facts is not None:
-            self.maps.delete_tx_port(facts.ifindex)
-            self.tx_ifindexes.discard(facts.ifindex)
-        self.ifaces.pop(ifname, None)
-        self.first.forget_links()
 
     # -- configuration ---------------------------------------------------------------------------
 
@@ -292,10 +187,6 @@ class Daemon:
             self.maps.set_tunnel_source(source)
             self.first.tunnel_source = source
 
-    def _sync_rules(self) -> None:
-        if self.ifaces:
-            iptables.install(list(self.balancer.services), QUEUE_NUM, bypass=self.queue_bypass)
-
     def _health_targets(self) -> dict[tuple[ServiceKey, RealKey], tuple[IPv4Address, int, HealthCheck]]:
         targets = {}
         for key, check in self.health_checks.items():
@@ -323,16 +214,16 @@ class Daemon:
         rids = [r.real_id for s in states for r in s.reals.values()]
         self.maps.reset_counters([s.service_id for s in states], rids)
         self.first.zero(rids)
-        self._last_sample = None
+        self.rates.forget()
 
-    def _load_config(self, path: Path) -> None:
+    def load_config(self, path: Path) -> None:
         def edit() -> None:
             self.table, health = load_rules_file(path.read_text(), str(path), self.table)
             self.health_checks.update({rule.service: rule.check for rule in health})
 
         self._transaction(edit)  # its re-sync configures the health monitor too
 
-    def _set_health(self, key: ServiceKey, check: HealthCheck) -> str:
+    def set_health(self, key: ServiceKey, check: HealthCheck) -> str:
         if key not in self.balancer.services:
             raise ConfigError(f"No such service: {key}")
         self.health_checks[key] = check
@@ -353,7 +244,7 @@ class Daemon:
             self.kernel_hash.note_sweep()
         if self.first.dirty:
             self.save_state()  # counters a SIGKILLed daemon's successor continues from
-        self._sample_rates()
+        sample_rates(self)
         self._apply_health()
         # Table pressure: new flows of in-kernel services go to NFQUEUE and its refusal policy.
         self.kernel_hash.set_paused(self.flows.count >= self.flows.limit, self.balancer.services)
@@ -394,162 +285,23 @@ class Daemon:
         if changed:
             self.kernel_hash.sync(self.balancer.services)  # a down real's slots go to 0 (Python decides)
 
-    def _conns(self, real_ids: list[int]) -> dict[int, int]:
-        """ipvsadm's Conns per real: flows the first-packet path scheduled plus those XDP did."""
-        in_kernel = self.maps.hash_conns(real_ids)
-        return {rid: self.first.conns.get(rid, 0) + in_kernel[rid] for rid in real_ids}
-
-    def _sample_rates(self) -> None:
-        now = time.monotonic()
-        rids = [r.real_id for s in self.balancer.services.values() for r in s.reals.values()]
-        traffic = self.maps.real_traffic(rids)
-        conns = self._conns(rids)
-        sample = {rid: (traffic[rid], conns[rid]) for rid in rids}
-        if self._last_sample is not None:
-            then, before = self._last_sample
-            dt = max(now - then, 1e-3)
-            for rid, (t, conns) in sample.items():
-                if rid not in before:
-                    continue
-                t0, c0 = before[rid]
-                # Whole numbers per second, as ipvsadm shows them (lb.render formats integers).
-                self.rates[rid] = {
-                    "cps": round((conns - c0) / dt),
-                    "inpps": round((t.in_packets - t0.in_packets) / dt),
-                    "outpps": round((t.out_packets - t0.out_packets) / dt),
-                    "inbps": round((t.in_bytes - t0.in_bytes) / dt),
-                    "outbps": round((t.out_bytes - t0.out_bytes) / dt),
-                }
-        self._last_sample = (now, sample)
-
-    # -- listings --------------------------------------------------------------------------------
-
-    def numbers(self) -> tuple[dict[ServiceKey, dict[str, float]], dict[tuple[ServiceKey, RealKey], dict[str, float]]]:
-        """Per-service and per-real figures for `-L --stats/--rate` in lb.render's vocabulary."""
-        service_numbers: dict[ServiceKey, dict[str, float]] = {}
-        real_numbers: dict[tuple[ServiceKey, RealKey], dict[str, float]] = {}
-        for key, state in self.balancer.services.items():
-            total: dict[str, float] = {}
-            traffic = self.maps.real_traffic([r.real_id for r in state.reals.values()])
-            conns = self._conns([r.real_id for r in state.reals.values()])
-            for rkey, rstate in state.reals.items():
-                t = traffic[rstate.real_id]
-                first_packets, first_bytes = self.first.first_traffic.get(rstate.real_id, (0, 0))
-                numbers = {
-                    "active": rstate.dest.active,
-                    "inactive": rstate.dest.inactive,
-                    "conns": conns[rstate.real_id],
-                    "inpkts": t.in_packets + first_packets,
-                    "outpkts": t.out_packets,
-                    "inbytes": t.in_bytes + first_bytes,
-                    "outbytes": t.out_bytes,
-                    **self.rates.get(rstate.real_id, {}),
-                }
-                real_numbers[(key, rkey)] = numbers
-                for name, value in numbers.items():
-                    total[name] = total.get(name, 0) + value
-            service_numbers[key] = total
-        return service_numbers, real_numbers
+    # -- listings (figures and status: lb.daemon.status) ---------------------------------------
 
     def _render(self, command: Command) -> str:
-        service_numbers, real_numbers = self.numbers()
+        service_numbers, real_numbers = numbers(self)
         connections = self.flows.connections(self.timeouts) if command.connection else ()
         text = render_command(
             command, self.table, service_numbers, real_numbers, connections, size=self.tunables.max_flows
         )
         if command.verb is Verb.LIST and not command.connection:
-            text += render_health(self._health_rows(command.service))
+            text += render_health(health_rows(self, command.service))
         return text
-
-    def _health_rows(self, only: ServiceKey | None) -> list[tuple[Any, Any, list[tuple[Any, bool, str]]]]:
-        rows = []
-        states = self.health.states()
-        for key, check in self.health_checks.items():
-            if (only is not None and key != only) or key not in self.balancer.services:
-                continue
-            reals = []
-            for rkey, rstate in self.balancer.services[key].reals.items():
-                state = states.get((key, rkey))
-                # UP/DOWN as scheduling sees it, so the listing never runs ahead of what new flows get.
-                reals.append((rkey, rstate.dest.healthy, state.last_result if state else "not checked"))
-            rows.append((key, check, reals))
-        return rows
-
-    def status_data(self) -> dict[str, Any]:
-        """`lbxdp status --json`: the same facts as the text, for scripts and the demo."""
-        reasons = self.maps.reason_counts()
-        rids = [r.real_id for s in self.balancer.services.values() for r in s.reals.values()]
-        events = dict(self.first.counters.counts)
-        dropped_in_xdp = reasons.get(Reason.DROP_NO_FLOW_NOT_SYN, 0)
-        if dropped_in_xdp:  # one policy, applied in XDP for most services (docs/daemon.md): one count
-            events["no_flow_not_syn"] = events.get("no_flow_not_syn", 0) + dropped_in_xdp
-        if self.flows.pruned:
-            events["pruned_half_open"] = self.flows.pruned
-        queued = queuestats.read(QUEUE_NUM) or queuestats.QueueStats(0, 0, 0)
-        return {
-            "pid": os.getpid(),
-            "ifaces": dict(self.ifaces),
-            "services": len(self.balancer.services),
-            "flows": self.flows.count,  # as of the last sweep, plus flows installed since
-            "flow_limit": self.flows.limit,
-            "xdp_forwarded": sum(n for r, n in reasons.items() if r.verdict in (Verdict.TX, Verdict.REDIRECT)),
-            "xdp_passed": sum(n for r, n in reasons.items() if r.verdict is Verdict.PASS),
-            "xdp_dropped": sum(n for r, n in reasons.items() if r.verdict in (Verdict.DROP, Verdict.ABORTED)),
-            "xdp_reasons": {r.name.lower(): n for r, n in reasons.items()},
-            "first_path_packets": self.first.counters.packets,
-            "xdp_scheduled": sum(self.maps.hash_conns(rids).values()),  # flows XDP scheduled itself (mh)
-            "kernel_hashed_services": 0 if self.kernel_hash.paused else len(self.kernel_hash.rows),
-            "first_path_events": events,
-            # the kernel's side of the queue: first packets waiting, and those it dropped (the
-            # client resends a dropped SYN; a growing count means first packets come faster than
-            # the daemon takes them)
-            "queue_bypass": self.queue_bypass,
-            "no_daemon_first_packets": no_daemon_policy(self.queue_bypass),
-            "first_path_queue": {"length": QUEUE_LEN, "waiting": queued.waiting,
-                                 "dropped_full": queued.dropped_full,
-                                 "dropped_undelivered": queued.dropped_undelivered},
-        }
-
-    def status_text(self) -> str:
-        data = self.status_data()
-        lines = [f"lbxdp daemon pid {data['pid']}, up {time.time() - self.started:.0f} s, log {instance.log_path()}"]
-        lines += [f"  {name}: XDP {mode}" for name, mode in self.ifaces.items()] or ["  no interface attached"]
-        lines.append(f"  services {data['services']}, flows {data['flows']} (limit {data['flow_limit']})")
-        lines.append(
-            f"  fast path (XDP) packets: {data['xdp_forwarded']} forwarded, {data['xdp_passed']} passed up, "
-            f"{data['xdp_dropped']} dropped"
-        )
-        events = ", ".join(f"{k} {v}" for k, v in sorted(data["first_path_events"].items())) or "none"
-        lines.append(f"  first-packet path (NFQUEUE) packets: {data['first_path_packets']} ({events})")
-        queue = data["first_path_queue"]
-        lines.append(f"  first packets with no daemon: {data['no_daemon_first_packets']}")
-        lines.append(f"  NFQUEUE {QUEUE_NUM}: {queue['waiting']} waiting of {queue['length']}, kernel drops: "
-                     f"{queue['dropped_full']} full, {queue['dropped_undelivered']} undelivered")
-        lines.append(f"  flows scheduled in XDP (mh): {data['xdp_scheduled']}, "
-                     f"services scheduled in XDP: {data['kernel_hashed_services']}")
-        lines += [f"    {name:<22} {n}" for name, n in data["xdp_reasons"].items() if n]
-        return "\n".join(lines) + "\n"
 
     # -- control requests ------------------------------------------------------------------------
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Answer one control request (lb.daemon.protocol). Never raises: a request's error is its
-        one-line reply, and anything unexpected is logged with its traceback and answered too, so
-        no request can end the daemon. Configuration changes are all-or-nothing (`_transaction`)."""
-        op = request.get("op")
-        method = REQUESTS.get(op) if isinstance(op, str) else None
-        if method is None:
-            return reply_error(f"unknown request {one_line(repr(op), 60)}")
-        try:
-            return method(self, request)
-        except (ConfigError, RequestError, iptables.IptablesError) as exc:
-            return reply_error(str(exc))
-        except (RuntimeError, loader.LoadError, ValueError, OSError) as exc:
-            log.warning("request %s failed: %s", op, exc)
-            return reply_error(str(exc))
-        except Exception as exc:  # noqa: BLE001 - the daemon outlives every request
-            log.exception("request %s failed", op)
-            return reply_error(f"internal error in {op}: {type(exc).__name__}: {exc}")
+        """Answer one control request; never raises (lb.daemon.requests.serve)."""
+        return serve(self, request)
 
     def _transaction(self, edit: Callable[[], T]) -> T:
         """A configuration change, all or nothing: `edit` changes the table (and health checks),
@@ -568,60 +320,11 @@ class Daemon:
             if synced:
                 try:
                     self._resync()
-                except Exception:  # noqa: BLE001 - the first failure is the one to report
+                except Exception:
                     log.exception("could not restore the previous configuration after a failed change")
             raise
 
-    def _op_ping(self, _request: dict[str, Any]) -> dict[str, Any]:
-        return reply_ok("pong")
-
-    def _op_status(self, _request: dict[str, Any]) -> dict[str, Any]:
-        return reply_ok(self.status_text(), data=self.status_data())
-
-    def _op_ipvsadm(self, request: dict[str, Any]) -> dict[str, Any]:
-        command = request.get("command")
-        if not isinstance(command, dict):
-            raise RequestError("malformed command: 'command' must be an object")
-        return reply_ok(self.apply_command(Command.from_dict(command)))
-
-    def _op_attach(self, request: dict[str, Any]) -> dict[str, Any]:
-        names = _names(request, "ifaces")
-        mode = request.get("mode", "auto")
-        if mode not in ("auto", "native", "generic"):
-            raise RequestError("malformed attach: 'mode' must be auto, native or generic")
-        config = request.get("config")
-        if config is not None and not isinstance(config, str):
-            raise RequestError("malformed attach: 'config' must be a path")
-        bypass = request.get("queue_bypass")
-        if bypass is not None and not isinstance(bypass, bool):
-            raise RequestError("malformed attach: 'queue_bypass' must be true, false or null")
-        self.set_queue_bypass(bypass)
-        lines = [self.attach(name, mode) for name in names]
-        if config:
-            self._load_config(Path(config))
-        self.save_state()
-        return reply_ok("\n".join(lines) + "\n")
-
-    def _op_detach(self, request: dict[str, Any]) -> dict[str, Any]:
-        return self._detach(_names(request, "ifaces") or list(self.ifaces))
-
-    def _op_health(self, request: dict[str, Any]) -> dict[str, Any]:
-        key = decode_service(request.get("service"))  # types and VIP checked, as for ipvsadm commands
-        check = HealthCheck.from_dict(request.get("check"))  # ValueError in one line for any bad value
-        return reply_ok(self._set_health(key, check))
-
-    def set_queue_bypass(self, bypass: object) -> None:
-        """`lbxdp attach --queue-bypass|--no-queue-bypass` to a running daemon; None keeps the choice."""
-        if isinstance(bypass, bool) and bypass != self.queue_bypass:
-            self.queue_bypass = bypass
-            try:
-                self._sync_rules()
-            except Exception:
-                self.queue_bypass = not bypass  # the rules did not change: neither does the choice
-                raise
-            log.info("first packets with no daemon: %s", no_daemon_policy(bypass))
-
-    def _detach(self, names: list[str]) -> dict[str, Any]:
+    def detach(self, names: list[str]) -> dict[str, Any]:
         unknown = [n for n in names if n not in self.ifaces]
         if unknown:
             return reply_error(f"not attached to: {', '.join(unknown)}")
@@ -660,7 +363,7 @@ class Daemon:
             if time.monotonic() >= next_tick:
                 try:
                     self.tick()
-                except Exception:  # noqa: BLE001 - the sweeper must not take the daemon down
+                except Exception:
                     log.exception("periodic tick failed")
                 next_tick = time.monotonic() + TICK_SECONDS
         sel.close()
@@ -672,27 +375,6 @@ class Daemon:
         self._stop = True
 
 
-class RequestError(ValueError):
-    """A control request with missing or mistyped fields (its message is the reply)."""
-
-
-def _names(request: dict[str, Any], field: str) -> list[str]:
-    names = request.get(field) or []
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise RequestError(f"malformed request: '{field}' must be a list of interface names")
-    return names
-
-
-# op → handler: every request the control channel serves (lb.daemon.protocol)
-REQUESTS: dict[str, Any] = {
-    "ping": Daemon._op_ping,
-    "status": Daemon._op_status,
-    "ipvsadm": Daemon._op_ipvsadm,
-    "attach": Daemon._op_attach,
-    "detach": Daemon._op_detach,
-    "health": Daemon._op_health,
-}
-
 _current: Daemon | None = None
 
 
@@ -702,17 +384,3 @@ def _trampoline(pkt: Any) -> None:
         pkt.drop()
         return
     _current.first.on_packet(pkt)
-
-
-def no_daemon_policy(bypass: bool) -> str:
-    """What happens to first packets while no daemon reads the queue, in status' words."""
-    return "passed to the kernel (fail-open, --queue-bypass)" if bypass else "dropped (fail-closed)"
-
-
-def remove_stale_instances() -> None:
-    """Pins and run directories of namespaces deleted without `lbxdp detach` (a test topology torn
-    down, a container gone) would hold their maps' memory forever: remove them."""
-    for root in (loader.PIN_ROOT, instance.RUN_ROOT):
-        for stale in instance.stale_dirs(root):
-            log.info("removing %s: its network namespace is gone", stale)
-            shutil.rmtree(stale, ignore_errors=True)

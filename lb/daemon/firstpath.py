@@ -32,6 +32,8 @@ from lb.tables import Tables, TcpSeen
 log = logging.getLogger("lbxdp")
 
 FIB_CACHE_SECONDS = 1.0  # how long the first-packet path trusts a next hop it looked up
+QUEUE_NUM = 4711  # NFQUEUE numbers are per network namespace, so one fixed number never collides
+QUEUE_LEN = 4096  # first packets the kernel holds for the daemon; beyond, it drops them (status counts)
 
 
 @dataclass

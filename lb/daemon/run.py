@@ -37,10 +37,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from lb.daemon.control import AddressInUse
     from lb.daemon.daemon import Daemon
+    from lb.daemon.startup import saved as saved_state
     from lb.datapath import loader
 
     try:
-        saved = Daemon.saved()
+        saved = saved_state()
         max_flows = args.max_flows or (saved.max_flows if saved else None) or loader.Tunables().max_flows
         adopt_from = [*(saved.ifaces if saved else []), *args.iface]
         daemon = Daemon(loader.Tunables(max_flows=max_flows), adopt_from=adopt_from, queue_bypass=args.queue_bypass)
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("adopted saved state: %d services, interfaces %s",
                      len(daemon.table), ", ".join(daemon.ifaces) or "none")
         if args.config:
-            daemon._load_config(Path(args.config))
+            daemon.load_config(Path(args.config))
         for name in args.iface:
             log.info("%s", daemon.attach(name, args.mode))
         if daemon.unusable is not None:  # the old program, on interfaces not attached again, goes

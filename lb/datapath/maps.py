@@ -1,68 +1,56 @@
 """Writing a `Tables` into the datapath's BPF maps, and reading maps and counters back.
 
-The maps are those of bpf/lb_maps.h, handled through their fds with the plain bpf(2) map commands
-(via libbcc), so the same code serves a freshly loaded program (`DatapathMaps.from_bpf`) and a
-program whose maps are pinned (`DatapathMaps.open_pinned`, e.g. a CLI inspecting a running daemon).
-Entries are converted with the ctypes mirror in lb.datapath.structs.
+The maps are those of bpf/lb_maps.h. `DatapathMaps` is their one handle, made of one part per
+concern: lb.datapath.mapaccess (fds and the bpf(2) map commands), servicemaps (services, reals,
+config, tx_ports), ringmaps (Maglev rings, budgets, XDP's Conns) and countermaps (reason and traffic
+counters); this module holds the flow tables (`flows`, `reverse`) and the whole-table write and read.
+
+The flow entries are written and read as packed bytes (the struct layouts below), not ctypes
+structures: the first-packet path does this for every new flow, and building a ctypes key field by
+field cost more than the bpf(2) call itself. Whole flow tables are read in batches
+(BPF_MAP_LOOKUP_BATCH) and decoded from the raw buffers.
 """
 
 from __future__ import annotations
 
-import array
 import ctypes
 import errno
 import os
-import struct
-from collections.abc import Iterable, Iterator, Mapping
 from ipaddress import IPv4Address
-from pathlib import Path
 from typing import Any
 
-from bcc.libbcc import lib as _lib  # type: ignore[import-not-found]
-from bcc.utils import get_possible_cpus  # type: ignore[import-not-found]
+from bcc.libbcc import lib as _lib
 
 from lb.datapath import structs as S
+from lb.datapath.countermaps import CounterMaps
+from lb.datapath.mapaccess import MapError
 from lb.datapath.records import FlowRecords
-from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
-from lb.rewrite.verdicts import Reason
-from lb.tables import RING_SIZE, FlowEntry, RealEntry, ReverseEntry, ServiceEntry, Tables, TcpSeen, Traffic, ring_row
+from lb.datapath.ringmaps import NO_LIMIT, RingMaps
+from lb.datapath.servicemaps import ServiceMaps
+from lb.model import FlowKey, Forwarding, Protocol
+from lb.tables import FlowEntry, ReverseEntry, Tables, TcpSeen, ring_row
 
-_FWD_TO_C = {Forwarding.MASQ: S.FWD_MASQ, Forwarding.ROUTE: S.FWD_ROUTE, Forwarding.TUNNEL: S.FWD_TUNNEL}
-_FWD_FROM_C = {v: k for k, v in _FWD_TO_C.items()}
+FLOW_BATCH = 8192  # entries per BPF_MAP_LOOKUP_BATCH call
+# EINVAL: the map type has no batch ops (or the kernel predates them); ENOTSUPP (524, kernel-internal)
+# and EOPNOTSUPP: batches not implemented for this map.
+_NO_BATCH_ERRNOS = frozenset({errno.EINVAL, errno.EOPNOTSUPP, 524})
+
+# struct flow_key ("!IIHHB3x": addresses and ports in network order), struct flow_state ("=QIIII")
+# and struct reverse_state ("=Q4s2s2xIIII": vip and vport as network-order bytes), from their mirrors
+_FLOW_KEY = S.struct_format(S.FlowKeyC)
+_FLOW_STATE = S.struct_format(S.FlowStateC)
+_REVERSE_STATE = S.struct_format(S.ReverseStateC)
+
+_PROTOCOLS = {int(p): p for p in Protocol}
+_SEEN = {int(bits): TcpSeen(bits) for bits in range(8)}
+
+__all__ = ["FLOW_BATCH", "DatapathMaps", "MapError"]
+
+_libbpf_handle: ctypes.CDLL | None = None
 
 
-class MapError(RuntimeError):
-    """A map operation the kernel refused; the message names the map, the key and the errno."""
-
-
-class DatapathMaps:
+class DatapathMaps(ServiceMaps, RingMaps, CounterMaps):
     """The datapath maps of one loaded (or pinned) program."""
-
-    def __init__(self, fds: Mapping[str, int], max_reals: int, max_tx_ports: int) -> None:
-        missing = set(S.MAP_TYPES) - set(fds)
-        if missing:
-            raise MapError(f"maps missing: {', '.join(sorted(missing))}")
-        self._fds = dict(fds)
-        self.max_reals = max_reals
-        self.max_tx_ports = max_tx_ports
-        self.max_hashed_services = 16  # rows of hash_rings (loader sets its Tunables' figure)
-        self._ncpus = len(get_possible_cpus())
-
-    @classmethod
-    def from_bpf(cls, bpf: Any, max_reals: int, max_tx_ports: int) -> DatapathMaps:
-        return cls({name: bpf[name.encode()].map_fd for name in S.MAP_TYPES}, max_reals, max_tx_ports)
-
-    @classmethod
-    def open_pinned(cls, pin_dir: Path, max_reals: int = 4096, max_tx_ports: int = 4096) -> DatapathMaps:
-        fds = {}
-        for name in S.MAP_TYPES:
-            fd = _lib.bpf_obj_get(str(pin_dir / name).encode())
-            if fd < 0:
-                raise MapError(f"cannot open pinned map {pin_dir / name}: {os.strerror(ctypes.get_errno())}")
-            fds[name] = fd
-        return cls(fds, max_reals, max_tx_ports)
-
-    # --- writing -------------------------------------------------------------------------------
 
     def write(self, tables: Tables) -> None:
         """Make the maps hold exactly `tables` (services, reals, flows, reverse, config, tx_ports).
@@ -99,75 +87,26 @@ class DatapathMaps:
         for ifindex in tables.tx_ports:
             self.add_tx_port(ifindex)
         self.set_tunnel_source(tables.tunnel_source)
-        unlimited = tables.hash_budget is None
-        self.grant_hash_budget([_NO_LIMIT if unlimited else tables.hash_budget] * self._ncpus, reset=True)
+        budget = NO_LIMIT if tables.hash_budget is None else tables.hash_budget
+        self.grant_hash_budget([budget] * self._ncpus, reset=True)
 
-    def set_service(self, key: ServiceKey, entry: ServiceEntry) -> None:
-        self._update("services", _service_key(key), S.ServiceInfoC(entry.service_id, entry.flags))
+    def read(self) -> Tables:
+        """What the maps hold now, flows with the last_seen_ns and tcp_seen XDP stamped."""
+        tables = Tables()
+        tables.services = self.read_services()
+        tables.reals = self.read_reals()
+        tables.flows, tables.reverse = self.read_flows()
+        tables.tunnel_source = self.tunnel_source()
+        tables.tx_ports = self.read_tx_ports()
+        left = min(allowed - created for created, allowed in self.read_hash_budget())
+        tables.hash_budget = None if left >= NO_LIMIT // 2 else max(0, left)
+        for service in tables.services.values():
+            row = ring_row(service.flags)
+            if row is not None and row < self.max_hashed_services and row not in tables.rings:
+                tables.rings[row] = self.read_ring(row)
+        return tables
 
-    def set_ring(self, row: int, real_ids: list[int]) -> None:
-        """Fill Maglev ring `row` of hash_rings: slot → real id, 0 where the first-packet path decides.
-        A ring is one map value (struct mh_ring), so this is one update: 1.4 ms here, most of it
-        turning the list into an array (an array map of RING_SIZE entries a ring took 30 ms with
-        BPF_MAP_UPDATE_BATCH, 0.4 s entry by entry, and twice the memory)."""
-        self._check_row(row)
-        if len(real_ids) != RING_SIZE:
-            raise MapError(f"a ring has {RING_SIZE} slots, not {len(real_ids)}")
-        value = S.MhRingC.from_buffer(array.array("I", real_ids))
-        self._update("hash_rings", ctypes.c_uint32(row), value)
-
-    def clear_ring(self, row: int) -> None:
-        """Every slot of `row` 0: no flow of it is scheduled in XDP any more."""
-        self.set_ring(row, [0] * RING_SIZE)
-
-    def read_ring(self, row: int) -> list[int]:
-        """Ring `row` of hash_rings, slot by slot."""
-        self._check_row(row)
-        value = self._lookup("hash_rings", ctypes.c_uint32(row))
-        if value is None:
-            raise MapError(f"hash_rings: lookup of row {row} failed: {os.strerror(ctypes.get_errno())}")
-        return list(value.real_ids)
-
-    def _check_row(self, row: int) -> None:
-        if not 0 <= row < self.max_hashed_services:
-            raise MapError(f"ring row {row} does not fit hash_rings (MAX_HASHED_SERVICES={self.max_hashed_services})")
-
-    def read_hash_budget(self) -> list[tuple[int, int]]:
-        """(created, allowed) of each CPU's hash_budget: flows it created in XDP, and its limit."""
-        return [(c.created, c.allowed) for c in self._percpu("hash_budget", 0)]
-
-    def grant_hash_budget(self, allowed: list[int], reset: bool = False) -> None:
-        """Let CPU i create flows in XDP while its count is below allowed[i]. The counts are kept
-        (`reset`: zeroed); one XDP may add between the read and the write is lost, which only
-        grants that many flows more."""
-        values = (S.HashBudgetC * self._ncpus)()
-        current = [(0, 0)] * self._ncpus if reset else self.read_hash_budget()
-        for i, ((created, _), limit) in enumerate(zip(current, allowed, strict=True)):
-            values[i].created, values[i].allowed = created, limit
-        self._update("hash_budget", ctypes.c_uint32(0), values)
-
-    def hash_conns(self, real_ids: range | list[int]) -> dict[int, int]:
-        """Flows XDP scheduled itself, per real id (summed over CPUs): part of ipvsadm's Conns."""
-        return {rid: sum(self._percpu("hash_conns", rid)) for rid in real_ids}
-
-    def reset_hash_conns(self, real_ids: range | list[int]) -> None:
-        for rid in real_ids:
-            self._set_percpu("hash_conns", rid, ctypes.c_uint64)
-
-    def delete_service(self, key: ServiceKey) -> None:
-        self._delete("services", _service_key(key))
-
-    def set_real(self, real_id: int, real: RealEntry) -> None:
-        value = S.RealInfoC(S.be32(real.address), S.be16(real.port), _FWD_TO_C[real.forwarding], 0)
-        self._update("reals", ctypes.c_uint32(real_id), value)
-
-    def delete_real(self, real_id: int) -> None:
-        """Empty the slot (an array entry cannot be deleted); flows to it then PASS (PASS_NO_REAL)."""
-        self._update("reals", ctypes.c_uint32(real_id), S.RealInfoC())
-
-    # The flow entries are written and read as packed bytes (the struct layouts below), not ctypes
-    # structures: the first-packet path does this for every new flow, and building a ctypes key
-    # field by field cost more than the bpf(2) call itself.
+    # --- the flow tables ------------------------------------------------------------------------
 
     def set_flow(self, flow: FlowKey, entry: FlowEntry) -> None:
         value = _FLOW_STATE.pack(entry.last_seen_ns, entry.real_id, entry.service_id, int(entry.tcp_seen), 0)
@@ -195,58 +134,6 @@ class DatapathMaps:
             self.set_reverse(rkey, tables.reverse[rkey])
         self.set_flow(flow, entry)
 
-    def set_tunnel_source(self, source: IPv4Address | None) -> None:
-        """Set IPIP's outer source; cached next hops were looked up from the old one, so flush them."""
-        self._update("config", ctypes.c_uint32(0), S.LbConfigC(S.be32(source) if source else 0, self._next_epoch()))
-
-    def flush_next_hops(self) -> None:
-        """Make XDP ask bpf_fib_lookup() again for every destination (after a route or neighbour change
-        the daemon knows of; without it a cached answer lives at most NEXT_HOP_TTL_NS, 1 s)."""
-        config = self._lookup("config", ctypes.c_uint32(0)) or S.LbConfigC()
-        self._update("config", ctypes.c_uint32(0), S.LbConfigC(config.tunnel_saddr, self._next_epoch()))
-
-    def _next_epoch(self) -> int:
-        """hop_epoch + 1: every cached next hop carries the epoch it was cached in, so this voids them."""
-        config = self._lookup("config", ctypes.c_uint32(0))
-        return ((config.hop_epoch if config is not None else 0) + 1) & 0xFFFFFFFF
-
-    def add_tx_port(self, ifindex: int) -> None:
-        """Let XDP redirect to `ifindex`; call from the namespace the interface lives in."""
-        if not 0 < ifindex < self.max_tx_ports:
-            raise MapError(f"ifindex {ifindex} does not fit tx_ports (MAX_TX_PORTS={self.max_tx_ports})")
-        self._update("tx_ports", ctypes.c_int(ifindex), ctypes.c_int(ifindex))
-
-    def delete_tx_port(self, ifindex: int) -> None:
-        self._delete("tx_ports", ctypes.c_int(ifindex))
-
-    # --- reading -------------------------------------------------------------------------------
-
-    def read(self) -> Tables:
-        """What the maps hold now, flows with the last_seen_ns and tcp_seen XDP stamped."""
-        tables = Tables()
-        for key, value in self._items("services"):
-            tables.services[_service_key_back(key)] = ServiceEntry(value.service_id, value.flags)
-        for real_id in range(self.max_reals):
-            value = self._lookup("reals", ctypes.c_uint32(real_id))
-            if value is not None and value.forwarding in _FWD_FROM_C:
-                tables.reals[real_id] = RealEntry(
-                    S.address(value.addr), S.port(value.port), _FWD_FROM_C[value.forwarding]
-                )
-        tables.flows, tables.reverse = self.read_flows()
-        config = self._lookup("config", ctypes.c_uint32(0))
-        if config is not None and config.tunnel_saddr:
-            tables.tunnel_source = S.address(config.tunnel_saddr)
-        for ifindex in range(1, self.max_tx_ports):
-            if self._lookup("tx_ports", ctypes.c_int(ifindex)) is not None:
-                tables.tx_ports.add(ifindex)
-        left = min(allowed - created for created, allowed in self.read_hash_budget())
-        tables.hash_budget = None if left >= _NO_LIMIT // 2 else max(0, left)
-        for service in tables.services.values():
-            row = ring_row(service.flags)
-            if row is not None and row < self.max_hashed_services and row not in tables.rings:
-                tables.rings[row] = self.read_ring(row)
-        return tables
-
     def get_flow(self, flow: FlowKey) -> FlowEntry | None:
         """One flow's entry, or None (the first-packet path asks before scheduling)."""
         value = ctypes.create_string_buffer(_FLOW_STATE.size)
@@ -254,18 +141,6 @@ class DatapathMaps:
             return None
         last_seen, real_id, service_id, seen, _ = _FLOW_STATE.unpack(value.raw)
         return FlowEntry(real_id, service_id, last_seen, _SEEN.get(seen) or TcpSeen(seen))
-
-    def read_reals(self) -> dict[int, RealEntry]:
-        """The `reals` slots in use (a starting daemon checks them against its saved ids)."""
-        reals = {}
-        for real_id in range(self.max_reals):
-            value = self._lookup("reals", ctypes.c_uint32(real_id))
-            if value is not None and value.forwarding in _FWD_FROM_C:
-                reals[real_id] = RealEntry(S.address(value.addr), S.port(value.port), _FWD_FROM_C[value.forwarding])
-        return reals
-
-    def read_services(self) -> dict[ServiceKey, ServiceEntry]:
-        return {_service_key_back(k): ServiceEntry(v.service_id, v.flags) for k, v in self._items("services")}
 
     def read_flows(self) -> tuple[dict[FlowKey, FlowEntry], dict[FlowKey, ReverseEntry]]:
         """Only the flow tables (what the daemon's sweeper needs, once a second), without scanning
@@ -365,114 +240,6 @@ class DatapathMaps:
             started = True
         return b"".join(key_parts), b"".join(value_parts)
 
-    def tunnel_source(self) -> IPv4Address | None:
-        config = self._lookup("config", ctypes.c_uint32(0))
-        return S.address(config.tunnel_saddr) if config is not None and config.tunnel_saddr else None
-
-    def reason_counts(self) -> dict[Reason, int]:
-        """Packets per verdict reason, summed over CPUs (every reason, zeros included). A reason
-        past the map's end reads 0: a map pinned by an older program (a smaller REASON_MAX) is
-        adopted as it is, and XDP skips a reason it has no slot for."""
-        counts: dict[Reason, int] = {}
-        for reason in Reason:
-            try:
-                counts[reason] = sum(self._percpu("reason_counts", int(reason)))
-            except MapError:
-                counts[reason] = 0
-        return counts
-
-    def service_traffic(self, reals_of: Mapping[int, Iterable[int]]) -> dict[int, Traffic]:
-        """Per-service totals, `reals_of` mapping each service id to its real ids: XDP counts per real
-        only (one counter update per packet), and a real id belongs to one service."""
-        return {sid: sum(self.real_traffic(list(rids)).values(), Traffic()) for sid, rids in reals_of.items()}
-
-    def real_traffic(self, real_ids: range | list[int]) -> dict[int, Traffic]:
-        return {rid: self._traffic("real_counts", rid) for rid in real_ids}
-
-    def reset_counters(self, service_ids: range | list[int] = (), real_ids: range | list[int] = ()) -> None:
-        """Zero the reason counters and the given reals' traffic counters. `service_ids` is accepted for
-        the callers' sake and needs nothing: a service's traffic is the sum of its reals'."""
-        del service_ids
-        for reason in Reason:
-            self._set_percpu("reason_counts", int(reason), ctypes.c_uint64)
-        for rid in real_ids:
-            self._set_percpu("real_counts", rid, S.TrafficCounterC)
-            self._set_percpu("hash_conns", rid, ctypes.c_uint64)
-
-    # --- bpf(2) map commands -------------------------------------------------------------------
-
-    def _update(self, name: str, key: Any, value: Any) -> None:
-        if _lib.bpf_update_elem(self._fds[name], ctypes.byref(key), ctypes.byref(value), 0) != 0:
-            raise MapError(f"{name}: update failed: {os.strerror(ctypes.get_errno())}")
-
-    def _update_raw(self, name: str, key: bytes, value: bytes) -> None:
-        if _lib.bpf_update_elem(self._fds[name], key, value, 0) != 0:
-            raise MapError(f"{name}: update failed: {os.strerror(ctypes.get_errno())}")
-
-    def _delete(self, name: str, key: Any) -> None:
-        self._delete_raw(name, ctypes.byref(key))
-
-    def _delete_raw(self, name: str, key: Any) -> None:
-        if _lib.bpf_delete_elem(self._fds[name], key) != 0:
-            err = ctypes.get_errno()
-            if err != errno.ENOENT:  # already gone (an LRU may have evicted it)
-                raise MapError(f"{name}: delete failed: {os.strerror(err)}")
-
-    def _lookup(self, name: str, key: Any) -> Any:
-        value = S.MAP_TYPES[name][1]()
-        if _lib.bpf_lookup_elem(self._fds[name], ctypes.byref(key), ctypes.byref(value)) != 0:
-            return None
-        return value
-
-    def _items(self, name: str) -> Iterator[tuple[Any, Any]]:
-        key_type, _ = S.MAP_TYPES[name]
-        keys = []
-        key, next_key = None, key_type()
-        while _lib.bpf_get_next_key(self._fds[name], ctypes.byref(key) if key is not None else None,
-                                    ctypes.byref(next_key)) == 0:
-            keys.append(next_key)
-            key, next_key = next_key, key_type()
-        for key in keys:
-            value = self._lookup(name, key)
-            if value is not None:
-                yield key, value
-
-    def _percpu(self, name: str, index: int) -> list[Any]:
-        leaf = S.MAP_TYPES[name][1]
-        values = (leaf * self._ncpus)()
-        if _lib.bpf_lookup_elem(self._fds[name], ctypes.byref(ctypes.c_uint32(index)), ctypes.byref(values)) != 0:
-            raise MapError(f"{name}: lookup of {index} failed: {os.strerror(ctypes.get_errno())}")
-        return list(values)  # ints for a u64 leaf, struct copies for a struct leaf
-
-    def _set_percpu(self, name: str, index: int, leaf: type) -> None:
-        self._update(name, ctypes.c_uint32(index), (leaf * self._ncpus)())
-
-    def _traffic(self, name: str, index: int) -> Traffic:
-        total = Traffic()
-        for c in self._percpu(name, index):
-            total = total + Traffic(c.in_packets, c.in_bytes, c.out_packets, c.out_bytes)
-        return total
-
-
-# --- batched reads of the flow tables -------------------------------------------------------------
-
-FLOW_BATCH = 8192  # entries per BPF_MAP_LOOKUP_BATCH call
-_NO_LIMIT = 2**64 - 1  # hash_budget.allowed of a Tables without a budget
-# EINVAL: the map type has no batch ops (or the kernel predates them); ENOTSUPP (524, kernel-internal)
-# and EOPNOTSUPP: batches not implemented for this map.
-_NO_BATCH_ERRNOS = frozenset({errno.EINVAL, errno.EOPNOTSUPP, 524})
-
-# struct flow_key ("!IIHHB3x": addresses and ports in network order), struct flow_state ("=QIIII")
-# and struct reverse_state ("=Q4s2s2xIIII": vip and vport as network-order bytes), from their mirrors
-_FLOW_KEY = S.struct_format(S.FlowKeyC)
-_FLOW_STATE = S.struct_format(S.FlowStateC)
-_REVERSE_STATE = S.struct_format(S.ReverseStateC)
-
-_PROTOCOLS = {int(p): p for p in Protocol}
-_SEEN = {int(bits): TcpSeen(bits) for bits in range(8)}
-
-_libbpf_handle: ctypes.CDLL | None = None
-
 
 def _libbpf() -> ctypes.CDLL:
     """libbpf's bpf_map_lookup_batch (LIBBPF_0.0.7; libbcc has no batch call). It returns a
@@ -530,18 +297,11 @@ def _decode_reverse(raw_keys: bytes, raw_values: bytes) -> dict[FlowKey, Reverse
     return out
 
 
-def _service_key(key: ServiceKey) -> S.ServiceKeyC:
-    return S.ServiceKeyC(S.be32(key.vip), S.be16(key.port), int(key.proto), 0)
-
-
-def _service_key_back(key: S.ServiceKeyC) -> ServiceKey:
-    return ServiceKey(Protocol(key.proto), S.address(key.vip), S.port(key.port))
-
-
 def _flow_key(flow: FlowKey) -> bytes:
     """struct flow_key's bytes."""
     return _FLOW_KEY.pack(int(flow.saddr), int(flow.daddr), flow.sport, flow.dport, flow.proto)
 
 
 def _flow_key_back(key: S.FlowKeyC) -> FlowKey:
-    return FlowKey(Protocol(key.proto), S.address(key.saddr), S.port(key.sport), S.address(key.daddr), S.port(key.dport))
+    proto = Protocol(key.proto)
+    return FlowKey(proto, S.address(key.saddr), S.port(key.sport), S.address(key.daddr), S.port(key.dport))
