@@ -19,6 +19,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from lb.daemon import instance
+from lb.datapath.loader import PIN_ROOT
 from lb.datapath.testbed import two_arm
 
 LBXDP = str(Path(sys.executable).parent / "lbxdp")
@@ -86,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(paths)
         console.print(lbxdp("detach"), end="")
         ok = not where.get("failed") and len(where) == len(topo.reals)
+    # The balancer's namespace is gone: its run directory (the daemon's log) and pins go with it.
+    instance.remove_stale([instance.RUN_ROOT, PIN_ROOT])
     console.print("[green]demo finished: namespaces removed[/]" if ok else "[red]demo finished with failures[/]")
     return 0 if ok else 1
 
