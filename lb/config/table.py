@@ -19,6 +19,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from lb.config.ipvsadm import Command, Verb, validate
+from lb.config.jsontypes import json_int, json_list, json_str
 from lb.model import (
     ConfigError,
     Forwarding,
@@ -214,15 +215,20 @@ class ServiceTable:
         table = cls()
         try:
             t = data.get("timeouts") or {}
-            table.timeouts = Timeouts(int(t.get("tcp", 900)), int(t.get("tcpfin", 120)), int(t.get("udp", 300)))
+            defaults = Timeouts()
+            table.timeouts = Timeouts(
+                json_int(t.get("tcp", defaults.tcp)), json_int(t.get("tcpfin", defaults.tcpfin)),
+                json_int(t.get("udp", defaults.udp)),
+            )
             for s in data.get("services", []):
-                key = ServiceKey(Protocol[s["proto"]], IPv4Address(s["vip"]), int(s["port"]))
+                key = ServiceKey(Protocol[json_str(s["proto"], "proto")], _address(s["vip"]), json_int(s["port"]))
+                flags = json_list(s.get("sched_flags", []), "sched_flags")
                 service = Service(
                     key=key,
-                    scheduler=str(s["scheduler"]),
-                    sched_flags=frozenset(s.get("sched_flags", ())),
-                    persistence=None if s.get("persistence") is None else int(s["persistence"]),
-                    netmask=IPv4Address(s.get("netmask", "255.255.255.255")),
+                    scheduler=json_str(s["scheduler"], "scheduler"),
+                    sched_flags=frozenset(json_str(f, "sched_flags") for f in flags),
+                    persistence=None if s.get("persistence") is None else json_int(s["persistence"]),
+                    netmask=_address(s.get("netmask", "255.255.255.255")),
                 )
                 validate(
                     Command(
@@ -239,12 +245,12 @@ class ServiceTable:
                 vs = VirtualService(service)
                 for r in s.get("reals", []):
                     real = RealServer(
-                        address=IPv4Address(r["address"]),
-                        port=int(r["port"]),
-                        forwarding=Forwarding(r.get("forwarding", "g")),
-                        weight=int(r.get("weight", 1)),
-                        upper_threshold=int(r.get("upper_threshold", 0)),
-                        lower_threshold=int(r.get("lower_threshold", 0)),
+                        address=_address(r["address"]),
+                        port=json_int(r["port"]),
+                        forwarding=Forwarding(json_str(r.get("forwarding", "g"), "forwarding")),
+                        weight=json_int(r.get("weight", 1)),
+                        upper_threshold=json_int(r.get("upper_threshold", 0)),
+                        lower_threshold=json_int(r.get("lower_threshold", 0)),
                     )
                     check_real_for_service(key, real)
                     if real.key in vs.reals:
@@ -285,3 +291,8 @@ class ServiceTable:
                     )
                 )
         return out
+
+
+def _address(value: Any) -> IPv4Address:
+    """An address saved as a dotted string (IPv4Address would also take an int or a bool)."""
+    return IPv4Address(json_str(value, "address"))

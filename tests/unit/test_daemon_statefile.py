@@ -108,6 +108,12 @@ def test_the_file_names_its_format_and_version_and_keeps_the_bypass_choice(tmp_p
         (lambda d: d["health"]["TCP:10.0.0.100:80"].update(interval="2"), "interval"),
         (lambda d: d["health"]["TCP:10.0.0.100:80"].update(bogus=1), "bogus"),
         (lambda d: d["table"]["services"][0].update(reals=[1]), "malformed"),
+        # the table's values are held to the types of the control socket's JSON (IPv4Address and int()
+        # alone would take 167772161 as 10.0.0.1, True as a netmask, "80" and 80.5 as ports)
+        (lambda d: d["table"]["services"][0].update(vip=167772161), "address must be a string, not int"),
+        (lambda d: d["table"]["services"][0].update(netmask=True), "address must be a string, not bool"),
+        (lambda d: d["table"]["services"][0].update(port="80"), "is not an integer"),
+        (lambda d: d["table"]["services"][0]["reals"][0].update(weight=1.5), "is not an integer"),
     ],
 )
 def test_a_wrong_field_is_one_value_error_line(tmp_path, change, words):
