@@ -19,11 +19,12 @@ filled it is over:
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 from dataclasses import dataclass
 
 from lb.datapath.loader import _MapInfo, _ProgInfo, attached_prog_id
+from lb.datapath.mapaccess import MapError
+from lb.datapath.maps import read_batched
 
 # include/uapi/linux/bpf.h, enum bpf_map_type
 _HASH_TYPES = {1: "hash", 5: "percpu_hash", 9: "lru_hash", 10: "lru_percpu_hash", 32: "devmap_hash"}
@@ -88,13 +89,13 @@ def _count_map(lib: ctypes.CDLL, map_id: int) -> MapCount | None:
         if info.type in _FIXED_TYPES:
             return MapCount(name, _FIXED_TYPES[info.type], info.max_entries, info.max_entries, True)
         if info.type in _HASH_TYPES:
-            keys, _ = _read_all(lib, fd, info, name)
+            keys, _ = _read_all(fd, info, name)
             return MapCount(name, _HASH_TYPES[info.type], info.max_entries, len(keys), False)
         if info.type == 14:  # devmap: no batched lookups; an empty slot's lookup fails (ENOENT)
             used = sum(1 for index in range(info.max_entries) if _devmap_has(lib, fd, index))
             return MapCount(name, "devmap", info.max_entries, used, False)
         if info.type in _ARRAY_TYPES:
-            _, values = _read_all(lib, fd, info, name)
+            _, values = _read_all(fd, info, name)
             empty = bytes(info.value_size)
             used = sum(1 for v in values if v != empty)
             return MapCount(name, _ARRAY_TYPES[info.type], info.max_entries, used, False)
@@ -108,38 +109,18 @@ def _devmap_has(lib: ctypes.CDLL, fd: int, index: int) -> bool:
     return bool(lib.bpf_map_lookup_elem(fd, ctypes.byref(ctypes.c_uint32(index)), ctypes.byref(value)) == 0)
 
 
-def _read_all(lib: ctypes.CDLL, fd: int, info: _MapInfo, name: str) -> tuple[list[bytes], list[bytes]]:
-    """Every key and value, with BPF_MAP_LOOKUP_BATCH: one consistent pass even while entries come
-    and go (a bpf_get_next_key walk restarts from the top when its key was just deleted)."""
+def _read_all(fd: int, info: _MapInfo, name: str) -> tuple[list[bytes], list[bytes]]:
+    """Every key and value, in one batched pass (lb.datapath.maps.read_batched)."""
     ks, vs = info.key_size, info.value_size
-    chunk = max(1, min(_BATCH, info.max_entries))
-    keys = ctypes.create_string_buffer(ks * chunk)
-    values = ctypes.create_string_buffer(vs * chunk)
-    token_in = ctypes.create_string_buffer(max(8, ks))
-    token_out = ctypes.create_string_buffer(max(8, ks))
-    out_keys: list[bytes] = []
-    out_values: list[bytes] = []
-    started = False
-    while True:
-        count = ctypes.c_uint32(chunk)
-        rc = lib.bpf_map_lookup_batch(fd, token_in if started else None, token_out, keys, values,
-                                      ctypes.byref(count), None)
-        err = (-rc if rc < 0 else ctypes.get_errno()) if rc != 0 else 0
-        if err and err != errno.ENOENT:
-            if err == errno.ENOSPC and count.value == 0:  # one bucket holds more than a batch
-                chunk *= 2
-                keys = ctypes.create_string_buffer(ks * chunk)
-                values = ctypes.create_string_buffer(vs * chunk)
-                continue
-            raise MapCountError(f"{name}: batched lookup failed: {os.strerror(err)}")
-        raw_k, raw_v = keys.raw, values.raw
-        for i in range(count.value):
-            out_keys.append(raw_k[i * ks: (i + 1) * ks])
-            out_values.append(raw_v[i * vs: (i + 1) * vs])
-        if err == errno.ENOENT:
-            return out_keys, out_values
-        ctypes.memmove(token_in, token_out, len(token_in))
-        started = True
+    try:
+        raw = read_batched(fd, ks, vs, name, chunk=max(1, min(_BATCH, info.max_entries)))
+    except MapError as exc:
+        raise MapCountError(str(exc)) from None
+    if raw is None:
+        raise MapCountError(f"{name}: the kernel does no batched lookups on this map")
+    raw_k, raw_v = raw
+    return ([raw_k[i * ks: (i + 1) * ks] for i in range(len(raw_k) // ks)],
+            [raw_v[i * vs: (i + 1) * vs] for i in range(len(raw_v) // vs)])
 
 
 _lib: ctypes.CDLL | None = None
@@ -149,10 +130,6 @@ def _libbpf() -> ctypes.CDLL:
     global _lib
     if _lib is None:
         lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
-        lib.bpf_map_lookup_batch.argtypes = [
-            ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-            ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p,
-        ]
         lib.bpf_map_lookup_elem.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
         _lib = lib
     return _lib

@@ -205,40 +205,46 @@ class DatapathMaps(ServiceMaps, RingMaps, CounterMaps):
         """Every key and value of hash map `name` as two raw byte strings (entry i at i × size), or
         None when the kernel does not do batched lookups on it."""
         key_type, value_type = S.MAP_TYPES[name]
-        key_size, value_size = ctypes.sizeof(key_type), ctypes.sizeof(value_type)
-        lookup = _libbpf().bpf_map_lookup_batch
-        chunk = FLOW_BATCH
-        keys = ctypes.create_string_buffer(key_size * chunk)
-        values = ctypes.create_string_buffer(value_size * chunk)
-        # The position token is opaque (a bucket index for hash maps); key_size bytes always hold it.
-        token_in = ctypes.create_string_buffer(max(8, key_size))
-        token_out = ctypes.create_string_buffer(max(8, key_size))
-        key_parts: list[bytes] = []
-        value_parts: list[bytes] = []
-        started = False
-        while True:
-            count = ctypes.c_uint32(chunk)
-            rc = lookup(self._fds[name], token_in if started else None, token_out, keys, values,
-                        ctypes.byref(count), None)
-            err = (-rc if rc < 0 else ctypes.get_errno()) if rc != 0 else 0
-            if err and err != errno.ENOENT:
-                if err == errno.ENOSPC and count.value == 0:  # one bucket holds more than a batch
-                    chunk *= 2
-                    keys = ctypes.create_string_buffer(key_size * chunk)
-                    values = ctypes.create_string_buffer(value_size * chunk)
-                    continue
-                if not started and err in _NO_BATCH_ERRNOS:
-                    return None
-                raise MapError(f"{name}: batched lookup failed: {os.strerror(err)}")
-            n = count.value
-            if n:
-                key_parts.append(keys.raw[: n * key_size])
-                value_parts.append(values.raw[: n * value_size])
-            if err == errno.ENOENT:  # the last batch (possibly empty)
-                break
-            ctypes.memmove(token_in, token_out, len(token_in))
-            started = True
-        return b"".join(key_parts), b"".join(value_parts)
+        return read_batched(self._fds[name], ctypes.sizeof(key_type), ctypes.sizeof(value_type), name)
+
+
+def read_batched(fd: int, key_size: int, value_size: int, name: str,
+                 chunk: int = FLOW_BATCH) -> tuple[bytes, bytes] | None:
+    """Every key and value of map `fd` with BPF_MAP_LOOKUP_BATCH, as two raw byte strings (entry i
+    at i × size): one consistent pass even while entries come and go (a bpf_get_next_key walk
+    restarts from the top when its key was just deleted). None when the kernel does not do batched
+    lookups on this map; MapError on any other failure."""
+    lookup = _libbpf().bpf_map_lookup_batch
+    keys = ctypes.create_string_buffer(key_size * chunk)
+    values = ctypes.create_string_buffer(value_size * chunk)
+    # The position token is opaque (a bucket index for hash maps); key_size bytes always hold it.
+    token_in = ctypes.create_string_buffer(max(8, key_size))
+    token_out = ctypes.create_string_buffer(max(8, key_size))
+    key_parts: list[bytes] = []
+    value_parts: list[bytes] = []
+    started = False
+    while True:
+        count = ctypes.c_uint32(chunk)
+        rc = lookup(fd, token_in if started else None, token_out, keys, values, ctypes.byref(count), None)
+        err = (-rc if rc < 0 else ctypes.get_errno()) if rc != 0 else 0
+        if err and err != errno.ENOENT:
+            if err == errno.ENOSPC and count.value == 0:  # one bucket holds more than a batch
+                chunk *= 2
+                keys = ctypes.create_string_buffer(key_size * chunk)
+                values = ctypes.create_string_buffer(value_size * chunk)
+                continue
+            if not started and err in _NO_BATCH_ERRNOS:
+                return None
+            raise MapError(f"{name}: batched lookup failed: {os.strerror(err)}")
+        n = count.value
+        if n:
+            key_parts.append(keys.raw[: n * key_size])
+            value_parts.append(values.raw[: n * value_size])
+        if err == errno.ENOENT:  # the last batch (possibly empty)
+            break
+        ctypes.memmove(token_in, token_out, len(token_in))
+        started = True
+    return b"".join(key_parts), b"".join(value_parts)
 
 
 def _libbpf() -> ctypes.CDLL:
