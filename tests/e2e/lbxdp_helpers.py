@@ -269,3 +269,21 @@ def tally(names: list[str | None]) -> dict[str | None, int]:
     for name in names:
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def nothing_left(topo: Topology, lbxdp: Lbxdp, *, run_dir: bool = False) -> list[str]:
+    """What of an lbxdp instance exists in the lb namespace (empty when nothing). `run_dir` also
+    counts /run/lbxdp/netns-<inode>/ (a detach with a daemon keeps its log there; one without removes it)."""
+    left = []
+    if xdp := xdp_attached(topo):
+        left.append(f"XDP on {sorted(xdp)}")
+    rules = topo.run("lb", ["iptables-save"]).stdout
+    if "LBXDP" in rules or "NFQUEUE" in rules:
+        left.append(f"iptables: {[line for line in rules.splitlines() if 'LBXDP' in line or 'NFQUEUE' in line]}")
+    if lbxdp.pin_dir.exists():
+        left.append(f"pins {sorted(p.name for p in lbxdp.pin_dir.iterdir())}")
+    if run_dir and lbxdp.log_path.parent.exists():
+        left.append(f"run dir {sorted(p.name for p in lbxdp.log_path.parent.iterdir())}")
+    if pids := lbxdp_processes(topo):
+        left.append(f"daemon pids {pids}")
+    return left

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
+from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, nothing_left, xdp_attached
 from pyroute2 import netns
 
 from lb.datapath.testbed import Topology, two_arm, wait_until
@@ -113,22 +113,6 @@ def kill_daemon(topo: Topology, lbxdp: Lbxdp) -> None:
 def configure(topo: Topology, lbxdp: Lbxdp) -> None:
     lbxdp.service(f"{topo.vip}:{UDP_PORT}", "rr", [(f"{r.ip}:{UDP_PORT}", "-m") for r in topo.reals], udp=True)
     lbxdp.service(f"{topo.vip}:{TCP_PORT}", "rr", [(f"{r.ip}:{TCP_PORT}", "-m") for r in topo.reals])
-
-
-def nothing_left(topo: Topology, lbxdp: Lbxdp) -> list[str]:
-    left = []
-    if xdp := xdp_attached(topo):
-        left.append(f"XDP on {sorted(xdp)}")
-    rules = topo.run("lb", ["iptables-save"]).stdout
-    if "LBXDP" in rules or "NFQUEUE" in rules:
-        left.append(f"iptables: {[line for line in rules.splitlines() if 'LBXDP' in line or 'NFQUEUE' in line]}")
-    if lbxdp.pin_dir.exists():
-        left.append(f"pins {sorted(p.name for p in lbxdp.pin_dir.iterdir())}")
-    if lbxdp.log_path.parent.exists():
-        left.append(f"run dir {sorted(p.name for p in lbxdp.log_path.parent.iterdir())}")
-    if pids := lbxdp_processes(topo):
-        left.append(f"daemon pids {pids}")
-    return left
 
 
 def map_ids(prog_id: int) -> list[int]:
@@ -303,7 +287,7 @@ def test_detach_with_no_daemon_removes_everything_and_stale_dirs(topo: Topology,
     assert done.stderr == "" and done.stdout.count("\n") == 1, done
     assert "no daemon running" in done.stdout and "eth0" in done.stdout and "eth1" in done.stdout, done.stdout
     assert "LBXDP rules" in done.stdout and str(lbxdp.log_path.parent) in done.stdout, done.stdout
-    assert nothing_left(topo, lbxdp) == []
+    assert nothing_left(topo, lbxdp, run_dir=True) == []
     wait_until(lambda: not any(map_alive(m) for m in maps), timeout=5, what="the program's maps freed")
     assert not stale.exists()
     # Nothing forwards the VIP any more, and a second detach has nothing to do but says so.

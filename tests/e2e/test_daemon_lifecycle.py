@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
+from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, nothing_left, xdp_attached
 
 from lb.datapath.testbed import Topology, two_arm, wait_until
 
@@ -27,21 +27,6 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
         finally:
             lbxdp("detach", check=False)
     assert_torn_down(topo)
-
-
-def nothing_left(topo: Topology, lbxdp: Lbxdp) -> list[str]:
-    """What of an lbxdp instance exists in the lb namespace (empty when nothing)."""
-    left = []
-    if xdp := xdp_attached(topo):
-        left.append(f"XDP on {sorted(xdp)}")
-    rules = topo.run("lb", ["iptables-save"]).stdout
-    if "LBXDP" in rules or "NFQUEUE" in rules:
-        left.append(f"iptables: {[r for r in rules.splitlines() if 'LBXDP' in r or 'NFQUEUE' in r]}")
-    if lbxdp.pin_dir.exists():
-        left.append(f"pins {sorted(p.name for p in lbxdp.pin_dir.iterdir())}")
-    if pids := lbxdp_processes(topo):
-        left.append(f"daemon pids {pids}")
-    return left
 
 
 def test_attach_to_a_missing_interface_fails_in_one_line(topo: Topology, lbxdp: Lbxdp) -> None:

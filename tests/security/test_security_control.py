@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from lbxdp_helpers import LBXDP, Lbxdp, assert_torn_down, lbxdp_processes, xdp_attached
+from lbxdp_helpers import LBXDP, Lbxdp, assert_torn_down, lbxdp_processes, nothing_left
 
 from lb.daemon.control import MAX_WORKERS
 from lb.daemon.protocol import ADDRESS, BUSY, CHUNK_CHARS, PERMISSION_DENIED
@@ -391,7 +391,7 @@ def test_a_squatter_gets_nothing_and_attach_leaves_nothing() -> None:
             assert done.returncode == 1, done
             assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
             assert re.search(r"pid \d+ \(uid 65534\)", done.stderr) and "remove that process" in done.stderr, done
-            assert _nothing_left(topo, lbxdp) == []
+            assert nothing_left(topo, lbxdp) == []
             for args in (["-L", "-n"], ["-C"], ["status"], ["detach"]):
                 done = lbxdp(*args, check=False)
                 assert done.returncode == 1 and "refusing to send to it" in done.stderr, (args, done)
@@ -400,25 +400,11 @@ def test_a_squatter_gets_nothing_and_attach_leaves_nothing() -> None:
             run = topo.run("lb", [sys.executable, "-m", "lb.daemon.run", "--iface", "eth0"],
                            check=False, timeout=60)
             assert run.returncode == 1 and "uid 65534" in run.stderr and "remove that process" in run.stderr, run
-            assert _nothing_left(topo, lbxdp) == []
+            assert nothing_left(topo, lbxdp) == []
             assert b"RECEIVED" not in log.read_bytes(), log.read_text()
         finally:
             topo.stop(squatter)
     assert_torn_down(topo)
-
-
-def _nothing_left(topo: Topology, lbxdp: Lbxdp) -> list[str]:
-    left = []
-    if xdp := xdp_attached(topo):
-        left.append(f"XDP on {sorted(xdp)}")
-    rules = topo.run("lb", ["iptables-save"]).stdout
-    if "LBXDP" in rules or "NFQUEUE" in rules:
-        left.append("iptables rules")
-    if lbxdp.pin_dir.exists():
-        left.append(f"pins {sorted(p.name for p in lbxdp.pin_dir.iterdir())}")
-    if pids := lbxdp_processes(topo):
-        left.append(f"daemon pids {pids}")
-    return left
 
 
 def test_cap_net_admin_is_enough_but_only_in_our_user_namespace(lab, before) -> None:
@@ -542,7 +528,7 @@ def test_a_rules_file_beyond_the_datapath_fails_attach_in_one_line() -> None:
             done = lbxdp("attach", "eth0", "eth1", "--config", str(rules), check=False, timeout=120)
             assert done.returncode == 1 and done.stderr.count("\n") == 1, done
             assert "too many real servers" in done.stderr and "Traceback" not in done.stderr, done
-            assert _nothing_left(topo, lbxdp) == []
+            assert nothing_left(topo, lbxdp) == []
         finally:
             lbxdp("detach", check=False)
     assert_torn_down(topo)
