@@ -13,7 +13,9 @@ filled it is over:
 - plain arrays and devmaps: the slots in use (a value that is not all zeros; a devmap slot with a
   device), e.g. the `reals` slots of configured reals or the Maglev rows in use;
 - per-CPU arrays hold counters and caches, one slot per index whatever happens: their entry count
-  is their size (`fixed`), as `bpftool map dump` would count it.
+  is their size (`fixed`), as `bpftool map dump` would count it. So do the plain arrays that hold
+  counters (`COUNTER_ARRAYS`: connections per real, rr cursors): a slot stays non-zero after the
+  work that set it, as a counter does.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from lb.datapath.maps import read_batched
 _HASH_TYPES = {1: "hash", 5: "percpu_hash", 9: "lru_hash", 10: "lru_percpu_hash", 32: "devmap_hash"}
 _ARRAY_TYPES = {2: "array", 14: "devmap"}
 _FIXED_TYPES = {6: "percpu_array"}
+COUNTER_ARRAYS = frozenset({"real_conns", "sched_cursors"})
 _MAX_MAPS = 64
 _BATCH = 8192
 
@@ -88,6 +91,8 @@ def _count_map(lib: ctypes.CDLL, map_id: int) -> MapCount | None:
         name = info.name.decode(errors="replace")
         if info.type in _FIXED_TYPES:
             return MapCount(name, _FIXED_TYPES[info.type], info.max_entries, info.max_entries, True)
+        if info.type in _ARRAY_TYPES and name in COUNTER_ARRAYS:
+            return MapCount(name, _ARRAY_TYPES[info.type], info.max_entries, info.max_entries, True)
         if info.type in _HASH_TYPES:
             keys, _ = _read_all(fd, info, name)
             return MapCount(name, _HASH_TYPES[info.type], info.max_entries, len(keys), False)
