@@ -78,4 +78,5 @@ def test_a_failed_run_is_kept_with_its_reason_and_later_runs_go_ahead(monkeypatc
     assert rows["HAProxy (TCP mode) conn/s"].skipped == "left out of --quick (full run only)"
     assert not topo.script  # every scripted wrk run happened: none was skipped after the failure
     dnat = [c for c in topo.commands if c[0] == "iptables"]
-    assert all(c[-1].endswith(":8080") for c in dnat)  # not the reals' lbxdp port (module doc)
+    # not the reals' lbxdp ports (module doc): TCP to 8080, UDP (case 3's chain) to 5354
+    assert {c[c.index("-p") + 1]: c[-1].rsplit(":")[1] for c in dnat} == {"tcp": "8080", "udp": "5354"}
