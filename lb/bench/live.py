@@ -188,7 +188,7 @@ def ensure_service(live: Any, service: XdpService) -> str:
 def first_packets_decided(status: dict[str, Any], proto: str, vip: str) -> str:
     """Where `lbxdp status --json` says the service's first packets are decided ("xdp", or
     "daemon (why)"); "?" from a daemon that does not say."""
-    return str(status.get("first_packets", {}).get(f"{proto} {vip}", "?"))
+    return str(status.get("first_packets_decided", {}).get(f"{proto} {vip}", "?"))
 
 
 def ensure_iptables(live: Any) -> None:

@@ -39,15 +39,24 @@ def enabled_by_env(environ: Mapping[str, str] = os.environ) -> bool:
 
 def eligible(state: ServiceState) -> bool:
     """May XDP schedule this service's new flows? (The module docstring says why these rules.)"""
+    return why_daemon(state) is None
+
+
+def why_daemon(state: ServiceState) -> str | None:
+    """Why the daemon, not XDP, decides this service's first packets, in `lbxdp -L`'s words; None
+    when XDP may. The one place the rules are written (eligible() and the listings read it)."""
     service = state.service
-    return (
-        state.scheduler.xdp_schedules
-        and isinstance(state.scheduler, MaglevHashing)  # the ring is a Maglev table: the one kind XDP reads
-        and state.scheduler.m == RING_SIZE
-        and service.persistence is None
-        and service.key.port != 0  # port-0 services are not in the fast path at all
-        and all(not r.real.upper_threshold and not r.real.lower_threshold for r in state.reals.values())
-    )
+    if not state.scheduler.xdp_schedules or not isinstance(state.scheduler, MaglevHashing):
+        return "scheduler not decided in XDP"  # the ring is a Maglev table: the one kind XDP reads
+    if state.scheduler.m != RING_SIZE:
+        return "service past XDP's bound (ring size)"
+    if service.persistence is not None:
+        return "persistence"
+    if service.key.port == 0:
+        return "port-0 service"  # port-0 services are not in the fast path at all
+    if any(r.real.upper_threshold or r.real.lower_threshold for r in state.reals.values()):
+        return "thresholds set"
+    return None
 
 
 def ring_of(state: ServiceState) -> list[int]:
@@ -115,6 +124,13 @@ class KernelHashing:
             self._set_flags(key, state, flags)
         for key in [k for k in self._flags if k not in services]:
             del self._flags[key]
+
+    def decided_in(self, key: ServiceKey, state: ServiceState) -> str:
+        """Where the service's first packets are decided now: "xdp" or "daemon (why)"."""
+        why = ("--sched-in daemon" if not self.enabled else why_daemon(state) or
+               ("flow table full" if self.paused else None) or
+               (None if key in self.rows else f"all {self.max_rows} XDP rows taken"))
+        return "xdp" if why is None else f"daemon ({why})"
 
     def set_paused(self, paused: bool, services: Mapping[ServiceKey, ServiceState]) -> None:
         """Table pressure on or off: clear or restore every service's in-kernel bit."""
