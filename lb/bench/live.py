@@ -6,7 +6,7 @@ service of XDP_SERVICES, and in the balancer namespace `lbxdp attach eth0 eth1 -
 --max-flows 1048576` with one masquerading rr service VIP:80 → reals:80, configured with
 ipvsadm's syntax through the CLI, as a user would. Its reals carry an upper threshold no run
 reaches (THRESHOLD): a service with thresholds is decided by the daemon (`lbxdp -L` says
-`daemon (thresholds set)`), so VIP:80 stays the NFQUEUE reference whatever XDP decides.
+`daemon (connection thresholds set)`), so VIP:80 stays the NFQUEUE reference whatever XDP decides.
 Native mode because the SYN generator's live XDP frames need an XDP program on the
 receiving veth; the peers run XDP_PASS (`xdp_peers="pass"`) so native redirects are delivered
 (docs/testbed.md).

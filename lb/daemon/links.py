@@ -13,7 +13,7 @@ import logging
 from lb.balancer.engine import Balancer
 from lb.daemon import instance
 from lb.daemon.firstpath import QUEUE_NUM, FirstPacketPath
-from lb.daemon.kernelhash import KernelHashing
+from lb.daemon.kernelsched import KernelSched
 from lb.daemon.schedin import CHOICES, XDP
 from lb.daemon.status import no_daemon_policy
 from lb.datapath import iptables, loader
@@ -30,7 +30,7 @@ class Links:
     tx_ifindexes: set[int]
     queue_bypass: bool
     sched_in: str
-    kernel_hash: KernelHashing
+    kernel_sched: KernelSched
     dp: loader.Datapath
     maps: DatapathMaps
     first: FirstPacketPath
@@ -101,6 +101,6 @@ class Links:
         service's XDP state is written or cleared at once, so the next first packet follows it."""
         if sched_in in CHOICES and sched_in != self.sched_in:
             self.sched_in = str(sched_in)
-            self.kernel_hash.enabled = self.sched_in == XDP
-            self.kernel_hash.sync(self.balancer.services)
+            self.kernel_sched.enabled = self.sched_in == XDP
+            self.kernel_sched.sync(self.balancer.services)
             log.info("first packets decided in: %s (--sched-in %s)", self.sched_in, self.sched_in)

@@ -22,7 +22,7 @@ CHOICES = (XDP, DAEMON)
 def resolve(option: str | None, saved: str | None, environ: Mapping[str, str]) -> str:
     """The daemon's choice: --sched-in if given, else the environment variable if set, else what
     the previous daemon saved, else xdp."""
-    from lb.daemon.kernelhash import ENV_VAR, enabled_by_env  # the variable's home (maps: not needed to read it)
+    from lb.daemon.kernelsched import ENV_VAR, enabled_by_env  # the variable's home (maps: not needed to read it)
 
     if option is not None:
         if option not in CHOICES:

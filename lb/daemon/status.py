@@ -18,7 +18,7 @@ from lb.daemon import instance
 from lb.daemon.firstpath import QUEUE_LEN, QUEUE_NUM, FirstPacketPath
 from lb.daemon.flows import FlowBook
 from lb.daemon.healthmon import HealthMonitor
-from lb.daemon.kernelhash import KernelHashing
+from lb.daemon.kernelsched import KernelSched
 from lb.datapath import queuestats
 from lb.datapath.maps import DatapathMaps
 from lb.model import RealKey, ServiceKey
@@ -71,7 +71,7 @@ class Observed(Protocol):
     balancer: Balancer
     first: FirstPacketPath
     flows: FlowBook
-    kernel_hash: KernelHashing
+    kernel_sched: KernelSched
     health: HealthMonitor
     health_checks: dict[ServiceKey, HealthCheck]
     rates: Rates
@@ -140,9 +140,11 @@ def health_rows(d: Observed, only: ServiceKey | None) -> list[tuple[Any, Any, li
 
 
 def first_packets_decided(d: Observed) -> dict[ServiceKey, str]:
-    """Per service where its first packets are decided now: "xdp", or "daemon (why)", as the
-    XDP scheduling state says (lb.daemon.kernelhash), for `-L` and `status`."""
-    return {key: d.kernel_hash.decided_in(key, state) for key, state in d.balancer.services.items()}
+    """Per service where its first packets are decided now: "xdp", or "daemon (why)", as XDP's
+    scheduling state says (lb.daemon.kernelsched: why_not() and the rows), for `-L` and `status`."""
+    sched = d.kernel_sched
+    return {key: "xdp" if sched.decided_in_xdp(key) else f"daemon ({sched.reasons.get(key, 'not synced yet')})"
+            for key in d.balancer.services}
 
 
 def service_text(key: ServiceKey) -> str:
@@ -178,7 +180,7 @@ def status_data(d: Observed) -> dict[str, Any]:
         "xdp_reasons": {r.name.lower(): n for r, n in reasons.items()},
         "first_path_packets": d.first.counters.packets,
         "xdp_scheduled": sum(d.maps.hash_conns(rids).values()),  # flows XDP scheduled itself (mh)
-        "kernel_hashed_services": 0 if d.kernel_hash.paused else len(d.kernel_hash.rows),
+        "kernel_hashed_services": 0 if d.kernel_sched.paused else len(d.kernel_sched.rows),
         "first_path_events": events,
         # the kernel's side of the queue: first packets waiting, and those it dropped (the
         # client resends a dropped SYN; a growing count means first packets come faster than

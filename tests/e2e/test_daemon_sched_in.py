@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.root, pytest.mark.e2e]
 HTTP_PORT = 8080
 UDP_PORT = 5353
 ALIASES = 20
-IN_XDP = frozenset({"mh"})  # kinds whose first packets XDP decides in this branch
+IN_XDP = frozenset({"mh", "rr", "wrr"})  # kinds whose first packets XDP decides in this branch
 
 
 def both(kind: str) -> pytest.MarkDecorator:
@@ -175,7 +175,7 @@ def test_the_switch_takes_effect_on_a_running_daemon_and_says_why(topo: Topology
     lbxdp.service(service, "mh", masq_reals(topo))  # decided in XDP before this issue already
     lbxdp.service(f"{topo.vip}:86", "mh", [(f"{r.ip}:{HTTP_PORT}", "-m", "-x", "100") for r in topo.reals])
     assert where_decided(lbxdp, "TCP", service) == "xdp"
-    assert where_decided(lbxdp, "TCP", f"{topo.vip}:86") == "daemon (thresholds set)"
+    assert where_decided(lbxdp, "TCP", f"{topo.vip}:86") == "daemon (connection thresholds set)"
     ifaces = [i.name for i in topo.lb_ifaces]
     try:
         lbxdp("attach", *ifaces, "--sched-in", "daemon", timeout=ATTACH_TIMEOUT)

@@ -103,11 +103,11 @@ DNS = ServiceKey(Protocol.UDP, IPv4Address("10.0.0.1"), 53)
 
 
 def test_the_listing_says_where_each_service_is_decided_in_its_own_section() -> None:
-    decided = {WEB: "xdp", DNS: "xdp", WLC: "daemon (thresholds set)"}
+    decided = {WEB: "xdp", DNS: "xdp", WLC: "daemon (connection thresholds set)"}
     assert render_first_packets(TABLE, decided) == (
         "First packets decided in:\n"
         "  TCP  10.0.0.1:80  xdp\n"
-        "  TCP  10.0.0.1:81  daemon (thresholds set)\n"
+        "  TCP  10.0.0.1:81  daemon (connection thresholds set)\n"
         "  UDP  10.0.0.1:53  xdp\n"
     )
     assert render_first_packets(TABLE, decided, service=DNS) == "First packets decided in:\n  UDP  10.0.0.1:53  xdp\n"
