@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
 HTTP_PORT = 8080
 UDP_PORT = 5353
-ALIASES = 20
+ALIASES = 21
 IN_XDP = frozenset({"mh", "rr", "wrr"})  # kinds whose first packets XDP decides in this branch
 
 
@@ -176,6 +176,9 @@ def test_the_switch_takes_effect_on_a_running_daemon_and_says_why(topo: Topology
     lbxdp.service(f"{topo.vip}:86", "mh", [(f"{r.ip}:{HTTP_PORT}", "-m", "-x", "100") for r in topo.reals])
     assert where_decided(lbxdp, "TCP", service) == "xdp"
     assert where_decided(lbxdp, "TCP", f"{topo.vip}:86") == "daemon (connection thresholds set)"
+    with Through(lbxdp) as through:  # a service XDP does not decide still works, through NFQUEUE
+        assert None not in topo.curl(3, port=86, source=topo.client_aliases[6])
+    assert through.packets >= 3
     ifaces = [i.name for i in topo.lb_ifaces]
     try:
         lbxdp("attach", *ifaces, "--sched-in", "daemon", timeout=ATTACH_TIMEOUT)
@@ -183,11 +186,11 @@ def test_the_switch_takes_effect_on_a_running_daemon_and_says_why(topo: Topology
         assert "first packets decided in (--sched-in daemon):" in lbxdp("status").stdout
         assert where_decided(lbxdp, "TCP", service) == "daemon (--sched-in daemon)"
         with Through(lbxdp) as through:
-            assert None not in topo.curl(6, port=85, source=topo.client_aliases[6])
+            assert None not in topo.curl(6, port=85, source=topo.client_aliases[7])
         assert through.packets >= 6
     finally:
         lbxdp("attach", *ifaces, "--sched-in", "xdp", timeout=ATTACH_TIMEOUT)
     assert where_decided(lbxdp, "TCP", service) == "xdp"
     with Through(lbxdp) as through:
-        assert None not in topo.curl(6, port=85, source=topo.client_aliases[7])
+        assert None not in topo.curl(6, port=85, source=topo.client_aliases[20])
     assert through.packets == 0, lbxdp.status().text
