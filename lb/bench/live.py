@@ -62,12 +62,13 @@ class XdpService:
 
 
 # mh-port and sh-port: the generator's flows come from 8 addresses, its ports spread them
+# (VIP:82 is left to the plugin round robin's NFQUEUE row.)
 XDP_SERVICES: tuple[XdpService, ...] = (
     XdpService("mh", 81, 8181, "mh", ("-b", "mh-port")),
-    XdpService("rr", 82, 8182, "rr"),
-    XdpService("wlc", 83, 8183, "wlc"),
-    XdpService("sh", 84, 8184, "sh", ("-b", "sh-port")),
-    XdpService("rr -p", 85, 8185, "rr", ("-p", "300")),
+    XdpService("rr", 83, 8183, "rr"),
+    XdpService("wlc", 84, 8184, "wlc"),
+    XdpService("sh", 85, 8185, "sh", ("-b", "sh-port")),
+    XdpService("rr -p", 86, 8186, "rr", ("-p", "300")),
     XdpService("udp rr", 53, UDP_REAL_PORT, "rr", udp=True),
 )
 MH_PORT = XDP_SERVICES[0].port  # the in-kernel mh service's VIP port

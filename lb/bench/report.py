@@ -138,7 +138,7 @@ METHOD = """\
   A last burst runs under py-spy for the hot-spot table.
   "lbxdp in-kernel KIND" (mh, rr, wlc, sh, rr -p, udp rr; issue 13): the same generator, bursts
   twice as large at 200k/s, against a service of the daemon per scheduler (lb.bench.live's
-  XDP_SERVICES: VIP:81…85 → reals:8181…8185, masquerading; mh with `-b mh-port`, sh with
+  XDP_SERVICES: VIP:81, 83…86 → reals:8181, 8183…8186, masquerading; mh with `-b mh-port`, sh with
   `-b sh-port`, rr -p with `-p 300`; udp rr on UDP VIP:53), whose first packets XDP decides from
   the state the daemon wrote into maps (docs/schedulers.md). The check is first: how many packets
   went through NFQUEUE in those bursts (`first_path_packets` of `lbxdp status --json`; 0 when XDP

@@ -75,7 +75,7 @@ def test_an_in_xdp_row_says_first_how_many_packets_went_through_nfqueue() -> Non
             "xdp_scheduled": 3000, "first_path_packets": 0, "busy": 1.0, "cpu_total": 2.0}
     check = newflows._check(_xdp_variant("wlc"), [fact], 1, 3000, live=None, decided="xdp")
     assert "0 packets through NFQUEUE (XDP decided every one); first packets decided: xdp" in check
-    assert "-t VIP:83 -s wlc" in check
+    assert "-t VIP:84 -s wlc" in check
     slow = dict(fact, xdp_scheduled=0, first_path_packets=3000)
     check = newflows._check(_xdp_variant("udp rr"), [slow], 1, 3000, live=None,
                             decided="daemon (--sched-in daemon)")

@@ -95,7 +95,7 @@ def test_an_in_xdp_row_counts_what_went_through_nfqueue_and_says_where_it_was_de
     def status() -> dict[str, object]:
         n = next(reads)  # XDP created 5 more flows at every read; NFQUEUE saw n packets at odd ones
         return {"xdp_scheduled": 5 * n, "first_path_packets": n if n % 2 else 0,
-                "first_packets_decided": {f"TCP {topo.vip}:82": "xdp", f"TCP {topo.vip}:83": "daemon (x)"}}
+                "first_packets_decided": {f"TCP {topo.vip}:83": "xdp", f"TCP {topo.vip}:84": "daemon (x)"}}
 
     live = SimpleNamespace(topo=topo, scheduled=lambda: 0, status=status, services=set(),
                            lbxdp=lambda *words: commands.append(words))
@@ -109,4 +109,4 @@ def test_an_in_xdp_row_counts_what_went_through_nfqueue_and_says_where_it_was_de
     assert "first packets decided: daemon (x)" in rows["lbxdp wlc (in XDP) conn/s"].check
     # every service the in-XDP rows measure was added, each to its own real port
     reals = [w for w in commands if w[0] == "-a"]
-    assert {w[4].rsplit(":")[1] for w in reals} == {"8181", "8182", "8183"}
+    assert {w[4].rsplit(":")[1] for w in reals} == {"8181", "8183", "8184"}
