@@ -16,13 +16,15 @@ those merged; the lead adds a kind to it when its branch is merged (issue 13).
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from lbxdp_helpers import ATTACH_TIMEOUT, Lbxdp, assert_torn_down, tally
+from lbxdp_helpers import ATTACH_TIMEOUT, Lbxdp, assert_torn_down, lbxdp_processes, tally
 
-from lb.datapath.testbed import Topology, two_arm
+from lb.datapath.testbed import Topology, two_arm, wait_until
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
 
@@ -170,7 +172,7 @@ def test_udp_rr_gives_exact_thirds(topo: Topology, lbxdp: Lbxdp) -> None:
 
 
 @pytest.mark.parametrize("lab", ["xdp"], indirect=True)
-def test_the_switch_takes_effect_on_a_running_daemon_and_says_why(topo: Topology, lbxdp: Lbxdp) -> None:
+def test_the_switch_takes_effect_on_a_running_daemon_is_kept_across_restarts_and_says_why(topo: Topology, lbxdp: Lbxdp) -> None:
     service = f"{topo.vip}:85"
     lbxdp.service(service, "mh", masq_reals(topo))  # decided in XDP before this issue already
     lbxdp.service(f"{topo.vip}:86", "mh", [(f"{r.ip}:{HTTP_PORT}", "-m", "-x", "100") for r in topo.reals])
@@ -188,6 +190,13 @@ def test_the_switch_takes_effect_on_a_running_daemon_and_says_why(topo: Topology
         with Through(lbxdp) as through:
             assert None not in topo.curl(6, port=85, source=topo.client_aliases[7])
         assert through.packets >= 6
+        # kept across restarts: SIGTERM keeps the saved state, and a new daemon started without
+        # the option takes the saved choice
+        os.kill(int(status(lbxdp)["pid"]), signal.SIGTERM)
+        wait_until(lambda: not lbxdp_processes(topo), timeout=10, what="the daemon gone")
+        lbxdp("attach", *ifaces, timeout=ATTACH_TIMEOUT)
+        assert status(lbxdp)["sched_in"] == "daemon"
+        assert where_decided(lbxdp, "TCP", service) == "daemon (--sched-in daemon)"
     finally:
         lbxdp("attach", *ifaces, "--sched-in", "xdp", timeout=ATTACH_TIMEOUT)
     assert where_decided(lbxdp, "TCP", service) == "xdp"
