@@ -210,3 +210,17 @@ def render_health(entries: Sequence[tuple[Any, Any, Sequence[tuple[Any, bool, st
         for real, up, last in reals:
             lines.append(f"  -> {real!s:<26} {'UP' if up else 'DOWN':<5} {last}")
     return "\n".join(lines) + "\n"
+
+
+def render_first_packets(table: ServiceTable, decided: Mapping[ServiceKey, str], *, nosort: bool = False,
+                         service: ServiceKey | None = None) -> str:
+    """lbxdp's addition to `-L`: where each service's first packets are decided, `xdp` or
+    `daemon (why)` (lb.daemon.schedin), in the listing's order.
+
+    Printed after ipvsadm's table as its own section, each line indented, so no line reads as
+    ipvsadm's service lines (which start at column 0) or real lines (`  -> `).
+    """
+    chosen = [table.get(service)] if service is not None else sorted_services(table, nosort=nosort)
+    lines = [f"  {service_name(vs.service.key)}  {decided[vs.service.key]}"
+             for vs in chosen if vs.service.key in decided]
+    return "\n".join(["First packets decided in:", *lines]) + "\n" if lines else ""

@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                       + f" ({results.elapsed_s:.0f} s)")
     console.print("case times: " + ", ".join(f"{k} {v:.0f} s" for k, v in
                                             results.extras.get("case_seconds", {}).items()))
-    console.print("\n[bold]Summary (issue 7 targets)[/bold]")
+    console.print("\n[bold]Summary (targets of issues 7 and 13)[/bold]")
     for line in summary_lines(results):
         console.print(line, markup=False)
     return 0

@@ -13,8 +13,8 @@ from lb.bench.results import Results, Row, comparisons, fmt, verdicts
 CASES: tuple[tuple[str, str], ...] = (
     ("fastpath", "1. Fast-path cost (BPF_PROG_RUN, ns/packet, lower is better)"),
     ("forwarding", "2. Forwarding throughput (64-byte UDP, 1024 source ports, packets/s at the reals)"),
-    ("newflows", "3. New flows per second (TCP SYNs of new flows: through NFQUEUE into the live daemon, "
-                 "scheduled in XDP by Maglev, through iptables DNAT, and routed with no balancing)"),
+    ("newflows", "3. New flows per second (TCP SYNs and UDP datagrams of new flows: through NFQUEUE into the "
+                 "live daemon, decided in XDP per scheduler, through iptables DNAT, and routed with no balancing)"),
     ("tcp", "4. Real TCP (wrk → nginx on 3 reals; req/s keep-alive, conn/s with Connection: close)"),
     ("scale", "5. Scale"),
 )
@@ -136,14 +136,24 @@ METHOD = """\
   kernel accounts by tick (no IRQ time accounting), so softirq work run in the daemon's context,
   such as the delivery its sends trigger, is charged to its system time.
   A last burst runs under py-spy for the hot-spot table.
-  "lbxdp in-kernel mh": the same generator, bursts twice as large at 200k/s, against a second
-  service of the daemon, VIP:81 → reals:80 with `-s mh -b mh-port`, which XDP schedules itself
-  from the ring the daemon wrote (docs/daemon.md, "Maglev in XDP"); the check is the daemon's
-  count of flows XDP scheduled and its first-packet path's packets (0). Its target reuses issue
-  7's 25k new flows/s (the issue names this path but gives the figure for NFQUEUE only).
-  Two baselines take the same bursts at the same rate: "iptables DNAT", kube-proxy's statistic
+  "lbxdp in-kernel KIND" (mh, rr, wlc, sh, rr -p, udp rr; issue 13): the same generator, bursts
+  twice as large at 200k/s, against a service of the daemon per scheduler (lb.bench.live's
+  XDP_SERVICES: VIP:81, 83…86 → reals:8181, 8183…8186, masquerading; mh with `-b mh-port`, sh with
+  `-b sh-port`, rr -p with `-p 300`; udp rr on UDP VIP:53), whose first packets XDP decides from
+  the state the daemon wrote into maps (docs/schedulers.md). The check is first: how many packets
+  went through NFQUEUE in those bursts (`first_path_packets` of `lbxdp status --json`; 0 when XDP
+  decided every one, and a kind XDP does not decide yet says "NOT decided in XDP"), then where
+  `lbxdp status` says the service's first packets are decided, and the flows XDP created. The mh
+  row's target reuses issue 7's 25k new flows/s; the others are read against iptables DNAT of the
+  same run (issue 13: ≥ 1.0×). New UDP flows are one datagram each (the generator's template is a
+  UDP datagram with checksum 0), sent where nothing listens on the reals (ports 5353 and 5354), and
+  counted as they arrive, in the reals' Udp NoPorts: one way, because an echo server in Python
+  would cap both rows. VIP:80's service keeps its first packets in the daemon (its reals carry an
+  upper threshold no run reaches), so "lbxdp NFQUEUE" stays the first-packet path's figure.
+  Baselines take the same bursts at the same rate: "iptables DNAT", kube-proxy's statistic
   chain on VIP:8081 → reals:8080 (case 4's rules; conntrack makes each flow's entry, XDP passes
-  the SYNs), and "routed to one real, no NAT", SYNs to r1:8080 that the balancer's kernel routes:
+  the SYNs), "iptables DNAT (udp)", the same chain for UDP on VIP:8053 → reals:5354 (counted as the
+  UDP rows are), and "routed to one real, no NAT", SYNs to r1:8080 that the balancer's kernel routes:
   what the rig (generator, the reals' SYN-ACKs, the client's resets, all on the same 2 CPUs)
   costs when nothing balances, the ceiling any first-packet path is measured under here. The
   variants take turns within each run, and the machine's busy share is in every row.
@@ -160,10 +170,11 @@ METHOD = """\
   a reused client port would be rewritten to VIP:80 (this made iptables and direct fall to ~100
   conn/s after an lbxdp run, and their runs fail). The client has the whole port range and
   `tcp_tw_reuse`. nginx keeps connections alive unless asked to close. A failed run is shown in
-  the row ("failed (why)") and the next runs go ahead. "lbxdp mh (in XDP) conn/s" is the mh service
-  of the new-flows case (VIP:81 → reals:80), whose SYNs XDP schedules; a client port still holding an
-  rr connection's reverse entry to the same real:80 goes through NFQUEUE instead (XDP never
-  overwrites a reverse entry), and the check counts the connections XDP scheduled.
+  the row ("failed (why)") and the next runs go ahead. "lbxdp KIND (in XDP) conn/s" (mh, rr, wlc)
+  are the services of the new-flows case, whose SYNs XDP decides; each has its own port on the
+  reals, so no reverse entry another service's connection left (XDP never overwrites one) sends
+  its SYNs to NFQUEUE. The check counts the packets that went through NFQUEUE (0 when XDP decided
+  them all) and the connections XDP created.
 - **Scale**: memlock of the `flows` and `reverse` maps of the live daemon (MAX_FLOWS=1048576,
   preallocated LRU hashes: the figure does not depend on how many flows are in; the Maglev rings,
   `hash_rings`, are another 4 MiB whatever the table size, and not in it); the daemon's

@@ -145,6 +145,24 @@ TARGETS: tuple[Target, ...] = (
     Target("Maglev build (M=65537, 1000 reals)", "scale/Maglev build", "<=", 100, unit="ms"),
 )
 
+# Issue 13: each kind of built-in scheduler decided in XDP, against iptables DNAT in the same run
+# (new UDP flows against the UDP chain). The rows are lb.bench.newflows' and lb.bench.tcp's
+# in-kernel variants; each row's check says how many packets still went through NFQUEUE.
+IN_XDP_NEWFLOWS = ("rr", "wlc", "sh", "rr -p", "udp rr")
+IN_XDP_CONNS = ("rr", "wlc")
+TARGETS += tuple(
+    Target(f"new flows/s vs iptables DNAT ({kind} in XDP)", f"newflows/lbxdp in-kernel {kind}", ">=", 1.0,
+           "newflows/iptables DNAT (udp)" if kind.startswith("udp") else "newflows/iptables DNAT",
+           reference=None if kind.startswith("udp") else Reference(
+               "routed with no balancing", "newflows/routed to one real, no NAT", "newflows/iptables DNAT"))
+    for kind in IN_XDP_NEWFLOWS
+) + tuple(
+    Target(f"TCP connections/s vs iptables DNAT ({kind} in XDP)", f"tcp/lbxdp {kind} (in XDP) conn/s", ">=", 1.0,
+           "tcp/iptables DNAT conn/s",
+           reference=Reference("direct to one real", "tcp/direct to one real conn/s", "tcp/iptables DNAT conn/s"))
+    for kind in IN_XDP_CONNS
+)
+
 
 def evaluate(target: Target, rows: Mapping[str, Row]) -> Verdict:
     """Met, missed, or not measured (with the first missing row's reason)."""
@@ -230,6 +248,11 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("lbxdp req/s / iptables DNAT req/s", "tcp/lbxdp req/s", "tcp/iptables DNAT req/s"),
     Comparison("HAProxy req/s / iptables DNAT req/s", "tcp/HAProxy (TCP mode) req/s",
                "tcp/iptables DNAT req/s"),
+)
+
+COMPARISONS += tuple(
+    Comparison(f"new flows/s: {kind} in XDP / NFQUEUE", f"newflows/lbxdp in-kernel {kind}", "newflows/lbxdp NFQUEUE")
+    for kind in IN_XDP_NEWFLOWS
 )
 
 

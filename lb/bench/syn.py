@@ -1,7 +1,7 @@
 """bpf/bench_syn.c, the bench's SYN generator, from Python: its frame, its shape, its pacing.
 
-The generator sends one TCP SYN template with the source port (and, past SYN_PORTS, the source
-address) counted up, so every frame opens a flow never seen before. The new-flows case
+The generator sends one TCP SYN template (or a UDP datagram: udp_frame) with the source port (and,
+past SYN_PORTS, the source address) counted up, so every frame opens a flow never seen before. The new-flows case
 (lb.bench.newflows) and the throughput experiment's rig (lb.experiments.throughput_rig) both drive
 it; this module is what they share, so neither imports the other.
 """
@@ -26,6 +26,21 @@ def syn_frame(src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport:
     frame = bytes(Ether(src=src_mac, dst=dst_mac) / IP(src=src, dst=dst, ttl=64)
                   / TCP(sport=sport, dport=dport, flags="S", seq=seq, window=64240))
     return frame + b"\x00" * (SYN_FRAME - len(frame))
+
+
+def udp_frame(src_mac: str, dst_mac: str, src: str, dst: str, sport: int, dport: int) -> bytes:
+    """A UDP datagram of the generator's frame size, as a template for new UDP flows. Its UDP
+    checksum is 0 ("none", RFC 768), so the generator's change of the source address and port needs
+    no UDP checksum work; the update bench_syn.c makes at the TCP checksum's offset lands in the
+    payload. The payload fills the frame, so the IP length covers every byte sent."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    payload = b"\x00" * (SYN_FRAME - 14 - 20 - 8)
+    frame = bytes(Ether(src=src_mac, dst=dst_mac) / IP(src=src, dst=dst, ttl=64)
+                  / UDP(sport=sport, dport=dport, chksum=0) / payload)
+    assert len(frame) == SYN_FRAME
+    return frame
 
 
 def gen_shape(flows: int) -> tuple[int, int]:

@@ -4,17 +4,19 @@ All four variants live in the one topology of lb.bench.live (so they share the C
 the nginx processes), each on its own address or port of the balancer namespace:
 
 - lbxdp: the live daemon's masquerading rr service VIP:80 → reals:80; every new connection's SYN
-  goes through NFQUEUE to the daemon, the rest of the connection through XDP.
+  goes through NFQUEUE to the daemon (its reals' thresholds keep it there: lb.bench.live), the
+  rest of the connection through XDP.
 - iptables DNAT: kube-proxy's chain (`statistic --mode random` 1/3, 1/2, rest) on VIP:8081 →
   reals:8080; XDP passes these packets (not a VIP:port it serves) and conntrack does the work.
 - HAProxy in TCP mode: Debian's haproxy run in the balancer namespace with a generated config and
   pid file in the topology's work directory (never the system service), listening on the
   balancer's client-side address :8082, roundrobin over reals:8080.
 - direct to one real: r1:8080, routed by the balancer without NAT.
-- lbxdp mh (in XDP), conn/s only: the live daemon's masquerading mh service VIP:81 → reals:80
-  (lb.bench.live.ensure_mh_service), whose new connections XDP schedules itself; a SYN from a
-  client port whose reverse entry (real:80 → client:port) an rr connection left still goes
-  through NFQUEUE (XDP never overwrites one), so the check says how many XDP scheduled.
+- lbxdp KIND (in XDP), conn/s only, for mh, rr and wlc (IN_XDP): the live daemon's masquerading
+  service of that scheduler (lb.bench.live.XDP_SERVICES, VIP:81… → reals:8181…, each its own
+  real port), whose new connections XDP decides itself; the check says how many connections XDP
+  created, how many packets went through NFQUEUE (none, when XDP decides them all) and where
+  `lbxdp status` says the service's first packets are decided.
 
 Why the other variants reach the reals on 8080, not 80: lbxdp keeps a closed masqueraded
 connection's reverse entry (real:80 → client:port) until the flow times out, as IPVS keeps its
@@ -39,11 +41,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lb.bench.live import IPTABLES_PORT, MH_PORT, OTHER_PORT, PORT, ensure_iptables, ensure_mh_service
+from lb.bench.live import (
+    IPTABLES_PORT,
+    OTHER_PORT,
+    PORT,
+    XDP_SERVICES,
+    XdpService,
+    ensure_iptables,
+    ensure_service,
+    first_packets_decided,
+)
 from lb.bench.results import Row, measured, not_measured
 
 HAPROXY_PORT = 8082
-MH_VARIANT = "lbxdp mh (in XDP)"
+IN_XDP = ("mh", "rr", "wlc")  # the XDP_SERVICES measured here (the issues' targets name these)
 CLIENT_SYSCTLS: dict[str, str | int] = {"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": 1}
 CONNECTIONS = 32  # wrk -c
 
@@ -71,14 +82,26 @@ class Variant:
     name: str  # row prefix
     url: Callable[[Any], str]
     units: tuple[str, ...] = ("req/s", "conn/s")  # which of MODES it is measured in
+    xdp: XdpService | None = None  # the service XDP should decide
 
 
+def in_xdp_name(label: str) -> str:
+    """The variant of an XDP_SERVICES service: "lbxdp rr (in XDP)"."""
+    return f"lbxdp {label} (in XDP)"
+
+
+def _in_xdp(service: XdpService) -> Variant:
+    return Variant(in_xdp_name(service.label), lambda t: f"http://{t.vip}:{service.port}/", units=("conn/s",),
+                   xdp=service)
+
+
+MH_VARIANT = in_xdp_name("mh")
 VARIANTS: tuple[Variant, ...] = (
     Variant("lbxdp", lambda t: f"http://{t.vip}:{PORT}/"),
     Variant("iptables DNAT", lambda t: f"http://{t.vip}:{IPTABLES_PORT}/"),
     Variant("HAProxy (TCP mode)", lambda t: f"http://{t.lb.iface_named('eth0').ip}:{HAPROXY_PORT}/"),
     Variant("direct to one real", lambda t: f"http://{t.reals[0].ip}:{OTHER_PORT}/"),
-    Variant(MH_VARIANT, lambda t: f"http://{t.vip}:{MH_PORT}/", units=("conn/s",)),
+    *(_in_xdp(s) for s in XDP_SERVICES if s.label in IN_XDP),
 )
 MODES: tuple[tuple[str, str, list[str]], ...] = (
     ("req/s", "keep-alive", []),
@@ -160,10 +183,12 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
         ensure_iptables(live)
     except Exception as exc:  # noqa: BLE001
         errors["iptables DNAT"] = f"iptables: {str(exc).splitlines()[0][:100]}"
-    try:
-        ensure_mh_service(live)
-    except Exception as exc:  # noqa: BLE001
-        errors[MH_VARIANT] = f"mh service: {str(exc).splitlines()[0][:100]}"
+    for v in VARIANTS:
+        if v.xdp is not None:
+            try:
+                ensure_service(live, v.xdp)
+            except Exception as exc:  # noqa: BLE001
+                errors[v.name] = f"{v.xdp.label} service: {str(exc).splitlines()[0][:100]}"
     if "HAProxy (TCP mode)" not in errors:
         try:
             start_haproxy(topo)
@@ -173,7 +198,8 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
     failed: dict[str, list[str]] = {n: [] for n, _ in names}
     totals: dict[str, list[int]] = {n: [0, 0] for n, _ in names}
     scheduled: dict[str, int] = {}
-    in_xdp: dict[str, int] = {}
+    in_xdp: dict[str, list[int]] = {}  # flows XDP created, packets through NFQUEUE
+    decided: dict[str, str] = {}
     for i in range(runs):
         for v in VARIANTS:
             for unit, label, extra in MODES:
@@ -182,7 +208,7 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
                 tick(f"real TCP: run {i + 1}/{runs}, wrk {label} → {v.name}")
                 key = f"{v.name} {unit}"
                 before = live.scheduled() if v.name == "lbxdp" else 0
-                xdp_before = live.status().get("xdp_scheduled", 0) if v.name == MH_VARIANT else 0
+                status0 = live.status() if v.xdp is not None else {}
                 try:
                     rate, total, errs = _wrk(topo, v.url(topo), extra, seconds)
                 except Exception as exc:  # noqa: BLE001 (a failed run is kept in the row)
@@ -194,8 +220,13 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
                 totals[key][1] += errs
                 if v.name == "lbxdp":  # how many connections the daemon's first-packet path saw
                     scheduled[key] = scheduled.get(key, 0) + live.scheduled() - before
-                if v.name == MH_VARIANT:  # how many XDP scheduled itself
-                    in_xdp[key] = in_xdp.get(key, 0) + live.status().get("xdp_scheduled", 0) - xdp_before
+                if v.xdp is not None:  # how many XDP created itself, how many packets NFQUEUE saw
+                    status1 = live.status()
+                    created, through = in_xdp.get(key, [0, 0])
+                    in_xdp[key] = [created + status1.get("xdp_scheduled", 0) - status0.get("xdp_scheduled", 0),
+                                   through + status1.get("first_path_packets", 0)
+                                   - status0.get("first_path_packets", 0)]
+                    decided[key] = first_packets_decided(status1, "TCP", f"{topo.vip}:{v.xdp.port}")
     rows = []
     for name, unit in names:
         variant = name.rsplit(" ", 1)[0]
@@ -210,6 +241,9 @@ def run(live: Any | None, runs: int, seconds: float, tick: Callable[[str], None]
         if name in scheduled:
             check += f"; {scheduled[name]} connections scheduled by the daemon"
         if name in in_xdp:
-            check += f"; {in_xdp[name]} connections scheduled in XDP"
+            created, through = in_xdp[name]
+            verdict = "XDP decided every one" if through == 0 else "NOT decided in XDP"
+            check += (f"; {through} packets through NFQUEUE ({verdict}); first packets decided: "
+                      f"{decided.get(name, '?')}; {created} connections created by XDP")
         rows.append(measured("tcp", name, unit, samples[name], failed=failed[name], check=check))
     return rows

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lb.config.health import load_rules_file, parse_health
 from lb.config.savefmt import RulesError
-from lb.daemon import instance, statefile
+from lb.daemon import instance, schedin, statefile
 from lb.daemon.client import DaemonNotRunning, NotRootDaemon, is_running, send
 from lb.model import ConfigError
 
@@ -33,6 +33,7 @@ examples:
   lbxdp attach eth0 eth1 --mode native    # two-arm, driver-mode XDP
   lbxdp attach eth0 --config /etc/lbxdp.rules
   lbxdp attach eth0 --queue-bypass        # fail-open: no daemon, first packets go on unbalanced
+  lbxdp attach eth0 --sched-in daemon     # every first packet to the Python schedulers (reference)
   lbxdp -A -t 10.0.0.100:80 -s rr         # then configure with ipvsadm's syntax
   lbxdp detach eth0 eth1                  # the daemon stops with the last interface
 
@@ -42,6 +43,15 @@ first packets while no daemon runs (it was killed, or is restarting):
   kernel handles them as if no balancer were there: usually the VIP is no local address, so they
   are routed or dropped unbalanced. The choice is kept across daemon restarts until changed
   with --queue-bypass or --no-queue-bypass; `lbxdp status` shows it.
+
+who decides first packets (--sched-in):
+  xdp (the default): XDP decides the first packet of every service it can (every built-in
+  scheduler, from state the daemon writes into maps); the others go through NFQUEUE to the
+  daemon. daemon: every first packet goes through NFQUEUE to the daemon's Python scheduler, the
+  reference path. `lbxdp -L` and `lbxdp status` say per service where its first packets are
+  decided, and why the daemon decides them when it does. The choice is kept across daemon
+  restarts until changed; a running daemon changes it at once. LBXDP_KERNEL_HASH=0 in the
+  daemon's environment is the older way to ask for daemon (used when --sched-in is not given).
 """
 
 
@@ -88,6 +98,14 @@ def attach_parser() -> argparse.ArgumentParser:
         "them (fail-closed, the default); kept across restarts (see below)",
     )
     parser.add_argument(
+        "--sched-in",
+        choices=schedin.CHOICES,
+        default=None,
+        help="who decides first packets: xdp (the default) decides every service it can in the kernel, "
+        "daemon sends every first packet to the Python schedulers (the reference path); kept across "
+        "restarts (see below)",
+    )
+    parser.add_argument(
         "--foreground", action="store_true",
         help="run the daemon in this process (logs to stderr) instead of in the background",
     )
@@ -114,7 +132,8 @@ def main(argv: list[str]) -> int:
         return _fail(f"cannot attach: {exc}; remove that process")
     if running:
         reply = send({"op": "attach", "ifaces": args.ifaces, "mode": args.mode,
-                      "config": args.config and os.path.abspath(args.config), "queue_bypass": args.queue_bypass})
+                      "config": args.config and os.path.abspath(args.config), "queue_bypass": args.queue_bypass,
+                      "sched_in": args.sched_in})
         if not reply.get("ok"):
             return _fail(reply.get("error", "the daemon refused to attach"))
         print(reply.get("output", ""), end="")
@@ -132,6 +151,8 @@ def main(argv: list[str]) -> int:
         daemon_argv.append(f"--max-flows={args.max_flows}")
     if args.queue_bypass is not None:
         daemon_argv.append("--queue-bypass" if args.queue_bypass else "--no-queue-bypass")
+    if args.sched_in is not None:
+        daemon_argv.append(f"--sched-in={args.sched_in}")
     if args.config:
         daemon_argv += ["--config", os.path.abspath(args.config)]
     if args.foreground:

@@ -30,15 +30,16 @@ from lb.daemon.control import ControlServer
 from lb.daemon.firstpath import FirstPacketPath
 from lb.daemon.flows import FlowBook
 from lb.daemon.healthmon import HealthMonitor
-from lb.daemon.kernelsched import KernelSched, base_entry, enabled_by_env
+from lb.daemon.kernelsched import KernelSched, base_entry
 from lb.daemon.links import Links
 from lb.daemon.protocol import reply_error, reply_ok
 from lb.daemon.requests import serve
+from lb.daemon.schedin import XDP
 from lb.daemon.startup import bind_queue, load_checked, remove_stale_instances
-from lb.daemon.status import Rates, health_rows, numbers, sample_rates
+from lb.daemon.status import Rates, first_packets_decided, health_rows, numbers, sample_rates
 from lb.datapath import loader
 from lb.model import ConfigError, Forwarding, RealKey, RealServer, ServiceKey
-from lb.render import render_command, render_health
+from lb.render import render_command, render_first_packets, render_health
 from lb.tables import RealEntry
 
 log = logging.getLogger("lbxdp")
@@ -54,7 +55,7 @@ SWEEP_DUTY = 0.05
 
 class Daemon(Links):
     def __init__(self, tunables: loader.Tunables | None = None, adopt_from: list[str] | None = None,
-                 queue_bypass: bool | None = None) -> None:
+                 queue_bypass: bool | None = None, sched_in: str = XDP) -> None:
         tunables = tunables or loader.Tunables()
         self.started = time.time()
         self.tunables = tunables
@@ -77,8 +78,9 @@ class Daemon(Links):
         self.flows = FlowBook(self.maps, tunables.max_flows, self._real)
         self._next_sweep = 0.0  # monotonic time the next sweep is due (SWEEP_DUTY)
         self.first = FirstPacketPath(self.balancer, self.maps, self.flows, self.tx_ifindexes)
-        # first packets decided in XDP (lb.daemon.kernelsched); LBXDP_KERNEL_HASH=0 sends every one to NFQUEUE
-        self.kernel_sched = KernelSched(self.maps, enabled_by_env())
+        # first packets decided in XDP (lb.daemon.kernelsched); --sched-in daemon sends every one to NFQUEUE
+        self.sched_in = sched_in  # lb.daemon.schedin
+        self.kernel_sched = KernelSched(self.maps, sched_in == XDP)
         self.balancer.hooks = self.kernel_sched  # rr/wrr's cursor is shared with XDP
         self.health = HealthMonitor()
         self.nfq = bind_queue(_trampoline)
@@ -119,6 +121,7 @@ class Daemon(Links):
                 ifaces=self.ifaces,
                 max_flows=self.tunables.max_flows,
                 queue_bypass=self.queue_bypass,
+                sched_in=self.sched_in,
             ),
         )
         self.first.dirty = False
@@ -294,7 +297,9 @@ class Daemon(Links):
         text = render_command(
             command, self.table, service_numbers, real_numbers, connections, size=self.tunables.max_flows
         )
-        if command.verb is Verb.LIST and not command.connection:
+        if command.verb is Verb.LIST and not command.connection and not command.timeout:
+            text += render_first_packets(self.table, first_packets_decided(self), nosort=command.nosort,
+                                         service=command.service)
             text += render_health(health_rows(self, command.service))
         return text
 

@@ -1,5 +1,6 @@
 """The daemon's interfaces: XDP attached to and detached from them, their TX ports in the maps, and
-the iptables rules that send first packets to NFQUEUE (or past it while no daemon reads, --queue-bypass).
+the iptables rules that send first packets to NFQUEUE (or past it while no daemon reads, --queue-bypass);
+and who decides first packets (--sched-in), the other choice `lbxdp attach` makes.
 
 `Links` is a mixin of lb.daemon.daemon.Daemon (the authority that calls these); the attributes it
 names are the daemon's, set in its constructor.
@@ -12,6 +13,8 @@ import logging
 from lb.balancer.engine import Balancer
 from lb.daemon import instance
 from lb.daemon.firstpath import QUEUE_NUM, FirstPacketPath
+from lb.daemon.kernelsched import KernelSched
+from lb.daemon.schedin import CHOICES, XDP
 from lb.daemon.status import no_daemon_policy
 from lb.datapath import iptables, loader
 from lb.datapath.interfaces import auto_prefers_generic, link_facts
@@ -26,6 +29,8 @@ class Links:
     ifaces: dict[str, str]  # name → attach mode used
     tx_ifindexes: set[int]
     queue_bypass: bool
+    sched_in: str
+    kernel_sched: KernelSched
     dp: loader.Datapath
     maps: DatapathMaps
     first: FirstPacketPath
@@ -90,3 +95,12 @@ class Links:
                 self.queue_bypass = not bypass  # the rules did not change: neither does the choice
                 raise
             log.info("first packets with no daemon: %s", no_daemon_policy(bypass))
+
+    def set_sched_in(self, sched_in: object) -> None:
+        """`lbxdp attach --sched-in xdp|daemon` to a running daemon; None keeps the choice. Every
+        service's XDP state is written or cleared at once, so the next first packet follows it."""
+        if sched_in in CHOICES and sched_in != self.sched_in:
+            self.sched_in = str(sched_in)
+            self.kernel_sched.enabled = self.sched_in == XDP
+            self.kernel_sched.sync(self.balancer.services)
+            log.info("first packets decided in: %s (--sched-in %s)", self.sched_in, self.sched_in)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from lb.balancer.health import HealthCheck
 from lb.config.ipvsadm import Command, decode_service
+from lb.daemon import schedin
 from lb.daemon.protocol import one_line, reply_error, reply_ok
 from lb.daemon.status import Observed, status_data, status_text
 from lb.datapath import iptables, loader
@@ -34,6 +35,8 @@ class Authority(Observed, Protocol):
     def attach(self, ifname: str, mode: str) -> str: ...
 
     def set_queue_bypass(self, bypass: object) -> None: ...
+
+    def set_sched_in(self, sched_in: object) -> None: ...
 
     def load_config(self, path: Path) -> None: ...
 
@@ -78,7 +81,11 @@ def attach(daemon: Authority, request: dict[str, Any]) -> dict[str, Any]:
     bypass = request.get("queue_bypass")
     if bypass is not None and not isinstance(bypass, bool):
         raise RequestError("malformed attach: 'queue_bypass' must be true, false or null")
+    sched_in = request.get("sched_in")
+    if sched_in is not None and sched_in not in schedin.CHOICES:
+        raise RequestError("malformed attach: 'sched_in' must be xdp, daemon or null")
     daemon.set_queue_bypass(bypass)
+    daemon.set_sched_in(sched_in)
     lines = [daemon.attach(name, mode) for name in ifaces]
     if config:
         daemon.load_config(Path(config))

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
+from lb.daemon import schedin
 from lb.model import ConfigError
 
 
@@ -26,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue-bypass", action=argparse.BooleanOptionalAction, default=None,
                         help="first packets with no daemon: let through (fail-open) or drop; "
                         "default: as saved, else drop")
+    parser.add_argument("--sched-in", choices=schedin.CHOICES,
+                        help="who decides first packets; default: LBXDP_KERNEL_HASH if set, else as saved, else xdp")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -44,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         saved = saved_state()
         max_flows = args.max_flows or (saved.max_flows if saved else None) or loader.Tunables().max_flows
         adopt_from = [*(saved.ifaces if saved else []), *args.iface]
-        daemon = Daemon(loader.Tunables(max_flows=max_flows), adopt_from=adopt_from, queue_bypass=args.queue_bypass)
+        sched_in = schedin.resolve(args.sched_in, saved.sched_in if saved else None, os.environ)
+        daemon = Daemon(loader.Tunables(max_flows=max_flows), adopt_from=adopt_from, queue_bypass=args.queue_bypass,
+                        sched_in=sched_in)
     except AddressInUse as exc:
         print(f"lbxdp: {exc}", file=sys.stderr)
         return 1

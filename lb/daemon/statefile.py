@@ -2,8 +2,8 @@
 
 The flow table survives in the XDP program's maps; this file carries what the maps cannot: the
 ipvsadm configuration, which service and real ids the flows refer to, health checks, the counts only
-the daemon keeps, the attached interfaces, the table size and the policy for first packets while no
-daemon runs. Written atomically (rename) on every change, read once at start.
+the daemon keeps, the attached interfaces, the table size, the policy for first packets while no
+daemon runs and who decides first packets (--sched-in). Written atomically (rename) on every change, read once at start.
 
 A wrong file is worse than none: ids that do not match the pinned maps would send old flows to the
 wrong reals. So the file carries a format number, and `read` checks every field's type and raises
@@ -24,6 +24,7 @@ from typing import Any
 import lb
 from lb.balancer.health import HealthCheck
 from lb.config.table import ServiceTable
+from lb.daemon import schedin
 from lb.model import Protocol, RealKey, ServiceKey
 from lb.tables import RealEntry, ServiceEntry
 
@@ -42,6 +43,7 @@ class SavedState:
     ifaces: dict[str, str] = field(default_factory=dict)
     max_flows: int | None = None
     queue_bypass: bool = False  # fail-open (NFQUEUE --queue-bypass) while no daemon runs
+    sched_in: str = schedin.XDP  # who decides first packets (lb.daemon.schedin)
 
     def to_json(self) -> str:
         real_ids: dict[str, dict[str, int]] = {}
@@ -60,6 +62,7 @@ class SavedState:
                 "ifaces": self.ifaces,
                 "tunables": {"max_flows": self.max_flows},
                 "queue_bypass": self.queue_bypass,
+                "sched_in": self.sched_in,
             }
         )
 
@@ -113,7 +116,11 @@ class SavedState:
         queue_bypass = data.get("queue_bypass", False)
         if not isinstance(queue_bypass, bool):
             raise ValueError("queue_bypass: not true or false")
-        return cls(table, service_ids, real_ids, health, conns, first_traffic, ifaces, max_flows, queue_bypass)
+        sched_in = data.get("sched_in", schedin.XDP)  # a daemon before issue 13 saved none
+        if sched_in not in schedin.CHOICES:
+            raise ValueError("sched_in: not xdp or daemon")
+        return cls(table, service_ids, real_ids, health, conns, first_traffic, ifaces, max_flows, queue_bypass,
+                   sched_in)
 
 
 def read(path: Path) -> SavedState | None:

@@ -66,6 +66,7 @@ class Observed(Protocol):
     started: float
     ifaces: dict[str, str]
     queue_bypass: bool
+    sched_in: str
     maps: DatapathMaps
     balancer: Balancer
     first: FirstPacketPath
@@ -138,6 +139,19 @@ def health_rows(d: Observed, only: ServiceKey | None) -> list[tuple[Any, Any, li
     return rows
 
 
+def first_packets_decided(d: Observed) -> dict[ServiceKey, str]:
+    """Per service where its first packets are decided now: "xdp", or "daemon (why)", as XDP's
+    scheduling state says (lb.daemon.kernelsched: why_not() and the rows), for `-L` and `status`."""
+    sched = d.kernel_sched
+    return {key: "xdp" if sched.decided_in_xdp(key) else f"daemon ({sched.reasons.get(key, 'not synced yet')})"
+            for key in d.balancer.services}
+
+
+def service_text(key: ServiceKey) -> str:
+    """`TCP 10.0.0.1:80`: a service as status names it."""
+    return f"{key.proto.name} {key.vip}:{key.port}"
+
+
 def no_daemon_policy(bypass: bool) -> str:
     """What happens to first packets while no daemon reads the queue, in status' words."""
     return "passed to the kernel (fail-open, --queue-bypass)" if bypass else "dropped (fail-closed)"
@@ -173,6 +187,9 @@ def status_data(d: Observed) -> dict[str, Any]:
         # the daemon takes them)
         "queue_bypass": d.queue_bypass,
         "no_daemon_first_packets": no_daemon_policy(d.queue_bypass),
+        # lb.daemon.schedin: who decides first packets, and per service where they are decided
+        "sched_in": d.sched_in,
+        "first_packets_decided": {service_text(k): v for k, v in first_packets_decided(d).items()},
         "first_path_queue": {"length": QUEUE_LEN, "waiting": queued.waiting,
                              "dropped_full": queued.dropped_full,
                              "dropped_undelivered": queued.dropped_undelivered},
@@ -197,5 +214,8 @@ def status_text(d: Observed) -> str:
                  f"{queue['dropped_full']} full, {queue['dropped_undelivered']} undelivered")
     lines.append(f"  flows scheduled in XDP (mh): {data['xdp_scheduled']}, "
                  f"services scheduled in XDP: {data['kernel_hashed_services']}")
+    lines.append(f"  first packets decided in (--sched-in {data['sched_in']}):"
+                 + ("" if data["first_packets_decided"] else " no service"))
+    lines += [f"    {name:<22} {where}" for name, where in data["first_packets_decided"].items()]
     lines += [f"    {name:<22} {n}" for name, n in data["xdp_reasons"].items() if n]
     return "\n".join(lines) + "\n"

@@ -54,3 +54,51 @@ def test_in_process_syns_are_new_flows_to_the_vip() -> None:
     assert len(set(flows)) == 3  # port 61023, then 1024 and 1025 on the next source address
     assert {str(f.daddr) for f in flows} == {"10.9.0.100"} and {f.dport for f in flows} == {80}
     assert [f.sport for f in flows] == [61023, 1024, 1025]
+
+
+def test_every_in_xdp_target_has_a_row_of_each_case_and_the_issue_13_labels() -> None:
+    figures = {t.figure for t in TARGETS}
+    for kind in ("rr", "wlc", "sh", "rr -p", "udp rr"):
+        assert f"new flows/s vs iptables DNAT ({kind} in XDP)" in figures
+    for kind in ("rr", "wlc"):
+        assert f"TCP connections/s vs iptables DNAT ({kind} in XDP)" in figures
+    udp = next(t for t in TARGETS if t.figure.endswith("(udp rr in XDP)"))
+    assert udp.den == f"newflows/{newflows.IPTABLES_UDP_NAME}"  # UDP against UDP
+
+
+def _xdp_variant(label: str) -> newflows.Variant:
+    return next(v for v in newflows.VARIANTS if v.xdp is not None and v.xdp.label == label)
+
+
+def test_an_in_xdp_row_says_first_how_many_packets_went_through_nfqueue() -> None:
+    fact = {"sent": 3000, "answered": 3000, "scheduled": 0, "dropped": 0, "elapsed": 0.1,
+            "xdp_scheduled": 3000, "first_path_packets": 0, "busy": 1.0, "cpu_total": 2.0}
+    check = newflows._check(_xdp_variant("wlc"), [fact], 1, 3000, live=None, decided="xdp")
+    assert "0 packets through NFQUEUE (XDP decided every one); first packets decided: xdp" in check
+    assert "-t VIP:84 -s wlc" in check
+    slow = dict(fact, xdp_scheduled=0, first_path_packets=3000)
+    check = newflows._check(_xdp_variant("udp rr"), [slow], 1, 3000, live=None,
+                            decided="daemon (--sched-in daemon)")
+    assert "3000 packets through NFQUEUE (NOT decided in XDP)" in check and "-u VIP:53" in check
+    assert check.startswith("reals' Udp NoPorts")  # UDP flows are counted where they arrive
+
+
+def test_the_udp_template_is_a_new_flow_the_generator_can_count_up() -> None:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    from lb.bench.syn import SYN_FRAME, udp_frame
+
+    frame = udp_frame("02:00:00:00:00:01", "02:00:00:00:00:02", "10.9.0.1", "10.9.0.100", 1024, 53)
+    packet = Ether(frame)
+    assert len(frame) == SYN_FRAME and packet[IP].len == SYN_FRAME - 14  # the IP length covers the frame
+    # bench_syn.c changes the port at offset 34 and no UDP checksum: 0 means none (RFC 768)
+    assert packet[UDP].chksum == 0 and int.from_bytes(frame[34:36], "big") == 1024
+
+
+def test_each_xdp_service_has_its_own_real_port() -> None:
+    from lb.bench.live import OTHER_PORT, PORT, UDP_OTHER_PORT, XDP_SERVICES
+
+    ports = [(s.udp, s.real_port) for s in XDP_SERVICES] + [(False, PORT), (False, OTHER_PORT), (True, UDP_OTHER_PORT)]
+    assert len(set(ports)) == len(ports)
+    assert {s.label for s in XDP_SERVICES} >= {"mh", "rr", "wlc", "sh", "rr -p", "udp rr"}

@@ -78,4 +78,35 @@ def test_a_failed_run_is_kept_with_its_reason_and_later_runs_go_ahead(monkeypatc
     assert rows["HAProxy (TCP mode) conn/s"].skipped == "left out of --quick (full run only)"
     assert not topo.script  # every scripted wrk run happened: none was skipped after the failure
     dnat = [c for c in topo.commands if c[0] == "iptables"]
-    assert all(c[-1].endswith(":8080") for c in dnat)  # not the reals' lbxdp port (module doc)
+    # not the reals' lbxdp ports (module doc): TCP to 8080, UDP (case 3's chain) to 5354
+    assert {c[c.index("-p") + 1]: c[-1].rsplit(":")[1] for c in dnat} == {"tcp": "8080", "udp": "5354"}
+
+
+def test_an_in_xdp_row_counts_what_went_through_nfqueue_and_says_where_it_was_decided(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import lb.datapath.testbed
+    from lb.bench import tcp
+
+    monkeypatch.setattr(lb.datapath.testbed, "write_sysctls", lambda netns, settings: None)
+    topo = FakeTopo([WRK] * 100)
+    commands: list[tuple[str, ...]] = []
+    reads = iter(range(1000))
+
+    def status() -> dict[str, object]:
+        n = next(reads)  # XDP created 5 more flows at every read; NFQUEUE saw n packets at odd ones
+        return {"xdp_scheduled": 5 * n, "first_path_packets": n if n % 2 else 0,
+                "first_packets_decided": {f"TCP {topo.vip}:83": "xdp", f"TCP {topo.vip}:84": "daemon (x)"}}
+
+    live = SimpleNamespace(topo=topo, scheduled=lambda: 0, status=status, services=set(),
+                           lbxdp=lambda *words: commands.append(words))
+    rows = {r.name: r for r in tcp.run(live, 1, 1.0, lambda _: None, quick=True)}
+    assert "-s" in commands[0] and ("-A", "-t", f"{topo.vip}:81", "-s", "mh", "-b", "mh-port") in commands
+    # reads 2 and 3 around rr's run, 4 and 5 around wlc's (mh's came first)
+    assert "; 3 packets through NFQUEUE (NOT decided in XDP);" in rows["lbxdp rr (in XDP) conn/s"].check
+    assert "; 5 connections created by XDP" in rows["lbxdp rr (in XDP) conn/s"].check
+    assert "; 5 packets through NFQUEUE (NOT decided in XDP);" in rows["lbxdp wlc (in XDP) conn/s"].check
+    assert "first packets decided: xdp" in rows["lbxdp rr (in XDP) conn/s"].check
+    assert "first packets decided: daemon (x)" in rows["lbxdp wlc (in XDP) conn/s"].check
+    # every service the in-XDP rows measure was added, each to its own real port
+    reals = [w for w in commands if w[0] == "-a"]
+    assert {w[4].rsplit(":")[1] for w in reals} == {"8181", "8183", "8184"}
