@@ -44,9 +44,9 @@ class Lbxdp:
                                  f"{done.stderr.strip()}\n{self.log_tail()}")
         return done
 
-    def attach(self, *ifaces: str) -> str:
+    def attach(self, *ifaces: str, options: tuple[str, ...] = ()) -> str:
         names = ifaces or tuple(i.name for i in self.topo.lb_ifaces)
-        return self("attach", *names, timeout=ATTACH_TIMEOUT).stdout
+        return self("attach", *names, *options, timeout=ATTACH_TIMEOUT).stdout
 
     # -- where the daemon keeps its files --------------------------------------------------------
 
@@ -158,11 +158,16 @@ class Traffic:
     out_bytes: int
 
 
+# Attach options of the tests of the first-packet path itself (NFQUEUE, Python's decisions and counters):
+# every built-in scheduler is decided in XDP by default (issue 13), so they ask for the reference path.
+FIRST_PATH = ("--sched-in", "daemon")
+
+
 @contextmanager
-def attached(topo: Topology) -> Iterator[Lbxdp]:
-    """lbxdp attached to the balancer's eth0 and eth1 (checked), detached on the way out."""
+def attached(topo: Topology, *options: str) -> Iterator[Lbxdp]:
+    """lbxdp attached to the balancer's eth0 and eth1 (checked) with `options`, detached on the way out."""
     lbxdp = Lbxdp(topo)
-    out = lbxdp.attach()
+    out = lbxdp.attach(options=options)
     assert re.search(r"eth0: XDP \w+", out) and re.search(r"eth1: XDP \w+", out), out
     try:
         yield lbxdp

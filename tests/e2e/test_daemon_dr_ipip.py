@@ -3,7 +3,8 @@ reals on one L2 segment, different subnets): HTTP over -g to a Python server and
 -i to reals that open the tunnel with the testbed's BPF decapsulator, UDP datagrams over -g and -i,
 and a masqueraded service on the same arm (XDP_TX back out of the interface it came in on).
 
-One topology and one attach for the module; each service has its own VIP port.
+One topology and one attach for the module; each service has its own VIP port. Attached with
+`--sched-in daemon`: the tests count first packets through the NFQUEUE path.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from lbxdp_helpers import Lbxdp, Traffic, assert_torn_down, capture, tally
+from lbxdp_helpers import FIRST_PATH, Lbxdp, Traffic, assert_torn_down, capture, tally
 
 from lb.datapath.testbed import RealSpec, Topology, one_arm
 
@@ -32,7 +33,7 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
         topo.start_udp_servers(port=5353, reals=["d1", "d2"])
         topo.start_udp_servers(port=5354, reals=["t1", "t2"])
         lbxdp = Lbxdp(topo)
-        out = lbxdp("attach", "eth0", timeout=90).stdout
+        out = lbxdp("attach", "eth0", *FIRST_PATH, timeout=90).stdout
         assert re.search(r"eth0: XDP \w+", out), out
         try:
             yield topo, lbxdp

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from lbxdp_helpers import Lbxdp, assert_torn_down, lbxdp_processes, nothing_left, xdp_attached
+from lbxdp_helpers import FIRST_PATH, Lbxdp, assert_torn_down, lbxdp_processes, nothing_left, xdp_attached
 from pyroute2 import netns
 
 from lb.datapath.testbed import Topology, two_arm, wait_until
@@ -147,7 +147,9 @@ def map_alive(map_id: int) -> bool:
 
 
 def test_first_packets_with_no_daemon_are_dropped_unless_queue_bypass(topo: Topology, lbxdp: Lbxdp) -> None:
-    out = lbxdp.attach()
+    # The first packets must reach NFQUEUE for the policy to apply: the daemon decides them (rr would
+    # otherwise be decided in XDP, which needs no daemon until the last granted budget is spent).
+    out = lbxdp.attach(options=FIRST_PATH)
     assert "eth0: XDP" in out, out
     configure(topo, lbxdp)
     status = lbxdp("status").stdout

@@ -3,7 +3,9 @@ curl, wrk and held TCP sockets to Python servers whose port differs from the VIP
 flows never move, and `-L -n --stats` / `lbxdp status` count what the client really sent.
 
 One topology and one attach for the whole module (bcc compiles for seconds); each test owns its
-own service port on the VIP, so tests do not see each other's flows or counters.
+own service port on the VIP, so tests do not see each other's flows or counters. The daemon is
+attached with `--sched-in daemon`: these tests hold the first-packet path (NFQUEUE) to its counts;
+test_daemon_sched_in.py runs the schedulers with XDP deciding.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import struct
 from collections.abc import Iterator
 
 import pytest
-from lbxdp_helpers import Lbxdp, Traffic, assert_torn_down, attached, capture, tally
+from lbxdp_helpers import FIRST_PATH, Lbxdp, Traffic, assert_torn_down, attached, capture, tally
 
 from lb.datapath import queuestats
 from lb.datapath.testbed import Topology, two_arm, wait_until
@@ -37,7 +39,7 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
         topo.start_http_servers(port=HTTP_PORT)
         topo.start_tcp_servers(port=TCP_PORT)
         topo.start_udp_servers(port=UDP_PORT)
-        with attached(topo) as lbxdp:
+        with attached(topo, *FIRST_PATH) as lbxdp:
             yield topo, lbxdp
     assert_torn_down(topo)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lbxdp_helpers import Lbxdp, lbxdp_processes, tally
+from lbxdp_helpers import FIRST_PATH, Lbxdp, lbxdp_processes, tally
 from liveness_helpers import TCP_PORT, Lab, Talker, lab, status_json, timed
 
 from lb.datapath.testbed import HeldConnection
@@ -30,7 +30,9 @@ MAX_FLOWS = 4096  # not the default: a restarted daemon must know the size of th
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[Lab]:
-    with lab(attach_args=("--max-flows", str(MAX_FLOWS))) as built:
+    # --sched-in daemon: the gap's new flows must meet the first-packet path (fail-closed), as they
+    # would for a plugin scheduler; XDP-decided services need no daemon for them (test_daemon_sched_in).
+    with lab(attach_args=("--max-flows", str(MAX_FLOWS), *FIRST_PATH)) as built:
         yield built
 
 
