@@ -115,3 +115,67 @@ def test_the_listing_says_where_each_service_is_decided_in_its_own_section() -> 
     # no line of the section reads as ipvsadm's: services start at column 0, reals with "  -> "
     for line in render_first_packets(TABLE, decided).splitlines()[1:]:
         assert line.startswith("  ") and not line.lstrip().startswith("->")
+
+
+class SchedMaps:
+    """The maps KernelSched writes, as dicts (rr/wrr rows, rings, entries)."""
+
+    max_hashed_services = 4
+    max_sched_rows = 4
+
+    def __init__(self) -> None:
+        self.services: dict[ServiceKey, object] = {}
+        self.seqs: dict[int, list[int]] = {}
+        self.cursors: dict[int, int] = {}
+
+    def set_seq(self, row: int, ids: list[int]) -> None:
+        self.seqs[row] = list(ids)
+
+    def set_cursor(self, row: int, position: int) -> None:
+        self.cursors[row] = position
+
+    def read_cursor(self, row: int) -> int:
+        return self.cursors.get(row, 0)
+
+    def set_real_sched(self, real_id: int, sched: object) -> None:
+        pass
+
+    def set_service(self, key: ServiceKey, entry: object) -> None:
+        self.services[key] = entry
+
+
+def test_where_each_service_is_decided_follows_the_switch_the_rules_and_the_table() -> None:
+    from types import SimpleNamespace
+
+    from lb.balancer.engine import Balancer
+    from lb.daemon.kernelsched import KernelSched
+    from lb.daemon.links import Links
+    from lb.daemon.status import first_packets_decided
+
+    table = load_rules(
+        """\
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m
+-A -t 10.0.0.1:81 -s rr
+-a -t 10.0.0.1:81 -r 10.0.1.1:80 -m -x 10
+"""
+    )
+    balancer = Balancer()
+    balancer.sync(list(table))
+    maps = SchedMaps()
+    sched = KernelSched(maps)  # type: ignore[arg-type]
+    sched.sync(balancer.services, rewrite=True)
+    daemon = SimpleNamespace(sched_in="xdp", kernel_sched=sched, balancer=balancer)
+    capped = ServiceKey(Protocol.TCP, IPv4Address("10.0.0.1"), 81)
+    assert first_packets_decided(daemon) == {WEB: "xdp", capped: "daemon (connection thresholds set)"}  # type: ignore[arg-type]
+
+    Links.set_sched_in(daemon, "daemon")  # type: ignore[arg-type]  # what `attach --sched-in daemon` does
+    assert daemon.sched_in == "daemon" and maps.services[WEB].sched == 0  # type: ignore[attr-defined]
+    assert set(first_packets_decided(daemon).values()) == {"daemon (--sched-in daemon)"}  # type: ignore[arg-type]
+    Links.set_sched_in(daemon, None)  # type: ignore[arg-type]  # not given: unchanged
+    assert daemon.sched_in == "daemon"
+
+    Links.set_sched_in(daemon, "xdp")  # type: ignore[arg-type]
+    assert maps.services[WEB].sched != 0  # type: ignore[attr-defined]
+    sched.set_paused(True, balancer.services)  # the flow table at its limit
+    assert first_packets_decided(daemon)[WEB] == "daemon (flow table full)"  # type: ignore[arg-type]
