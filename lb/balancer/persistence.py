@@ -8,10 +8,10 @@ timeout after it was last used, and never expires while connections it placed ar
 Here a template is (service id, client network) -> (expiry, real id), the expiry on the clock
 bpf_ktime_get_ns() reads (CLOCK_MONOTONIC, Python's time.monotonic_ns()), because the XDP program
 reads and writes the same templates (the `templates` map, bpf/lb_kern.c template_real() and
-record_template()). `TemplateStore` states the rules once over four storage primitives; the
-dict-backed `PersistenceTable` serves tests and experiments, the map-backed store in
-lb.datapath.templatemaps serves the daemon, so a client placed by XDP and later by Python (or the
-reverse) stays on its real.
+record_template(); their model in lb.rewrite.schedule states the key, expiry and liveness rules).
+`TemplateStore` applies the refresh rules over four storage primitives; the dict-backed
+`PersistenceTable` serves tests and experiments, the map-backed store in lb.datapath.templatemaps
+serves the daemon, so a client placed by XDP and later by Python (or the reverse) stays on its real.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-NS_PER_S = 1_000_000_000
+from lb.rewrite.schedule import NS_PER_S, client_net, template_alive, template_expiry
+
+__all__ = ["NS_PER_S", "PersistenceTable", "Template", "TemplateKey", "TemplateStore", "template_key"]
 
 
 @dataclass(frozen=True)
@@ -40,15 +42,11 @@ class Template:
     real_id: int
 
     def alive(self, now_ns: int) -> bool:
-        return now_ns <= self.expires_ns  # template_real() in bpf/lb_kern.c tests the same way
+        return template_alive(self.expires_ns, now_ns)  # as template_real() in bpf/lb_kern.c
 
 
 def template_key(service_id: int, netmask: IPv4Address | int, client: IPv4Address | int) -> TemplateKey:
-    return TemplateKey(service_id, int(client) & int(netmask))
-
-
-def expiry(now_ns: int, timeout_s: int) -> int:
-    return now_ns + timeout_s * NS_PER_S
+    return TemplateKey(service_id, client_net(client, netmask))
 
 
 class TemplateStore(ABC):
@@ -78,7 +76,7 @@ class TemplateStore(ABC):
     def record(self, key: TemplateKey, real_id: int, now_ns: int, timeout_s: int) -> None:
         """A connection of this client network was placed on `real_id`: the template points there
         and its timer restarts (IPVS restarts it on every connection that uses the template)."""
-        self.put(key, Template(expiry(now_ns, timeout_s), real_id))
+        self.put(key, Template(template_expiry(now_ns, timeout_s), real_id))
 
     def touch(self, key: TemplateKey, real_id: int, until_ns: int) -> None:
         """A connection this template placed on `real_id` is still open: the template lives at
