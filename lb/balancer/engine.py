@@ -316,8 +316,7 @@ class Balancer:
             key = self._template_key(state, flow.saddr) if state is not None else None
             if key is not None and state is not None and state.service.persistence is not None:
                 until[key, real_id] = now_ns + state.service.persistence * NS_PER_S
-        for (key, real_id), until_ns in until.items():
-            self.templates.touch(key, real_id, until_ns)
+        self.templates.touch_all(until)
 
     def client_template(self, service: ServiceKey, client: IPv4Address, now_ns: int) -> RealKey | None:
         """The real `client`'s live template of `service` names, if any."""

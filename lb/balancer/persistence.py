@@ -17,7 +17,7 @@ serves the daemon, so a client placed by XDP and later by Python (or the reverse
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -83,9 +83,16 @@ class TemplateStore(ABC):
         least until `until_ns`. A template that now points elsewhere (it expired or its real went
         unavailable, and a new connection was scheduled afresh) is not kept alive by the old
         real's connections, as in IPVS, where they control the old, unreachable template."""
-        template = self.get(key)
-        if template is not None and template.real_id == real_id and template.expires_ns < until_ns:
-            self.put(key, Template(until_ns, real_id))
+        self.touch_all({(key, real_id): until_ns})
+
+    def touch_all(self, until: Mapping[tuple[TemplateKey, int], int]) -> None:
+        """`touch` for many (template, real) pairs, over one read of the store when there are
+        several: the daemon's sweep touches every client network with an open flow each tick."""
+        snapshot = dict(self.items()) if len(until) > 1 else None
+        for (key, real_id), until_ns in until.items():
+            template = snapshot.get(key) if snapshot is not None else self.get(key)
+            if template is not None and template.real_id == real_id and template.expires_ns < until_ns:
+                self.put(key, Template(until_ns, real_id))
 
     def forget_real(self, real_id: int) -> None:
         """A real left its service or went down: its templates must not send clients back to it."""

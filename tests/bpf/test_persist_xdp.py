@@ -4,7 +4,7 @@ lb.datapath.templatemaps) against a lone Python Balancer over event orders.
 
 XDP reads bpf_ktime_get_ns(), which a test cannot set: time "advances" by moving every template's
 expiry back by the same amount (what is left of a template is all that time changes). Timeouts and
-steps are hundreds of seconds, so the milliseconds a test takes never decide a template's fate.
+steps are multiples of 50 s, so the time a test takes never decides a template's fate.
 """
 
 from __future__ import annotations
@@ -192,6 +192,10 @@ def test_xdp_and_the_daemon_keep_clients_where_a_python_balancer_alone_would(
     clock = 10**12  # the reference's own clock
     placed: list[tuple[FlowKey, int]] = []
     for n, event in enumerate(events):
+        # The world's clock moves on by the milliseconds the test takes, the reference's by a
+        # second an event: neither lands on a template's last instant, and (at most 40 events,
+        # lives in steps of 50 s) both see every template alive or both see it dead.
+        clock += S
         if event[0] == "conn":
             flow = FlowKey(Protocol.TCP, CLIENTS[event[1]], 1024 + n, VIP, 80)
             try:

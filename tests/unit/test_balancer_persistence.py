@@ -45,6 +45,17 @@ def test_touch_by_another_reals_flow_does_not_extend():
     assert table.get(KEY) == Template(10 * S, 8)
 
 
+def test_touch_all_extends_only_templates_on_the_flows_real():
+    table = PersistenceTable()
+    other = TemplateKey(1, int(A("10.9.0.2")))
+    table.record(KEY, 7, now_ns=0, timeout_s=10)
+    table.record(other, 8, now_ns=0, timeout_s=10)
+    table.touch_all({(KEY, 7): 50 * S, (other, 7): 50 * S, (TemplateKey(9, 1), 7): 50 * S})
+    assert table.get(KEY) == Template(50 * S, 7)
+    assert table.get(other) == Template(10 * S, 8)
+    assert len(table) == 2  # touching creates nothing
+
+
 def test_forgetting_a_real_or_service_drops_its_templates_only():
     table = PersistenceTable()
     other = TemplateKey(1, int(A("10.9.0.2")))
