@@ -18,24 +18,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from ipaddress import IPv4Address
+from typing import NamedTuple
 
 from lb.rewrite.schedule import NS_PER_S, client_net, template_alive, template_expiry
 
 __all__ = ["NS_PER_S", "PersistenceTable", "Template", "TemplateKey", "TemplateStore", "template_key"]
 
 
-@dataclass(frozen=True)
-class TemplateKey:
-    """struct template_key: the service's id and the client's address masked by -M (host order)."""
+class TemplateKey(NamedTuple):
+    """struct template_key: the service's id and the client's address masked by -M (host order).
+    A tuple, so a whole-table read can be matched against plain (service id, net) pairs."""
 
     service_id: int
     client_net: int
 
 
-@dataclass(frozen=True)
-class Template:
+class Template(NamedTuple):
     """struct persist_template: alive while now <= expires_ns; the real it pins clients to."""
 
     expires_ns: int
@@ -88,11 +87,18 @@ class TemplateStore(ABC):
     def touch_all(self, until: Mapping[tuple[TemplateKey, int], int]) -> None:
         """`touch` for many (template, real) pairs, over one read of the store when there are
         several: the daemon's sweep touches every client network with an open flow each tick."""
-        snapshot = dict(self.items()) if len(until) > 1 else None
+        current = self.snapshot() if len(until) > 1 else None
         for (key, real_id), until_ns in until.items():
-            template = snapshot.get(key) if snapshot is not None else self.get(key)
-            if template is not None and template.real_id == real_id and template.expires_ns < until_ns:
+            found = current.get(key) if current is not None else self.get(key)
+            if found is None:
+                continue
+            expires_ns, found_real = found
+            if found_real == real_id and expires_ns < until_ns:
                 self.put(key, Template(until_ns, real_id))
+
+    def snapshot(self) -> Mapping[tuple[int, int], tuple[int, int]]:
+        """Every template at once: (service id, client net) -> (expires_ns, real id)."""
+        return dict(self.items())
 
     def forget_real(self, real_id: int) -> None:
         """A real left its service or went down: its templates must not send clients back to it."""
