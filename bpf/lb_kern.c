@@ -57,18 +57,45 @@ static __always_inline int next_hop(const struct next_hop *hop, __u32 ingress, i
 }
 
 /* Persistence (ipvsadm -p): the real a live template of the client's network names, when that real
- * may take a new flow; 0 otherwise (the scheduler decides, and record_template() rewrites it). */
+ * may take a new flow; 0 otherwise (the scheduler decides, and record_template() rewrites it).
+ * ip_vs_sched_persist() with ip_vs_check_template(); lb.balancer.engine Balancer.place() is the same
+ * rule in Python, over the same map. Alive while now <= expires_ns (persistence.Template.alive). */
 static __always_inline __u32 template_real(const struct flow_key *key,
 					   const struct service_info *svc, __u64 now)
 {
-	return 0;
+	struct template_key tkey = {};
+	struct persist_template *tpl;
+	struct real_sched *rs;
+	__u32 real_id;
+
+	tkey.service_id = svc->service_id;
+	tkey.client_net = key->saddr & svc->persist_mask;
+	tpl = templates.lookup(&tkey);
+	if (!tpl || now > tpl->expires_ns)
+		return 0;
+	real_id = tpl->real_id;
+	/* never to a real that cannot take flows now (weight 0, down, over its threshold) */
+	rs = real_sched.lookup(&real_id);
+	if (!rs || !(rs->flags & REAL_F_AVAILABLE))
+		return 0;
+	return real_id;
 }
 
-/* Persistence: a flow of a persistent service was created for `real_id`: (re)start its template. */
+/* Persistence: a flow of a persistent service was created for `real_id`: the template points there
+ * and its timer restarts (IPVS restarts it on every connection that uses it). An LRU insert: with
+ * MAX_TEMPLATES live client networks the least recently used template is evicted. */
 static __always_inline void record_template(const struct flow_key *key,
 					    const struct service_info *svc, __u32 real_id,
 					    __u64 now)
 {
+	struct template_key tkey = {};
+	struct persist_template tpl = {};
+
+	tkey.service_id = svc->service_id;
+	tkey.client_net = key->saddr & svc->persist_mask;
+	tpl.expires_ns = now + (__u64)svc->persist_timeout * 1000000000ULL; /* s to ns */
+	tpl.real_id = real_id;
+	templates.update(&tkey, &tpl);
 }
 
 /* lc, wlc, sed, nq, fo, ovf: a walk over sched_dests[row] with IPVS's overhead formulas. */

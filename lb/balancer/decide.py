@@ -34,13 +34,15 @@ def decide(
     balancer: Balancer,
     existing_real_id: int | None,
     table_full: Callable[[], bool],
-    now: float,
+    now_ns: int,
     existing_closing: bool = False,
 ) -> Decision:
     """What the daemon does with one queued packet, given the flow entry XDP missed or not.
 
-    `existing_closing`: that entry saw a FIN or RST. A new SYN on its 5-tuple (a client reusing its
-    port) then opens a new connection, scheduled afresh, as IPVS does with conn_reuse_mode=1.
+    `now_ns` is CLOCK_MONOTONIC in ns (time.monotonic_ns(), bpf_ktime_get_ns()): persistence
+    templates expire on it. `existing_closing`: that entry saw a FIN or RST. A new SYN on its
+    5-tuple (a client reusing its port) then opens a new connection, scheduled afresh, as IPVS
+    does with conn_reuse_mode=1.
     """
     if queued is None:
         return Decision("unschedulable")
@@ -63,7 +65,7 @@ def decide(
         # refuse it, as IPVS's drop_entry does under memory pressure. The client retries.
         return Decision("refused_table_full")
     try:
-        placement = balancer.place(queued.flow, now)
+        placement = balancer.place(queued.flow, now_ns)
     except NoDestination:
         return Decision("no_destination")
     return Decision("rescheduled_reused_port" if reused else "scheduled", placement, new_flow=True)

@@ -3,8 +3,9 @@
 `Balancer` holds one scheduler per service and one `Destination` per real, keeps them in step with
 the configuration (`sync`), hands out the small integer ids the BPF maps index by (stable for as
 long as a service or real exists, so flows keep pointing at the right entry across edits), and
-places new flows, honouring persistence. Connection counts and health arrive from outside; this
-module never touches a socket, a map or a clock.
+places new flows, honouring persistence. Connection counts and health arrive from outside, and
+persistence templates live in a `TemplateStore` handed in (the daemon's reads and writes the
+`templates` map XDP uses); this module never touches a socket, a map or a clock.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Protocol
 
-from lb.balancer.persistence import PersistenceTable
+from lb.balancer.persistence import NS_PER_S, PersistenceTable, TemplateKey, TemplateStore, template_key
 from lb.model import ConfigError, FlowKey, RealKey, RealServer, Service, ServiceKey, VirtualService
 from lb.sched import get_scheduler
 from lb.sched.base import Destination, Scheduler
@@ -119,9 +120,11 @@ def update_overload(dest: Destination, real: RealServer) -> None:
 
 
 class Balancer:
-    def __init__(self, max_services: int = 1024, max_reals: int = 4096) -> None:
+    def __init__(
+        self, max_services: int = 1024, max_reals: int = 4096, templates: TemplateStore | None = None
+    ) -> None:
         self.services: dict[ServiceKey, ServiceState] = {}
-        self.persistence = PersistenceTable()
+        self.templates: TemplateStore = PersistenceTable() if templates is None else templates
         self._service_ids = IdPool(max_services)
         self._real_ids = IdPool(max_reals)
         self._preferred_service_ids: dict[ServiceKey, int] = {}
@@ -155,7 +158,7 @@ class Balancer:
             gone = self.services.pop(key)
             gone_real_ids += [r.real_id for r in gone.reals.values()]
             self._service_ids.give_back(gone.service_id)
-            self.persistence.forget_service(key)
+            self.templates.forget_service(gone.service_id)
         for key, vs in wanted.items():
             state = self.services.get(key)
             if state is None:
@@ -202,15 +205,18 @@ class Balancer:
             )
 
     def release_real_ids(self, real_ids: Iterable[int]) -> None:
-        """No flow names these ids any more: they may be given to new reals."""
+        """No flow names these ids any more: they may be given to new reals. Their templates go
+        too (again: XDP may have written one between the real's removal and its row's update), so a
+        real that inherits an id never receives another service's persistent clients."""
         for real_id in real_ids:
+            self.templates.forget_real(real_id)
             self._real_ids.give_back(real_id)
 
     def _sync_reals(self, state: ServiceState, vs: VirtualService) -> list[int]:
         gone = []
         for rkey in [k for k in state.reals if k not in vs.reals]:
             gone.append(state.reals.pop(rkey).real_id)
-            self.persistence.forget_real(state.service.key, rkey)
+            self.templates.forget_real(gone[-1])
         reordered: dict[RealKey, RealState] = {}
         for rkey, real in vs.reals.items():
             current = state.reals.get(rkey)
@@ -238,19 +244,22 @@ class Balancer:
             state = self.services.get(ServiceKey(flow.proto, flow.daddr, 0))
         return state
 
-    def place(self, flow: FlowKey, now: float) -> Placement:
-        """Choose the real for a new flow; raises NoDestination when none can take it."""
+    def place(self, flow: FlowKey, now_ns: int) -> Placement:
+        """Choose the real for a new flow; raises NoDestination when none can take it. `now_ns` is
+        on the clock of the templates' expiry (CLOCK_MONOTONIC, as bpf_ktime_get_ns())."""
         state = self.service_for(flow)
         if state is None:
             raise LookupError(f"no virtual service for {flow.proto.name} {flow.daddr}:{flow.dport}")
         service = state.service
         chosen: RealState | None = None
-        if service.persistence is not None:
-            pinned = self.persistence.lookup(service, flow.saddr, now)
-            candidate = state.reals.get(pinned) if pinned else None
-            # A template never sends a client to a real that cannot take flows now.
-            if candidate is not None and candidate.dest.available:
-                chosen = candidate
+        key = self._template_key(state, flow.saddr)
+        if key is not None:
+            pinned = self.templates.lookup(key, now_ns)
+            found = self._by_real_id.get(pinned) if pinned else None
+            # A template never sends a client to a real that cannot take flows now: the scheduler
+            # chooses, and the template is rewritten (ip_vs_check_template invalidates it).
+            if found is not None and found[0] is state and found[1].dest.available:
+                chosen = found[1]
         if chosen is None:
             if self.hooks is not None:
                 self.hooks.before(state)
@@ -260,9 +269,15 @@ class Balancer:
             if dest is None:
                 raise NoDestination(f"no destination available for {service.key}")
             chosen = state.reals[dest.key]
-        if service.persistence is not None:
-            self.persistence.record(service, flow.saddr, chosen.real.key, now)
+        if key is not None and service.persistence is not None:
+            self.templates.record(key, chosen.real_id, now_ns, service.persistence)
         return Placement(service, state.service_id, chosen.real, chosen.real_id)
+
+    @staticmethod
+    def _template_key(state: ServiceState, client: IPv4Address) -> TemplateKey | None:
+        if state.service.persistence is None:
+            return None
+        return template_key(state.service_id, state.service.netmask, client)
 
     # -- live numbers --------------------------------------------------------------------------
 
@@ -289,17 +304,25 @@ class Balancer:
             self.hooks.before(state)
         state.scheduler.update(state.dests)
         if not healthy:
-            self.persistence.forget_real(service, real)
+            self.templates.forget_real(state.reals[real].real_id)
         return True
 
-    def note_open_flow(self, flow: FlowKey, now: float) -> None:
-        """A flow is still open: its persistence template must outlive it."""
-        state = self.service_for(flow)
-        if state is not None and state.service.persistence is not None:
-            self.persistence.touch(state.service, flow.saddr, now)
+    def note_open_flows(self, flows: Iterable[tuple[FlowKey, int]], now_ns: int) -> None:
+        """These flows (with their real ids) are still open: the templates that placed them must
+        outlive them, so each lives at least a persistence timeout from now."""
+        until: dict[tuple[TemplateKey, int], int] = {}
+        for flow, real_id in flows:
+            state = self.service_for(flow)
+            key = self._template_key(state, flow.saddr) if state is not None else None
+            if key is not None and state is not None and state.service.persistence is not None:
+                until[key, real_id] = now_ns + state.service.persistence * NS_PER_S
+        self.templates.touch_all(until)
 
-    def client_template(self, service: ServiceKey, client: IPv4Address, now: float) -> RealKey | None:
+    def client_template(self, service: ServiceKey, client: IPv4Address, now_ns: int) -> RealKey | None:
+        """The real `client`'s live template of `service` names, if any."""
         state = self.services.get(service)
-        if state is None or state.service.persistence is None:
+        key = self._template_key(state, client) if state is not None else None
+        if key is None:
             return None
-        return self.persistence.lookup(state.service, client, now)
+        found = self._by_real_id.get(self.templates.lookup(key, now_ns) or 0)
+        return found[1].real.key if found is not None else None

@@ -38,6 +38,7 @@ from lb.daemon.schedin import XDP
 from lb.daemon.startup import bind_queue, load_checked, remove_stale_instances
 from lb.daemon.status import Rates, first_packets_decided, health_rows, numbers, sample_rates
 from lb.datapath import loader
+from lb.datapath.templatemaps import MapTemplateStore
 from lb.model import ConfigError, Forwarding, RealKey, RealServer, ServiceKey
 from lb.render import render_command, render_first_packets, render_health
 from lb.tables import RealEntry
@@ -75,6 +76,7 @@ class Daemon(Links):
         # first packets while no daemon runs: dropped (fail-closed, the default) or let through (fail-open)
         self.queue_bypass = queue_bypass if queue_bypass is not None else bool(self._state and self._state.queue_bypass)
         self.maps = self.dp.maps
+        self.balancer.templates = MapTemplateStore(self.maps)  # the `templates` XDP reads and writes
         self.flows = FlowBook(self.maps, tunables.max_flows, self._real)
         self._next_sweep = 0.0  # monotonic time the next sweep is due (SWEEP_DUTY)
         self.first = FirstPacketPath(self.balancer, self.maps, self.flows, self.tx_ifindexes)
@@ -266,10 +268,10 @@ class Daemon(Links):
     def _sweep_now(self, now: float) -> None:
         persistent = [s.service_id for s in self.balancer.services.values() if s.service.persistence is not None]
         counts, open_flows = self.flows.sweep(self.timeouts, persistent)
-        for flow in open_flows:
-            self.balancer.note_open_flow(flow, now)  # open flows keep persistence templates alive
+        now_ns = time.monotonic_ns()  # the templates' clock (bpf_ktime_get_ns())
+        self.balancer.note_open_flows(open_flows, now_ns)  # open flows keep their templates alive
         self.balancer.set_counts(counts)
-        self.balancer.persistence.sweep(now)
+        self.balancer.templates.sweep(now_ns)
         for real_id in [r for r in self.draining if r not in counts]:
             log.info("real id %d drained: removing its slot", real_id)
             self._retire_real(real_id)

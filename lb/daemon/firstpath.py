@@ -101,15 +101,13 @@ class FirstPacketPath:
         queued = read_packet(l3)
         existing = self.maps.get_flow(queued.flow) if queued is not None else None
         closing = existing is not None and bool(existing.tcp_seen & (TcpSeen.FIN | TcpSeen.RST))
-        decision = decide(
-            queued, self.balancer, existing.real_id if existing else None, self.flows.full, time.monotonic(), closing
-        )
+        now_ns = time.monotonic_ns()  # bpf_ktime_get_ns()'s clock: flow stamps and templates
+        existing_id = existing.real_id if existing else None
+        decision = decide(queued, self.balancer, existing_id, self.flows.full, now_ns, closing)
         if decision.placement is None:
             return self._refuse(pkt, decision.note)
         assert queued is not None
-        tables = flow_tables(
-            queued.flow, decision.placement, self.tx_ifindexes, self.tunnel_source, time.monotonic_ns()
-        )
+        tables = flow_tables(queued.flow, decision.placement, self.tx_ifindexes, self.tunnel_source, now_ns)
         if decision.new_flow:
             if existing is not None:
                 self.flows.remove(queued.flow, existing.real_id)  # the closed connection it replaces

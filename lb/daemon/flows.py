@@ -55,9 +55,10 @@ class FlowBook:
 
     def sweep(
         self, timeouts: Timeouts, keep_service_ids: Collection[int] = ()
-    ) -> tuple[dict[int, tuple[int, int]], list[FlowKey]]:
-        """Expire idle flows; returns (active, inactive) per real id and the open flows of the
-        services `keep_service_ids` (the persistent ones: open flows keep their templates alive).
+    ) -> tuple[dict[int, tuple[int, int]], list[tuple[FlowKey, int]]]:
+        """Expire idle flows; returns (active, inactive) per real id and the open flows, with their
+        real ids, of the services `keep_service_ids` (the persistent ones: open flows keep their
+        templates alive).
         The table is judged as arrays (lb.daemon.sweep), not entry by entry."""
         plan = plan_sweep(self.maps.read_flow_records(), time.monotonic_ns(), timeouts, keep_service_ids)
         # Reverse entries first: a forward entry without its way back is harmless for an instant

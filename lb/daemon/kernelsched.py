@@ -12,7 +12,8 @@ What stays with the daemon: schedulers without an XDP kind (plugins), a state th
 map (a wrr cycle past SEQ_MAX, more reals than WALK_MAX), reals with connection thresholds (the
 overload hysteresis is the daemon's), port-0 services, the operator's `--sched-in daemon`, and every
 service while the flow table is at its limit (FlowBook), so that new flows meet the first-packet
-path's refusal policy, which protects established flows (docs/daemon.md). Between two sweeps XDP may
+path's refusal policy, which protects established flows (docs/daemon.md). Persistence is not a
+reason: XDP and Python share the `templates` map (lb.datapath.templatemaps). Between two sweeps XDP may
 create at most the room the last sweep left (`hash_budget`, granted per CPU), so a SYN flood cannot
 fill the table faster than the daemon notices.
 
@@ -46,7 +47,6 @@ NOT_IN_XDP_SWITCH = "--sched-in daemon"
 NOT_IN_XDP_PLUGIN = "scheduler has no XDP form"
 NOT_IN_XDP_PORT0 = "port-0 service"
 NOT_IN_XDP_THRESHOLDS = "connection thresholds set"
-NOT_IN_XDP_PERSISTENT = "persistent service"
 NOT_IN_XDP_BOUND = "past XDP's bound"
 NOT_IN_XDP_ROWS = "no free row"
 NOT_IN_XDP_FULL = "flow table full"
@@ -64,8 +64,6 @@ def why_not(state: ServiceState) -> str | None:
         return NOT_IN_XDP_PLUGIN
     if service.key.port == 0:
         return NOT_IN_XDP_PORT0  # port-0 services are not in the fast path at all
-    if service.persistence is not None:
-        return NOT_IN_XDP_PERSISTENT
     if any(r.real.upper_threshold or r.real.lower_threshold for r in state.reals.values()):
         return NOT_IN_XDP_THRESHOLDS
     return None

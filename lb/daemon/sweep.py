@@ -38,7 +38,7 @@ class SweepPlan:
     expired_flows: np.ndarray  # FLOW_KEY records
     expired_reverse: np.ndarray  # FLOW_KEY records: those of expired flows, and orphans past their time
     counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # real id → (active, inactive)
-    open_flows: list[FlowKey] = field(default_factory=list)
+    open_flows: list[tuple[FlowKey, int]] = field(default_factory=list)  # with each flow's real id
     open_count: int = 0
 
 
@@ -91,7 +91,8 @@ def _expired(now_ns: int, last: np.ndarray, proto: np.ndarray, seen: np.ndarray,
 def plan_sweep(records: FlowRecords, now_ns: int, timeouts: Timeouts,
                keep_service_ids: Collection[int] = ()) -> SweepPlan:
     """Expire idle flows (with their reverse entries), count the rest per real, and list the open
-    flows of `keep_service_ids` (persistent services: their open flows keep templates alive)."""
+    flows of `keep_service_ids` with their real ids (persistent services: an open flow keeps the
+    template that placed it on that real alive)."""
     fk, fv, rk, rv = records.flow_keys, records.flow_values, records.reverse_keys, records.reverse_values
     limit, active_class = phase_tables(timeouts)
     rev_row = match_reverse(records)
@@ -124,10 +125,10 @@ def plan_sweep(records: FlowRecords, now_ns: int, timeouts: Timeouts,
         total = np.bincount(real_ids, minlength=size)
         for rid in np.nonzero(total)[0].tolist():
             counts[rid] = (int(act[rid]), int(total[rid] - act[rid]))
-    open_flows: list[FlowKey] = []
+    open_flows: list[tuple[FlowKey, int]] = []
     if keep_service_ids:
         keep = alive & np.isin(fv["service_id"], np.fromiter(keep_service_ids, np.int64))
-        open_flows = [flow_key_of(row) for row in fk[keep]]
+        open_flows = [(flow_key_of(row), int(rid)) for row, rid in zip(fk[keep], fv["real_id"][keep], strict=True)]
     return SweepPlan(fk[expired], expired_reverse, counts, open_flows, int(alive.sum()))
 
 

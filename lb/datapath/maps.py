@@ -216,6 +216,11 @@ class DatapathMaps(ServiceMaps, RingMaps, SchedMaps, CounterMaps):
                 raise MapError(f"{name}: delete failed: {os.strerror(ctypes.get_errno())}")
         return deleted
 
+    def read_raw(self, name: str) -> tuple[bytes, bytes]:
+        """Every key and value of hash map `name` as two raw byte strings (entry i at i × size):
+        batched where the kernel can, else walked."""
+        return self._batch_raw(name) or self._walk_raw(name)
+
     def _walk_raw(self, name: str) -> tuple[bytes, bytes]:
         """_batch_raw()'s result one key at a time, for kernels without batched lookups."""
         pairs = list(self._items(name))

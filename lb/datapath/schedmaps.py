@@ -115,6 +115,11 @@ class SchedMaps(MapAccess):
         key = S.TemplateKeyC(service_id, S.be32(client_net))
         self._update("templates", key, S.PersistTemplateC(expires_ns, real_id, 0))
 
+    def get_template(self, service_id: int, client_net: IPv4Address) -> tuple[int, int] | None:
+        """(expires_ns, real id) of one template, None when there is none."""
+        value = self._lookup("templates", S.TemplateKeyC(service_id, S.be32(client_net)))
+        return None if value is None else (value.expires_ns, value.real_id)
+
     def read_templates(self) -> dict[tuple[int, int], tuple[int, int]]:
         """(service id, client network as a host-order int) → (expires_ns, real id)."""
         return {

@@ -25,7 +25,7 @@ from lb.rewrite import Result, process
 from lb.rewrite.fib import Fib
 from lb.tables import RealEntry, ServiceEntry, Tables, service_flags
 
-RECORDED_TIME = 0.0  # the clock the Balancer sees: persistence never times out within a capture
+RECORDED_TIME = 0  # the clock (ns) the Balancer sees: persistence never times out within a capture
 
 
 @dataclass(frozen=True)

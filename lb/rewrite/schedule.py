@@ -8,6 +8,8 @@ program to it and it to the Python schedulers in lb.sched. A 0 from a pick means
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 from lb.model import FlowKey, Forwarding
 from lb.rewrite.verdicts import Reason
 from lb.sched.hashing import MH_SEED1, fold, mh_hash
@@ -86,10 +88,40 @@ def pick_least(service: ServiceEntry, tables: Tables) -> int:
     return 0
 
 
+# -- persistence: the template rules, stated once (lb.balancer.persistence applies them in Python) --
+
+NS_PER_S = 1_000_000_000
+
+
+def client_net(saddr: IPv4Address | int, mask: IPv4Address | int) -> int:
+    """The client network a template covers (ipvsadm -M): saddr & mask, host order."""
+    return int(saddr) & int(mask)
+
+
+def template_alive(expires_ns: int, now_ns: int) -> bool:
+    """A template lives up to and including its expiry (bpf_ktime_get_ns()'s clock)."""
+    return now_ns <= expires_ns
+
+
+def template_expiry(now_ns: int, timeout_s: int) -> int:
+    """A template used or made at `now_ns` lives `timeout_s` (ipvsadm -p) from then."""
+    return now_ns + timeout_s * NS_PER_S
+
+
 def template_real(key: FlowKey, service: ServiceEntry, tables: Tables, now_ns: int) -> int:
-    """Persistence: not decided in XDP yet (0: the scheduler decides)."""
-    return 0
+    """Persistence: the real the live template of the client's network names, if that real is
+    available (real_sched); 0 otherwise, and the scheduler decides."""
+    found = tables.templates.get((service.service_id, client_net(key.saddr, service.persist_mask)))
+    if found is None:
+        return 0
+    expires_ns, real_id = found
+    real = tables.real_sched.get(real_id)
+    if not template_alive(expires_ns, now_ns) or real is None or not real.available:
+        return 0
+    return real_id
 
 
 def record_template(key: FlowKey, service: ServiceEntry, tables: Tables, real_id: int, now_ns: int) -> None:
-    """Persistence: the template of the flow's client network (nothing yet)."""
+    """Persistence: the template of the flow's client network points at `real_id`, its timer restarted."""
+    net = client_net(key.saddr, service.persist_mask)
+    tables.templates[service.service_id, net] = (template_expiry(now_ns, service.persist_timeout), real_id)

@@ -33,12 +33,12 @@ FULL = lambda: True  # noqa: E731
 
 def test_a_syn_reusing_a_closed_flows_port_is_scheduled_afresh():
     b = balancer()
-    d = decide(queued("S"), b, 1, NOT_FULL, now=0.0, existing_closing=True)
+    d = decide(queued("S"), b, 1, NOT_FULL, now_ns=0, existing_closing=True)
     assert (d.note, d.new_flow) == ("rescheduled_reused_port", True)
     # the same SYN on a live (not closing) flow stays on its real: a retransmission
-    assert decide(queued("S"), b, 1, NOT_FULL, now=0.0).note == "existing_flow"
+    assert decide(queued("S"), b, 1, NOT_FULL, now_ns=0).note == "existing_flow"
     # a non-SYN packet of a closing flow still belongs to it
-    assert decide(queued("A"), b, 1, NOT_FULL, now=0.0, existing_closing=True).note == "existing_flow"
+    assert decide(queued("A"), b, 1, NOT_FULL, now_ns=0, existing_closing=True).note == "existing_flow"
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_a_syn_reusing_a_closed_flows_port_is_scheduled_afresh():
     ],
 )
 def test_policy(description, packet, sched, weight, existing, full, note, new_flow):
-    d = decide(packet, balancer(sched, weight), existing, full, now=0.0)
+    d = decide(packet, balancer(sched, weight), existing, full, now_ns=0)
     assert (d.note, d.new_flow, d.placement is not None) == (note, new_flow, note in ("scheduled", "existing_flow"))
 
 
@@ -101,7 +101,7 @@ def test_xdp_drops_exactly_the_segments_the_daemon_would(sched):
     tables = Tables(services={key: ServiceEntry(1, service_flags(b.services[key].scheduler))})
     for flags in TCP_FLAGS:
         packet = queued(flags)
-        daemon = decide(packet, b, None, NOT_FULL, now=0.0).note
+        daemon = decide(packet, b, None, NOT_FULL, now_ns=0).note
         frame = bytes(Ether() / IP(src="10.1.0.2", dst=VIP) / TCP(sport=5000, dport=80, flags=flags))
         xdp = process(frame, tables.copy(), StaticFib(routes=()), 1)
         assert (xdp.reason is Reason.DROP_NO_FLOW_NOT_SYN) == (daemon == "no_flow_not_syn"), (sched, flags, daemon)

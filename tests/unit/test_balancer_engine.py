@@ -5,6 +5,7 @@ import pytest
 from lb.balancer.engine import Balancer, NoDestination
 from lb.model import FlowKey, Forwarding, Protocol, RealServer, Service, ServiceKey, VirtualService
 
+S = 1_000_000_000
 KEY = ServiceKey(Protocol.TCP, A("10.0.0.100"), 80)
 
 
@@ -23,7 +24,7 @@ def flow(n, client="10.0.1.2"):
 def test_rr_places_new_flows_in_turn():
     b = Balancer()
     b.sync([vs()])
-    chosen = [str(b.place(flow(i), now=0).real.address) for i in range(6)]
+    chosen = [str(b.place(flow(i), now_ns=0).real.address) for i in range(6)]
     assert chosen == ["10.0.2.1", "10.0.2.2", "10.0.2.3"] * 2
 
 
@@ -44,7 +45,7 @@ def test_no_destination_when_all_quiescent():
     b = Balancer()
     b.sync([vs(weights=(0, 0))])
     with pytest.raises(NoDestination, match="no destination available"):
-        b.place(flow(1), now=0)
+        b.place(flow(1), now_ns=0)
 
 
 def test_unhealthy_real_is_skipped():
@@ -58,11 +59,12 @@ def test_unhealthy_real_is_skipped():
 def test_persistence_keeps_a_client_on_its_real_until_timeout():
     b = Balancer()
     b.sync([vs(persistence=60)])
-    first = b.place(flow(1, "10.0.1.7"), now=0).real
-    assert all(b.place(flow(i, "10.0.1.7"), now=10).real == first for i in range(2, 6))
-    other = b.place(flow(9, "10.0.1.8"), now=10).real
+    first = b.place(flow(1, "10.0.1.7"), now_ns=0).real
+    assert all(b.place(flow(i, "10.0.1.7"), now_ns=10 * S).real == first for i in range(2, 6))
+    other = b.place(flow(9, "10.0.1.8"), now_ns=10 * S).real
     assert other != first  # rr moved on for a different client
-    assert b.client_template(KEY, A("10.0.1.7"), now=71) is None  # 60 s after its last connection
+    assert b.client_template(KEY, A("10.0.1.7"), now_ns=70 * S) == first.key  # the last use restarted it
+    assert b.client_template(KEY, A("10.0.1.7"), now_ns=70 * S + 1) is None  # 60 s after its last connection
 
 
 def test_thresholds_mark_overload_with_hysteresis():

@@ -107,8 +107,8 @@ def test_open_flows_are_listed_only_for_the_services_asked_about() -> None:
     flows = {a: (1, NOW, 1), b: (2, NOW, 1), old: (3, NOW - 10**13, 0)}
     records = _records(flows, {})
     assert plan_sweep(records, NOW, TIMEOUTS).open_flows == []
-    assert plan_sweep(records, NOW, TIMEOUTS, {1}).open_flows == [a]
-    assert sorted(plan_sweep(records, NOW, TIMEOUTS, {1, 2}).open_flows, key=lambda f: f.dport) == [a, b]
+    assert plan_sweep(records, NOW, TIMEOUTS, {1}).open_flows == [(a, 1)]
+    assert sorted(plan_sweep(records, NOW, TIMEOUTS, {1, 2}).open_flows, key=lambda f: f[0].dport) == [(a, 1), (b, 2)]
 
 
 def test_an_empty_table_sweeps_to_nothing() -> None:

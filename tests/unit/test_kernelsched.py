@@ -8,7 +8,6 @@ import pytest
 
 from lb.balancer.engine import Balancer
 from lb.daemon.kernelsched import (
-    NOT_IN_XDP_PERSISTENT,
     NOT_IN_XDP_PLUGIN,
     NOT_IN_XDP_ROWS,
     NOT_IN_XDP_SWITCH,
@@ -113,16 +112,15 @@ def test_services_xdp_can_decide_get_their_kind_and_a_row() -> None:
         _vs(84, persistence=300), _vs(85, sched="test-kernelsched-plugin"),
     )
     entries = {key: maps.services[key] for key in map(_key, range(80, 86))}
-    assert set(sched.rows) == {_key(80), _key(81), _key(82)}
+    assert set(sched.rows) == {_key(80), _key(81), _key(82), _key(84)}  # persistence is no reason
     assert [entries[_key(p)].sched for p in range(80, 86)] == [
-        XdpKind.MH, XdpKind.MH, XdpKind.SEQ, XdpKind.DAEMON, XdpKind.DAEMON, XdpKind.DAEMON]
+        XdpKind.MH, XdpKind.MH, XdpKind.SEQ, XdpKind.DAEMON, XdpKind.MH, XdpKind.DAEMON]
     assert not entries[_key(80)].flags & SVC_F_HASH_PORT and entries[_key(81)].flags & SVC_F_HASH_PORT
     assert entries[_key(80)].row != entries[_key(81)].row
     assert entries[_key(84)].persist_timeout == 300 and entries[_key(84)].persist_mask == 0xFFFFFFFF
     assert [why_not(balancer.services[_key(p)]) for p in range(80, 86)] == [
-        None, None, None, NOT_IN_XDP_THRESHOLDS, NOT_IN_XDP_PERSISTENT, NOT_IN_XDP_PLUGIN]
-    assert sched.reasons == {_key(83): NOT_IN_XDP_THRESHOLDS, _key(84): NOT_IN_XDP_PERSISTENT,
-                             _key(85): NOT_IN_XDP_PLUGIN}
+        None, None, None, NOT_IN_XDP_THRESHOLDS, None, NOT_IN_XDP_PLUGIN]
+    assert sched.reasons == {_key(83): NOT_IN_XDP_THRESHOLDS, _key(85): NOT_IN_XDP_PLUGIN}
 
 
 def test_the_ring_is_the_maglev_table_in_real_ids() -> None:
