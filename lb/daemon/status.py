@@ -179,7 +179,7 @@ def status_data(d: Observed) -> dict[str, Any]:
         "xdp_dropped": sum(n for r, n in reasons.items() if r.verdict in (Verdict.DROP, Verdict.ABORTED)),
         "xdp_reasons": {r.name.lower(): n for r, n in reasons.items()},
         "first_path_packets": d.first.counters.packets,
-        "xdp_scheduled": sum(d.maps.hash_conns(rids).values()),  # flows XDP scheduled itself (mh)
+        "xdp_scheduled": sum(d.maps.hash_conns(rids).values()),  # flows XDP created itself, every kind
         "kernel_hashed_services": 0 if d.kernel_sched.paused else len(d.kernel_sched.rows),
         "first_path_events": events,
         # the kernel's side of the queue: first packets waiting, and those it dropped (the
@@ -212,7 +212,7 @@ def status_text(d: Observed) -> str:
     lines.append(f"  first packets with no daemon: {data['no_daemon_first_packets']}")
     lines.append(f"  NFQUEUE {QUEUE_NUM}: {queue['waiting']} waiting of {queue['length']}, kernel drops: "
                  f"{queue['dropped_full']} full, {queue['dropped_undelivered']} undelivered")
-    lines.append(f"  flows scheduled in XDP (mh): {data['xdp_scheduled']}, "
+    lines.append(f"  flows scheduled in XDP: {data['xdp_scheduled']}, "
                  f"services scheduled in XDP: {data['kernel_hashed_services']}")
     lines.append(f"  first packets decided in (--sched-in {data['sched_in']}):"
                  + ("" if data["first_packets_decided"] else " no service"))
