@@ -49,15 +49,38 @@
 #define MH_RING_SIZE 65537
 #define MH_SEED1 2654435761u
 
-/* struct service_info.flags: bit 0 lets XDP schedule the service's new flows from its ring,
- * bit 1 hashes the client port too (ipvsadm's mh-port), bits 16..31 are the ring's row. Bit 2
- * drops a TCP segment that opens no flow and has none (an ACK flood's packets) here instead of
- * passing it up: the daemon sets it for services whose scheduler cannot give a mid-connection
- * packet its real back (all but sh, dh, mh), whose first-packet path would drop it too. */
-#define SVC_F_HASH_IN_KERNEL 0x1
+/* struct service_info.flags. SVC_F_HASH_PORT hashes the client port too (ipvsadm's sh-port, mh-port);
+ * SVC_F_FALLBACK walks on to another real when the hashed one is unavailable (sh-fallback,
+ * mh-fallback). SVC_F_DROP_MIDFLOW_MISS drops a TCP segment that opens no flow and has none (an ACK
+ * flood's packets) here instead of passing it up: the daemon sets it for services whose scheduler
+ * cannot give a mid-connection packet its real back (all but sh, dh, mh), whose first-packet path
+ * would drop it too. */
 #define SVC_F_HASH_PORT 0x2
 #define SVC_F_DROP_MIDFLOW_MISS 0x4
-#define SVC_RING_SHIFT 16
+#define SVC_F_FALLBACK 0x8
+
+/* struct real_sched.flags: the real may take a new flow (weight > 0, healthy, not overloaded) */
+#define REAL_F_AVAILABLE 0x1
+
+#ifndef MAX_SCHED_ROWS
+/* rows of each scheduler map but hash_rings (sched_seqs, bucket_tables, sched_dests): services of
+ * that kind XDP decides itself */
+#define MAX_SCHED_ROWS 256
+#endif
+
+#ifndef MAX_TEMPLATES
+/* entries of `templates` (LRU): persistence templates XDP and the daemon share */
+#define MAX_TEMPLATES 65536
+#endif
+
+/* rr/wrr: one scheduling cycle of at most SEQ_MAX real ids (wrr's is Σ weight / gcd long) */
+#define SEQ_MAX 4096
+/* sh/dh: the kernel's 256 buckets (ip_vs_sh.c, ip_vs_dh.c IP_VS_*_TAB_BITS) */
+#define BUCKET_BITS 8
+#define BUCKETS (1 << BUCKET_BITS)
+/* lc, wlc, sed, nq, fo, ovf: XDP walks at most WALK_MAX reals; a larger service is the daemon's */
+#define WALK_MAX 64
+
 #define LB_AF_INET 2 /* bcc's include set has no linux/socket.h */
 #define LB_IP_DF 0x4000
 #define LB_IP_MF 0x2000
@@ -71,6 +94,22 @@ enum lb_forwarding {
 	FWD_MASQ = 1,
 	FWD_ROUTE = 2,
 	FWD_TUNNEL = 3,
+};
+
+/* Who decides a service's first packets (service_info.sched), and from which map row; mirrored by
+ * lb.sched.xdpkind.XdpKind. SCHED_DAEMON: the first-packet path (NFQUEUE, Python). */
+enum lb_sched {
+	SCHED_DAEMON = 0,
+	SCHED_MH = 1,  /* hash_rings[row]: Maglev ring, slot → real id (0: the daemon decides) */
+	SCHED_SEQ = 2, /* rr, wrr: the cycle sched_seqs[row], position from sched_cursors[row] */
+	SCHED_SH = 3,  /* bucket_tables[row], by source */
+	SCHED_DH = 4,  /* bucket_tables[row], by destination */
+	SCHED_LC = 5,  /* this and the rest: a walk over sched_dests[row] */
+	SCHED_WLC = 6,
+	SCHED_SED = 7,
+	SCHED_NQ = 8,
+	SCHED_FO = 9,
+	SCHED_OVF = 10,
 };
 
 /* bits of flow_state.tcp_seen / reverse_state.tcp_seen: what the flow's TCP segments carried */
@@ -127,7 +166,7 @@ enum lb_reason {
 	REASON_REDIRECT_REVERSE = 21,
 	/* a SYN on a flow that saw FIN or RST: a new connection, scheduled anew */
 	REASON_PASS_FLOW_REUSE = 22,
-	/* a first packet XDP could schedule, but its ring slot says "ask Python" */
+	/* a first packet of a service XDP decides, but its scheduler's map says "ask the daemon" */
 	REASON_PASS_HASH_EMPTY = 23,
 	/* XDP may schedule no more flows until the daemon's next sweep grants some */
 	REASON_PASS_HASH_BUDGET = 24,

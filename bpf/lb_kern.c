@@ -56,50 +56,143 @@ static __always_inline int next_hop(const struct next_hop *hop, __u32 ingress, i
 	return HOP_NONE;
 }
 
-/* Maglev in XDP: a first packet (TCP SYN without ACK, or UDP) of a service whose flags carry
- * SVC_F_HASH_IN_KERNEL is scheduled here from the ring Python filled (hash_rings, one row per such
- * service), so a new flow needs no round trip to user space. Returns 0 when the flow entry exists
- * now (created here, or by another CPU an instant ago): the caller continues as on a flow hit.
- * Otherwise it returns -1 with *reason: PASS_HASH_EMPTY for a 0 slot (the real is unavailable or
- * the slot is unclaimed: Python applies its own fallback rules), PASS_FLOW_MISS when XDP does not
- * schedule this service or cannot (a reverse entry for the 5-tuple already exists). */
-static __always_inline int hash_schedule(struct flow_key *key, const struct service_info *svc,
-					 __u32 *reason)
+/* Persistence (ipvsadm -p): the real a live template of the client's network names, when that real
+ * may take a new flow; 0 otherwise (the scheduler decides, and record_template() rewrites it). */
+static __always_inline __u32 template_real(const struct flow_key *key,
+					   const struct service_info *svc, __u64 now)
+{
+	return 0;
+}
+
+/* Persistence: a flow of a persistent service was created for `real_id`: (re)start its template. */
+static __always_inline void record_template(const struct flow_key *key,
+					    const struct service_info *svc, __u32 real_id,
+					    __u64 now)
+{
+}
+
+/* lc, wlc, sed, nq, fo, ovf: a walk over sched_dests[row] with IPVS's overhead formulas. */
+static __always_inline __u32 pick_least(const struct service_info *svc)
+{
+	return 0;
+}
+
+/* sh, dh: the bucket of the client's (sh) or the VIP's (dh) address in bucket_tables[row]. */
+static __always_inline __u32 pick_bucket(const struct flow_key *key, const struct service_info *svc)
+{
+	return 0;
+}
+
+/* Connection counting: a flow's TCP bits went from `before` to `after`; move it between real_conns'
+ * active and inactive as IPVS does when a connection enters or leaves ESTABLISHED. */
+static __always_inline void count_transition(__u32 real_id, __u32 before, __u32 after)
+{
+}
+
+/* mh: the real of the client's slot in the Maglev ring hash_rings[row] (0: the daemon decides). */
+static __always_inline __u32 pick_mh(const struct flow_key *key, const struct service_info *svc)
+{
+	struct mh_ring *ring;
+	__u32 row = svc->row, slot;
+
+	ring = hash_rings.lookup(&row);
+	/* a row past MAX_HASHED_SERVICES: a service entry written by hand, or a smaller map adopted */
+	if (!ring)
+		return 0;
+	slot = mh_slot(key->saddr, (svc->flags & SVC_F_HASH_PORT) ? key->sport : 0);
+	/* A remainder is below MH_RING_SIZE, which clang knows and the verifier does not: hide the
+	 * value from clang so that the bound check the verifier needs is not optimised away. */
+	asm volatile("" : "+r"(slot));
+	if (slot >= MH_RING_SIZE)
+		return 0;
+	return ring->real_ids[slot];
+}
+
+/* rr, wrr: the next position of the service's cycle. The cursor is one counter for all CPUs, taken
+ * with an atomic fetch-and-add, so consecutive new flows get consecutive positions whichever CPU
+ * they arrive on: the order is the Python scheduler's exactly (lb.sched.rr, lb.sched.wrr). */
+static __always_inline __u32 pick_seq(const struct service_info *svc)
+{
+	struct sched_seq *seq;
+	__u64 *cursor;
+	__u32 row = svc->row, len, pos;
+
+	seq = sched_seqs.lookup(&row);
+	cursor = sched_cursors.lookup(&row);
+	if (!seq || !cursor)
+		return 0;
+	len = seq->len;
+	if (!len || len > SEQ_MAX)
+		return 0;
+	pos = __sync_fetch_and_add(cursor, 1) % len;
+	asm volatile("" : "+r"(pos)); /* as in pick_mh(): keep the bound check for the verifier */
+	if (pos >= SEQ_MAX)
+		return 0;
+	return seq->real_ids[pos];
+}
+
+/* The real a first packet goes to, by the service's scheduler kind; 0 when XDP does not decide it
+ * (a 0 in the scheduler's map, an unknown kind): the daemon decides then. */
+static __always_inline __u32 pick_real(const struct flow_key *key, const struct service_info *svc)
+{
+	switch (svc->sched) {
+	case SCHED_MH:
+		return pick_mh(key, svc);
+	case SCHED_SEQ:
+		return pick_seq(svc);
+	case SCHED_SH:
+	case SCHED_DH:
+		return pick_bucket(key, svc);
+	case SCHED_LC:
+	case SCHED_WLC:
+	case SCHED_SED:
+	case SCHED_NQ:
+	case SCHED_FO:
+	case SCHED_OVF:
+		return pick_least(svc);
+	}
+	return 0;
+}
+
+/* Step 4 for a first packet (TCP SYN without ACK, or UDP) of a service XDP decides itself
+ * (service_info.sched, written by lb.daemon.kernelsched): pick the real from the state the daemon
+ * keeps in maps and create the flow, so a new flow needs no round trip to user space. Returns 0
+ * when the flow entry exists now (created here, or by another CPU an instant ago): the caller
+ * continues as on a flow hit. Otherwise -1 with *reason: PASS_HASH_BUDGET when the flow table's
+ * room is used up, PASS_HASH_EMPTY when the scheduler's map names no real (the daemon applies its
+ * own rules, and drops when no real is available), PASS_FLOW_MISS when XDP cannot create the flow
+ * (a reverse entry for the 5-tuple already exists). */
+static __always_inline int schedule_new(struct flow_key *key, const struct service_info *svc,
+					__u32 *reason)
 {
 	struct reverse_state rstate = {};
 	struct flow_state fstate = {};
 	struct flow_key rkey = {};
 	struct real_info *real;
 	struct hash_budget *budget;
-	struct mh_ring *ring;
-	__u32 row = svc->flags >> SVC_RING_SHIFT, slot, real_id, zero = 0;
-	__u64 *conns, ns;
+	struct real_conns *conns;
+	__u32 real_id = 0, zero = 0;
+	__u64 *created, ns;
 
-	*reason = REASON_PASS_FLOW_MISS;
-	ring = hash_rings.lookup(&row);
-	/* a row past MAX_HASHED_SERVICES: a flag set by hand, or a smaller map adopted */
-	if (!ring)
-		return -1;
-	slot = mh_slot(key->saddr, (svc->flags & SVC_F_HASH_PORT) ? key->sport : 0);
-	/* A remainder is below MH_RING_SIZE, which clang knows and the verifier does not: hide the
-	 * value from clang so that the bound check the verifier needs is not optimised away. */
-	asm volatile("" : "+r"(slot));
-	if (slot >= MH_RING_SIZE)
-		return -1;
-	real_id = ring->real_ids[slot];
-	real = reals.lookup(&real_id);
-	if (!real_id || !real || real->forwarding == FWD_NONE) {
-		*reason = REASON_PASS_HASH_EMPTY;
-		return -1;
-	}
 	/* The flow table's room, as the daemon granted it at its last sweep: under a flood, new flows
-	 * go up to the first-packet path, whose refusal policy protects established flows. */
+	 * go up to the first-packet path, whose refusal policy protects established flows. Asked
+	 * first, so that a refused packet does not move an rr cursor. */
 	budget = hash_budget.lookup(&zero);
 	if (!budget || budget->created >= budget->allowed) {
 		*reason = REASON_PASS_HASH_BUDGET;
 		return -1;
 	}
 	ns = bpf_ktime_get_ns();
+	if (svc->persist_timeout)
+		real_id = template_real(key, svc, ns);
+	if (!real_id)
+		real_id = pick_real(key, svc);
+	real = real_id ? reals.lookup(&real_id) : NULL;
+	if (!real || real->forwarding == FWD_NONE) {
+		*reason = REASON_PASS_HASH_EMPTY;
+		return -1;
+	}
+	*reason = REASON_PASS_FLOW_MISS;
 	if (real->forwarding == FWD_MASQ) {
 		/* The way back first, as DatapathMaps.install_flow() does: no reply may find the forward
 		 * path open and the return path missing. insert() is BPF_NOEXIST: an existing entry
@@ -120,18 +213,24 @@ static __always_inline int hash_schedule(struct flow_key *key, const struct serv
 	fstate.service_id = svc->service_id;
 	fstate.seen_jiffies = (__u32)bpf_jiffies64();
 	/* insert() is BPF_NOEXIST: another CPU may have created this flow from a retransmitted SYN
-	 * meanwhile; it names the same real (same ring), and only the creator counts the connection. */
+	 * meanwhile; only the creator counts the connection. */
 	if (flows.insert(key, &fstate) == 0) {
 		budget->created += 1;
-		conns = hash_conns.lookup(&real_id);
+		created = hash_conns.lookup(&real_id);
+		if (created)
+			*created += 1;
+		/* a new connection is inactive until its handshake completes (IPVS's SYN_RECV) */
+		conns = real_conns.lookup(&real_id);
 		if (conns)
-			*conns += 1;
+			__sync_fetch_and_add(&conns->inactive, 1);
+		if (svc->persist_timeout)
+			record_template(key, svc, real_id, ns);
 	}
 	return 0;
 }
 
 /* A closed connection's entries (the flow, and the way back of a masqueraded one), removed when a
- * SYN reuses its 5-tuple and XDP schedules the new connection itself: hash_schedule() creates
+ * SYN reuses its 5-tuple and XDP schedules the new connection itself: schedule_new() creates
  * entries only where none exist. */
 static __always_inline void forget_flow(struct flow_key *key, __u32 real_id)
 {
@@ -145,14 +244,14 @@ static __always_inline void forget_flow(struct flow_key *key, __u32 real_id)
 	flows.delete(key);
 }
 
-/* Step 4 (schedule) for a service XDP schedules itself: the flow entry hash_schedule() created (or
+/* Step 4 (schedule) for a service XDP decides itself: the flow entry schedule_new() created (or
  * another CPU did an instant ago), or NULL with the reason in `v` (the first-packet path decides). */
 static __always_inline struct flow_state *
 schedule_flow(struct flow_key *key, const struct service_info *svc, struct verdict *v)
 {
 	struct flow_state *flow;
 
-	if (hash_schedule(key, svc, &v->reason) != 0)
+	if (schedule_new(key, svc, &v->reason) != 0)
 		return NULL;
 	flow = flows.lookup(key);
 	if (!flow) /* evicted already, or the update failed: the first-packet path decides */
@@ -177,14 +276,14 @@ static __always_inline struct flow_state *reopen_flow(struct packet *pkt, struct
 	v->reason = REASON_PASS_FLOW_REUSE;
 	service_key_of(&skey, &pkt->key);
 	svc = services.lookup(&skey);
-	if (!svc || !(svc->flags & SVC_F_HASH_IN_KERNEL))
+	if (!svc || svc->sched == SCHED_DAEMON)
 		return NULL;
 	forget_flow(&pkt->key, flow->real_id);
 	return schedule_flow(&pkt->key, svc, v);
 }
 
 /* Steps 3 and 4 for a packet with neither flow nor reverse entry: a VIP's first packet goes up to the
- * first-packet path (NFQUEUE), unless XDP schedules the service itself (Maglev, hash_schedule()). A
+ * first-packet path (NFQUEUE), unless XDP decides the service itself (schedule_new()). A
  * TCP segment that opens no flow (no SYN, or SYN-ACK: the model's `opens`) is dropped here for a
  * service whose scheduler cannot re-derive its real (SVC_F_DROP_MIDFLOW_MISS), as the daemon and IPVS
  * would drop it: an ACK flood costs an XDP_DROP, not a trip through NFQUEUE. For the others (sh, dh,
@@ -207,7 +306,7 @@ static __always_inline struct flow_state *new_flow(struct packet *pkt, struct ve
 		return NULL;
 	}
 	v->reason = REASON_PASS_FLOW_MISS;
-	if (!pkt->first || !(svc->flags & SVC_F_HASH_IN_KERNEL))
+	if (!pkt->first || svc->sched == SCHED_DAEMON)
 		return NULL;
 	return schedule_flow(&pkt->key, svc, v);
 }
@@ -261,12 +360,15 @@ static __always_inline __u32 forward(struct xdp_md *ctx, struct packet *pkt,
 	struct lb_config *cfg;
 	struct next_hop *hop;
 	struct flow_key *key = &pkt->key;
-	__u32 zero = 0, real_id, ingress;
+	__u32 zero = 0, real_id, ingress, before;
 	__u64 now = bpf_jiffies64();
 	int rc, hop_kind;
 
-	touch_flow(&flow->last_seen_ns, &flow->seen_jiffies, &flow->tcp_seen, pkt->seen, now);
 	real_id = flow->real_id;
+	before = flow->tcp_seen;
+	touch_flow(&flow->last_seen_ns, &flow->seen_jiffies, &flow->tcp_seen, pkt->seen, now);
+	if (flow->tcp_seen != before)
+		count_transition(real_id, before, flow->tcp_seen);
 	real = reals.lookup(&real_id);
 	if (!real || real->forwarding == FWD_NONE) {
 		v->reason = REASON_PASS_NO_REAL;

@@ -33,6 +33,22 @@ BPF_TABLE(LB_MAP_TYPE("percpu_array", client_hops), __u32, struct next_hop, clie
 BPF_TABLE(LB_MAP_TYPE("percpu_array", reason_counts), __u32, __u64, reason_counts, REASON_MAX);
 /* row → Maglev ring (slot → real id, 0: Python decides) */
 BPF_TABLE(LB_MAP_TYPE("array", hash_rings), __u32, struct mh_ring, hash_rings, MAX_HASHED_SERVICES);
+/* row → rr/wrr cycle, and its cursor (an atomic counter, apart so that a new cycle keeps it) */
+BPF_TABLE(LB_MAP_TYPE("array", sched_seqs), __u32, struct sched_seq, sched_seqs, MAX_SCHED_ROWS);
+BPF_TABLE(LB_MAP_TYPE("array", sched_cursors), __u32, __u64, sched_cursors, MAX_SCHED_ROWS);
+/* row → sh/dh buckets */
+BPF_TABLE(LB_MAP_TYPE("array", bucket_tables), __u32, struct bucket_table, bucket_tables,
+	  MAX_SCHED_ROWS);
+/* row → the reals a least-connection walk visits */
+BPF_TABLE(LB_MAP_TYPE("array", sched_dests), __u32, struct sched_dests, sched_dests,
+	  MAX_SCHED_ROWS);
+/* real id → weight and availability, for the schedulers in XDP */
+BPF_TABLE(LB_MAP_TYPE("array", real_sched), __u32, struct real_sched, real_sched, MAX_REALS);
+/* real id → active and inactive connections (atomic; the sweep rewrites them) */
+BPF_TABLE(LB_MAP_TYPE("array", real_conns), __u32, struct real_conns, real_conns, MAX_REALS);
+/* (service, client network) → the real a persistent service keeps the client on */
+BPF_TABLE(LB_MAP_TYPE("lru_hash", templates), struct template_key, struct persist_template,
+	  templates, MAX_TEMPLATES);
 /* slot 0: flows XDP may still create */
 BPF_TABLE(LB_MAP_TYPE("percpu_array", hash_budget), __u32, struct hash_budget, hash_budget, 1);
 /* real id → flows XDP scheduled itself */

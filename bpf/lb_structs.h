@@ -13,8 +13,13 @@ struct service_key {
 
 struct service_info {
 	__u32 service_id; /* index of service_counts */
-	/* SVC_F_* bits, and the service's hash_rings row in bits 16..31 (lb_consts.h) */
-	__u32 flags;
+	__u32 flags;	  /* SVC_F_* bits (lb_consts.h) */
+	__u16 sched;	  /* enum lb_sched: who decides the first packets */
+	__u16 row;	  /* the service's row in its scheduler's map */
+	/* persistence (ipvsadm -p, -M): a client network's template lives this many seconds after its
+	 * last new connection; 0: not persistent */
+	__u32 persist_timeout;
+	__be32 persist_mask; /* a template covers saddr & persist_mask */
 };
 
 /* reals value: where a real lives and how packets reach it */
@@ -83,6 +88,50 @@ struct next_hop {
  * (twice the memory), and user space writes a ring with one update instead of a batch of 65537. */
 struct mh_ring {
 	__u32 real_ids[MH_RING_SIZE];
+};
+
+/* sched_seqs value: one cycle of rr/wrr, real ids in the order the Python scheduler takes them; a
+ * new flow takes real_ids[cursor++ % len], the cursor an atomic counter in sched_cursors. */
+struct sched_seq {
+	__u32 len;
+	__u32 real_ids[SEQ_MAX];
+};
+
+/* bucket_tables value: sh/dh's 256 buckets, each the id of a real (whatever its availability) */
+struct bucket_table {
+	__u32 real_ids[BUCKETS];
+};
+
+/* sched_dests value: the reals a least-connection-family walk visits, in the service's order */
+struct sched_dests {
+	__u32 count;
+	__u32 real_ids[WALK_MAX];
+};
+
+/* real_sched value: what a scheduler in XDP needs of a real beyond its address */
+struct real_sched {
+	__u32 weight;
+	__u32 flags; /* REAL_F_* */
+};
+
+/* real_conns value: a real's connections as IPVS counts them (ESTABLISHED active, the rest
+ * inactive), changed with atomic adds by XDP and rewritten by the daemon's sweep. Signed: a
+ * decrement racing the sweep's write may go below 0 for an instant; readers take that as 0. */
+struct real_conns {
+	__s32 active;
+	__s32 inactive;
+};
+
+/* templates key and value: a persistent service's client network → the real it sticks to */
+struct template_key {
+	__u32 service_id;
+	__be32 client_net;
+};
+
+struct persist_template {
+	__u64 expires_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) after which the template is dead */
+	__u32 real_id;
+	__u32 pad;
 };
 
 /* hash_budget value (per CPU): how many flows this CPU may still create in XDP. The daemon grants

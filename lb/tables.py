@@ -16,23 +16,17 @@ from ipaddress import IPv4Address
 from lb.model import FlowKey, Forwarding, ServiceKey
 from lb.sched.base import Scheduler
 from lb.sched.mh import DEFAULT_M
+from lb.sched.xdpkind import XdpKind
 
 RING_SIZE = DEFAULT_M  # MH_RING_SIZE in bpf/lb_consts.h: slots of one Maglev ring in hash_rings
 
-# struct service_info.flags (bpf/lb_consts.h): XDP schedules the service's new flows from its ring,
-# hashing the client port too with mh-port; the ring's row in hash_rings sits in bits 16..31. Those
-# are the in-kernel hashing's bits (HASH_BITS); SVC_F_DROP_MIDFLOW_MISS is the service's own
-# (service_flags()): XDP drops a TCP segment that opens no flow and has none.
-SVC_F_HASH_IN_KERNEL = 0x1
+# struct service_info.flags (bpf/lb_consts.h): hash the client port too (sh-port, mh-port); drop a
+# TCP segment that opens no flow and has none (service_flags()); walk on past an unavailable real
+# (sh-fallback, mh-fallback). Who decides the first packets, and from which row, are fields of their
+# own (ServiceEntry.sched, .row).
 SVC_F_HASH_PORT = 0x2
 SVC_F_DROP_MIDFLOW_MISS = 0x4
-SVC_RING_SHIFT = 16
-HASH_BITS = SVC_F_HASH_IN_KERNEL | SVC_F_HASH_PORT | (0xFFFF << SVC_RING_SHIFT)
-
-
-def hashed_flags(row: int, port: bool = False) -> int:
-    """The flags of a service XDP schedules from ring `row` (mh-port: `port`)."""
-    return SVC_F_HASH_IN_KERNEL | (SVC_F_HASH_PORT if port else 0) | (row << SVC_RING_SHIFT)
+SVC_F_FALLBACK = 0x8
 
 
 def service_flags(scheduler: Scheduler) -> int:
@@ -47,11 +41,6 @@ def service_flags(scheduler: Scheduler) -> int:
     return 0 if scheduler.rederives_midflow else SVC_F_DROP_MIDFLOW_MISS
 
 
-def ring_row(flags: int) -> int | None:
-    """The ring row a service's flags name, or None when XDP does not schedule it."""
-    return flags >> SVC_RING_SHIFT if flags & SVC_F_HASH_IN_KERNEL else None
-
-
 class TcpSeen(enum.IntFlag):
     """What XDP saw in a flow's TCP segments (enum lb_tcp_seen in bpf/lb_consts.h)."""
 
@@ -63,10 +52,33 @@ class TcpSeen(enum.IntFlag):
 
 @dataclass(frozen=True)
 class ServiceEntry:
-    """services value: which service a (VIP, port, proto) is; `service_id` indexes service_counts."""
+    """services value: which service a (VIP, port, proto) is; `service_id` indexes service_counts.
+
+    `sched` says who decides the service's first packets: XDP from row `row` of its kind's map
+    (XdpKind.map_name), or the daemon (DAEMON). A persistent service (`persist_timeout` seconds, 0:
+    not persistent) keeps a client network (saddr & `persist_mask`, a host-order int) on one real
+    through `templates`.
+    """
 
     service_id: int
-    flags: int = 0  # struct service_info.flags: service_flags(), | hashed_flags() for a service XDP schedules
+    flags: int = 0  # struct service_info.flags: service_flags(), SVC_F_HASH_PORT, SVC_F_FALLBACK
+    sched: XdpKind = XdpKind.DAEMON
+    row: int = 0
+    persist_timeout: int = 0
+    persist_mask: int = 0
+
+    @property
+    def in_xdp(self) -> bool:
+        """XDP decides this service's first packets itself."""
+        return self.sched is not XdpKind.DAEMON
+
+
+@dataclass(frozen=True)
+class RealSched:
+    """real_sched value: what a scheduler in XDP needs of a real beyond its address."""
+
+    weight: int
+    available: bool
 
 
 @dataclass(frozen=True)
@@ -136,10 +148,13 @@ class Tables:
     `reverse` keys are 5-tuples as the real's reply carries them (saddr = real, daddr = client); they
     reuse FlowKey as a plain 5-tuple. `tx_ports` holds the ifindexes XDP may redirect to (the devmap);
     `tunnel_source` is the outer source address of IPIP packets (None: IPIP reals are left to the kernel).
-    `rings` holds the Maglev rings of hash_rings by row: RING_SIZE real ids each, 0 meaning "the
-    first-packet path decides"; a service's flags name its row (hashed_flags()). `hash_budget` is how
-    many flows XDP may still create itself (the daemon grants room after each sweep); the model
-    counts it down, the maps give each CPU that many.
+    The scheduler maps, by row (a service's entry names its kind and row): `rings`, the Maglev rings
+    of hash_rings (RING_SIZE real ids each, 0 meaning "the daemon decides"); `seqs` and `cursors`,
+    rr/wrr cycles and their positions; `buckets`, sh/dh's 256 buckets; `walks`, the reals a
+    least-connection walk visits. `real_sched` and `conns` hold each real's weight and availability
+    and its (active, inactive) connections; `templates` maps (service id, client network) to
+    (expires_ns, real id). `hash_budget` is how many flows XDP may still create itself (the daemon
+    grants room after each sweep); the model counts it down, the maps give each CPU that many.
     """
 
     services: dict[ServiceKey, ServiceEntry] = field(default_factory=dict)
@@ -150,13 +165,22 @@ class Tables:
     tx_ports: set[int] = field(default_factory=set)
     rings: dict[int, list[int]] = field(default_factory=dict)
     hash_budget: int | None = None  # flows XDP may still create (hash_budget); None: no limit
+    seqs: dict[int, list[int]] = field(default_factory=dict)
+    cursors: dict[int, int] = field(default_factory=dict)
+    buckets: dict[int, list[int]] = field(default_factory=dict)
+    walks: dict[int, list[int]] = field(default_factory=dict)
+    real_sched: dict[int, RealSched] = field(default_factory=dict)
+    conns: dict[int, tuple[int, int]] = field(default_factory=dict)
+    templates: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
 
     def copy(self) -> Tables:
-        """A copy whose entry dicts can change (the model creates flows XDP would) without touching
-        this one; rings are shared (nothing writes to them but user space)."""
+        """A copy whose dicts can change (the model creates flows, moves cursors, counts connections
+        and records templates as XDP would) without touching this one; the rows are shared (nothing
+        writes to them but user space)."""
         return Tables(
             dict(self.services), dict(self.reals), dict(self.flows), dict(self.reverse), self.tunnel_source,
-            set(self.tx_ports), dict(self.rings), self.hash_budget,
+            set(self.tx_ports), dict(self.rings), self.hash_budget, dict(self.seqs), dict(self.cursors),
+            dict(self.buckets), dict(self.walks), dict(self.real_sched), dict(self.conns), dict(self.templates),
         )
 
     def install_flow(self, flow: FlowKey, real_id: int, stamp_ns: int = 0) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
+from typing import Protocol
 
 from lb.balancer.persistence import PersistenceTable
 from lb.model import ConfigError, FlowKey, RealKey, RealServer, Service, ServiceKey, VirtualService
@@ -45,6 +46,16 @@ class Placement:
     service_id: int
     real: RealServer
     real_id: int
+
+
+class SchedulerHooks(Protocol):
+    """Told before and after the balancer asks a service's scheduler anything (update() or
+    schedule()): the daemon keeps schedulers whose state XDP shares (rr/wrr's cursor) in step with
+    the kernel's copy (lb.daemon.kernelsched)."""
+
+    def before(self, state: ServiceState) -> None: ...
+
+    def after(self, state: ServiceState) -> None: ...
 
 
 class NoDestination(LookupError):
@@ -117,6 +128,7 @@ class Balancer:
         self._preferred_real_ids: dict[tuple[ServiceKey, RealKey], int] = {}
         # real id → its service and real, rebuilt by sync(): the first-packet path asks per packet
         self._by_real_id: dict[int, tuple[ServiceState, RealState]] = {}
+        self.hooks: SchedulerHooks | None = None
 
     def adopt_ids(
         self, service_ids: dict[ServiceKey, int], real_ids: dict[tuple[ServiceKey, RealKey], int]
@@ -159,6 +171,8 @@ class Balancer:
             ):
                 state.scheduler = self._make_scheduler(vs.service)
             state.service = vs.service
+            if self.hooks is not None:
+                self.hooks.before(state)
             gone_real_ids += self._sync_reals(state, vs)
             state.scheduler.update(state.dests)
         self._by_real_id = {r.real_id: (s, r) for s in self.services.values() for r in s.reals.values()}
@@ -238,7 +252,11 @@ class Balancer:
             if candidate is not None and candidate.dest.available:
                 chosen = candidate
         if chosen is None:
+            if self.hooks is not None:
+                self.hooks.before(state)
             dest = state.scheduler.schedule(flow, state.dests)
+            if self.hooks is not None:
+                self.hooks.after(state)
             if dest is None:
                 raise NoDestination(f"no destination available for {service.key}")
             chosen = state.reals[dest.key]
@@ -267,6 +285,8 @@ class Balancer:
         if dest.healthy == healthy:
             return False
         dest.healthy = healthy
+        if self.hooks is not None:
+            self.hooks.before(state)
         state.scheduler.update(state.dests)
         if not healthy:
             self.persistence.forget_real(service, real)

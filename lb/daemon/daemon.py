@@ -30,7 +30,7 @@ from lb.daemon.control import ControlServer
 from lb.daemon.firstpath import FirstPacketPath
 from lb.daemon.flows import FlowBook
 from lb.daemon.healthmon import HealthMonitor
-from lb.daemon.kernelhash import KernelHashing, enabled_by_env
+from lb.daemon.kernelsched import KernelSched, base_entry, enabled_by_env
 from lb.daemon.links import Links
 from lb.daemon.protocol import reply_error, reply_ok
 from lb.daemon.requests import serve
@@ -39,7 +39,7 @@ from lb.daemon.status import Rates, health_rows, numbers, sample_rates
 from lb.datapath import loader
 from lb.model import ConfigError, Forwarding, RealKey, RealServer, ServiceKey
 from lb.render import render_command, render_health
-from lb.tables import RealEntry, ServiceEntry, service_flags
+from lb.tables import RealEntry
 
 log = logging.getLogger("lbxdp")
 T = TypeVar("T")
@@ -77,8 +77,9 @@ class Daemon(Links):
         self.flows = FlowBook(self.maps, tunables.max_flows, self._real)
         self._next_sweep = 0.0  # monotonic time the next sweep is due (SWEEP_DUTY)
         self.first = FirstPacketPath(self.balancer, self.maps, self.flows, self.tx_ifindexes)
-        # Maglev in XDP (lb.daemon.kernelhash); LBXDP_KERNEL_HASH=0 sends every first packet to NFQUEUE
-        self.kernel_hash = KernelHashing(self.maps, tunables.max_hashed_services, enabled_by_env())
+        # first packets decided in XDP (lb.daemon.kernelsched); LBXDP_KERNEL_HASH=0 sends every one to NFQUEUE
+        self.kernel_sched = KernelSched(self.maps, enabled_by_env())
+        self.balancer.hooks = self.kernel_sched  # rr/wrr's cursor is shared with XDP
         self.health = HealthMonitor()
         self.nfq = bind_queue(_trampoline)
 
@@ -149,13 +150,13 @@ class Daemon(Links):
         wanted = {key: state.service_id for key, state in self.balancer.services.items()}
         for key in self.maps.read_services().keys() - wanted.keys():
             self.maps.delete_service(key)
-        for key, sid in wanted.items():
-            self.maps.set_service(key, ServiceEntry(sid, service_flags(self.balancer.services[key].scheduler)))
+        for key in wanted:
+            self.maps.set_service(key, base_entry(self.balancer.services[key]))
             for rstate in self.balancer.services[key].reals.values():
                 real = rstate.real
                 self.maps.set_real(rstate.real_id, RealEntry(real.address, real.port, real.forwarding))
-        self.kernel_hash.sync(self.balancer.services, flags_reset=True)  # rings, then flags
-        self.kernel_hash.grant(self.flows.limit - self.flows.count)
+        self.kernel_sched.sync(self.balancer.services, rewrite=True)  # rows, then the entries naming them
+        self.kernel_sched.grant(self.flows.limit - self.flows.count)
         self._update_tunnel_source()
         for key in [k for k in self.health_checks if k not in wanted]:
             del self.health_checks[key]
@@ -241,14 +242,14 @@ class Daemon(Links):
     def tick(self) -> None:
         if time.monotonic() >= self._next_sweep:
             self._sweep()
-            self.kernel_hash.note_sweep()
+            self.kernel_sched.note_sweep()
         if self.first.dirty:
             self.save_state()  # counters a SIGKILLed daemon's successor continues from
         sample_rates(self)
         self._apply_health()
         # Table pressure: new flows of in-kernel services go to NFQUEUE and its refusal policy.
-        self.kernel_hash.set_paused(self.flows.count >= self.flows.limit, self.balancer.services)
-        self.kernel_hash.grant(self.flows.limit - self.flows.count)  # room XDP may fill until the next sweep
+        self.kernel_sched.set_paused(self.flows.count >= self.flows.limit, self.balancer.services)
+        self.kernel_sched.grant(self.flows.limit - self.flows.count)  # room XDP may fill until the next sweep
 
     def _sweep(self) -> None:
         """Expire idle flows and recount connections per real from the flow table."""
@@ -283,7 +284,7 @@ class Daemon(Links):
                 if not healthy and check is not None and check.dead_flows is DeadFlows.EXPIRE and rstate:
                     self.flows.expire_real(rstate.real_id)
         if changed:
-            self.kernel_hash.sync(self.balancer.services)  # a down real's slots go to 0 (Python decides)
+            self.kernel_sched.sync(self.balancer.services)  # a down real leaves the XDP rows
 
     # -- listings (figures and status: lb.daemon.status) ---------------------------------------
 

@@ -18,7 +18,7 @@ from lb.daemon import instance
 from lb.daemon.firstpath import QUEUE_LEN, QUEUE_NUM, FirstPacketPath
 from lb.daemon.flows import FlowBook
 from lb.daemon.healthmon import HealthMonitor
-from lb.daemon.kernelhash import KernelHashing
+from lb.daemon.kernelsched import KernelSched
 from lb.datapath import queuestats
 from lb.datapath.maps import DatapathMaps
 from lb.model import RealKey, ServiceKey
@@ -70,7 +70,7 @@ class Observed(Protocol):
     balancer: Balancer
     first: FirstPacketPath
     flows: FlowBook
-    kernel_hash: KernelHashing
+    kernel_sched: KernelSched
     health: HealthMonitor
     health_checks: dict[ServiceKey, HealthCheck]
     rates: Rates
@@ -166,7 +166,7 @@ def status_data(d: Observed) -> dict[str, Any]:
         "xdp_reasons": {r.name.lower(): n for r, n in reasons.items()},
         "first_path_packets": d.first.counters.packets,
         "xdp_scheduled": sum(d.maps.hash_conns(rids).values()),  # flows XDP scheduled itself (mh)
-        "kernel_hashed_services": 0 if d.kernel_hash.paused else len(d.kernel_hash.rows),
+        "kernel_hashed_services": 0 if d.kernel_sched.paused else len(d.kernel_sched.rows),
         "first_path_events": events,
         # the kernel's side of the queue: first packets waiting, and those it dropped (the
         # client resends a dropped SYN; a growing count means first packets come faster than

@@ -56,6 +56,8 @@ class Tunables:
     max_reals: int = 4096
     max_tx_ports: int = 4096
     max_hashed_services: int = 16  # rows of hash_rings (Maglev in XDP), 256 KiB each
+    max_sched_rows: int = 256  # rows of sched_seqs (16 KiB each), bucket_tables and sched_dests
+    max_templates: int = 65536  # persistence templates (LRU)
 
     def cflags(self) -> list[str]:
         return [
@@ -64,6 +66,8 @@ class Tunables:
             f"-DMAX_REALS={self.max_reals}",
             f"-DMAX_TX_PORTS={self.max_tx_ports}",
             f"-DMAX_HASHED_SERVICES={self.max_hashed_services}",
+            f"-DMAX_SCHED_ROWS={self.max_sched_rows}",
+            f"-DMAX_TEMPLATES={self.max_templates}",
         ]
 
 
@@ -77,6 +81,7 @@ class Datapath:
         self._fn = bpf.load_func(ENTRY.encode(), BPF.XDP)
         self.maps = DatapathMaps.from_bpf(bpf, tunables.max_reals, tunables.max_tx_ports)
         self.maps.max_hashed_services = tunables.max_hashed_services
+        self.maps.max_sched_rows = tunables.max_sched_rows
 
     @property
     def prog_fd(self) -> int:

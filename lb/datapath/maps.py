@@ -2,8 +2,9 @@
 
 The maps are those of bpf/lb_maps.h. `DatapathMaps` is their one handle, made of one part per
 concern: lb.datapath.mapaccess (fds and the bpf(2) map commands), servicemaps (services, reals,
-config, tx_ports), ringmaps (Maglev rings, budgets, XDP's Conns) and countermaps (reason and traffic
-counters); this module holds the flow tables (`flows`, `reverse`) and the whole-table write and read.
+config, tx_ports), ringmaps (Maglev rings, budgets, XDP's Conns), schedmaps (the other scheduler maps,
+connection counts, persistence templates) and countermaps (reason and traffic counters); this module
+holds the flow tables (`flows`, `reverse`) and the whole-table write and read.
 
 The flow entries are written and read as packed bytes (the struct layouts below), not ctypes
 structures: the first-packet path does this for every new flow, and building a ctypes key field by
@@ -26,9 +27,11 @@ from lb.datapath.countermaps import CounterMaps
 from lb.datapath.mapaccess import MapError
 from lb.datapath.records import FlowRecords
 from lb.datapath.ringmaps import NO_LIMIT, RingMaps
+from lb.datapath.schedmaps import SchedMaps
 from lb.datapath.servicemaps import ServiceMaps
 from lb.model import FlowKey, Forwarding, Protocol
-from lb.tables import FlowEntry, ReverseEntry, Tables, TcpSeen, ring_row
+from lb.sched.xdpkind import XdpKind
+from lb.tables import FlowEntry, RealSched, ReverseEntry, Tables, TcpSeen
 
 FLOW_BATCH = 8192  # entries per BPF_MAP_LOOKUP_BATCH call
 # EINVAL: the map type has no batch ops (or the kernel predates them); ENOTSUPP (524, kernel-internal)
@@ -49,7 +52,7 @@ __all__ = ["FLOW_BATCH", "DatapathMaps", "MapError"]
 _libbpf_handle: ctypes.CDLL | None = None
 
 
-class DatapathMaps(ServiceMaps, RingMaps, CounterMaps):
+class DatapathMaps(ServiceMaps, RingMaps, SchedMaps, CounterMaps):
     """The datapath maps of one loaded (or pinned) program."""
 
     def write(self, tables: Tables) -> None:
@@ -63,9 +66,26 @@ class DatapathMaps(ServiceMaps, RingMaps, CounterMaps):
         current = self.read()
         for row in current.rings.keys() - tables.rings.keys():
             self.clear_ring(row)
-        for row, ring in tables.rings.items():  # before the services whose flags name them
+        for row, ring in tables.rings.items():  # the scheduler rows before the services that name them
             if current.rings.get(row) != ring:
                 self.set_ring(row, ring)
+        # Rows and per-real entries this handle wrote before, or that `tables` names: the others
+        # are zero already (an array map starts zeroed) or named by no service.
+        for row in self.rows_written | tables.seqs.keys() | tables.cursors.keys() | tables.walks.keys():
+            self.set_seq(row, tables.seqs.get(row, []))
+            self.set_cursor(row, tables.cursors.get(row, 0))
+            self.set_walk(row, tables.walks.get(row, []))
+        for row, buckets in tables.buckets.items():
+            self.set_buckets(row, buckets)
+        written = self.reals_written | current.real_sched.keys() | current.conns.keys()
+        for real_id in written | tables.real_sched.keys() | tables.conns.keys():
+            self.set_real_sched(real_id, tables.real_sched.get(real_id, RealSched(0, False)))
+            active, inactive = tables.conns.get(real_id, (0, 0))
+            self.set_conns(real_id, active, inactive)
+        for (service_id, net), _ in current.templates.items():
+            self.delete_template(service_id, IPv4Address(net))
+        for (service_id, net), (expires_ns, real_id) in tables.templates.items():
+            self.set_template(service_id, IPv4Address(net), real_id, expires_ns)
         for key in current.services.keys() - tables.services.keys():
             self.delete_service(key)
         for real_id in current.reals.keys() - tables.reals.keys():
@@ -101,9 +121,23 @@ class DatapathMaps(ServiceMaps, RingMaps, CounterMaps):
         left = min(allowed - created for created, allowed in self.read_hash_budget())
         tables.hash_budget = None if left >= NO_LIMIT // 2 else max(0, left)
         for service in tables.services.values():
-            row = ring_row(service.flags)
-            if row is not None and row < self.max_hashed_services and row not in tables.rings:
+            row, kind = service.row, service.sched
+            if kind is XdpKind.MH and row < self.max_hashed_services and row not in tables.rings:
                 tables.rings[row] = self.read_ring(row)
+            elif kind is not XdpKind.DAEMON and kind is not XdpKind.MH and row < self.max_sched_rows:
+                if kind is XdpKind.SEQ:
+                    tables.seqs[row], tables.cursors[row] = self.read_seq(row), self.read_cursor(row)
+                elif kind in (XdpKind.SH, XdpKind.DH):
+                    tables.buckets[row] = self.read_buckets(row)
+                else:
+                    tables.walks[row] = self.read_walk(row)
+        used = {e.real_id for e in tables.flows.values()} | set(tables.reals)
+        for real_id in sorted(used):
+            if real_id < self.max_reals:
+                tables.real_sched[real_id] = self.read_real_sched(real_id)
+        tables.real_sched = {k: v for k, v in tables.real_sched.items() if v != RealSched(0, False)}
+        tables.conns = {k: v for k, v in self.read_conns(sorted(used)).items() if v != (0, 0)}
+        tables.templates = self.read_templates()
         return tables
 
     # --- the flow tables ------------------------------------------------------------------------

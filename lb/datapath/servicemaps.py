@@ -9,6 +9,7 @@ from ipaddress import IPv4Address
 from lb.datapath import structs as S
 from lb.datapath.mapaccess import MapAccess, MapError
 from lb.model import Forwarding, Protocol, ServiceKey
+from lb.sched.xdpkind import XdpKind
 from lb.tables import RealEntry, ServiceEntry
 
 _FWD_TO_C = {Forwarding.MASQ: S.FWD_MASQ, Forwarding.ROUTE: S.FWD_ROUTE, Forwarding.TUNNEL: S.FWD_TUNNEL}
@@ -19,13 +20,22 @@ class ServiceMaps(MapAccess):
     """Services, reals, the config slot and the TX ports."""
 
     def set_service(self, key: ServiceKey, entry: ServiceEntry) -> None:
-        self._update("services", _service_key(key), S.ServiceInfoC(entry.service_id, entry.flags))
+        value = S.ServiceInfoC(
+            entry.service_id, entry.flags, int(entry.sched), entry.row, entry.persist_timeout,
+            S.be32(IPv4Address(entry.persist_mask)),
+        )
+        self._update("services", _service_key(key), value)
 
     def delete_service(self, key: ServiceKey) -> None:
         self._delete("services", _service_key(key))
 
     def read_services(self) -> dict[ServiceKey, ServiceEntry]:
-        return {_service_key_back(k): ServiceEntry(v.service_id, v.flags) for k, v in self._items("services")}
+        return {
+            _service_key_back(k): ServiceEntry(
+                v.service_id, v.flags, XdpKind(v.sched), v.row, v.persist_timeout, int(S.address(v.persist_mask))
+            )
+            for k, v in self._items("services")
+        }
 
     def set_real(self, real_id: int, real: RealEntry) -> None:
         value = S.RealInfoC(S.be32(real.address), S.be16(real.port), _FWD_TO_C[real.forwarding], 0)

@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from lb.sched import xdpkind
+
 
 class ServiceKeyC(ctypes.Structure):
     """struct service_key"""
@@ -27,7 +29,15 @@ class ServiceKeyC(ctypes.Structure):
 class ServiceInfoC(ctypes.Structure):
     """struct service_info"""
 
-    _fields_ = [("service_id", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+    _network_order_ = ("persist_mask",)
+    _fields_ = [
+        ("service_id", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("sched", ctypes.c_uint16),
+        ("row", ctypes.c_uint16),
+        ("persist_timeout", ctypes.c_uint32),
+        ("persist_mask", ctypes.c_uint32),
+    ]
 
 
 class RealInfoC(ctypes.Structure):
@@ -116,6 +126,52 @@ class MhRingC(ctypes.Structure):
     _fields_ = [("real_ids", ctypes.c_uint32 * MH_RING_SIZE)]
 
 
+SEQ_MAX, BUCKETS, WALK_MAX = xdpkind.SEQ_MAX, xdpkind.BUCKETS, xdpkind.WALK_MAX  # bpf/lb_consts.h
+
+
+class SchedSeqC(ctypes.Structure):
+    """struct sched_seq"""
+
+    _fields_ = [("len", ctypes.c_uint32), ("real_ids", ctypes.c_uint32 * SEQ_MAX)]
+
+
+class BucketTableC(ctypes.Structure):
+    """struct bucket_table"""
+
+    _fields_ = [("real_ids", ctypes.c_uint32 * BUCKETS)]
+
+
+class SchedDestsC(ctypes.Structure):
+    """struct sched_dests"""
+
+    _fields_ = [("count", ctypes.c_uint32), ("real_ids", ctypes.c_uint32 * WALK_MAX)]
+
+
+class RealSchedC(ctypes.Structure):
+    """struct real_sched"""
+
+    _fields_ = [("weight", ctypes.c_uint32), ("flags", ctypes.c_uint32)]
+
+
+class RealConnsC(ctypes.Structure):
+    """struct real_conns"""
+
+    _fields_ = [("active", ctypes.c_int32), ("inactive", ctypes.c_int32)]
+
+
+class TemplateKeyC(ctypes.Structure):
+    """struct template_key"""
+
+    _network_order_ = ("client_net",)
+    _fields_ = [("service_id", ctypes.c_uint32), ("client_net", ctypes.c_uint32)]
+
+
+class PersistTemplateC(ctypes.Structure):
+    """struct persist_template"""
+
+    _fields_ = [("expires_ns", ctypes.c_uint64), ("real_id", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
 class HashBudgetC(ctypes.Structure):
     """struct hash_budget (per CPU)"""
 
@@ -148,7 +204,17 @@ MAP_TYPES: dict[str, tuple[type, type]] = {
     "hash_rings": (ctypes.c_uint32, MhRingC),
     "hash_conns": (ctypes.c_uint32, ctypes.c_uint64),
     "hash_budget": (ctypes.c_uint32, HashBudgetC),
+    "sched_seqs": (ctypes.c_uint32, SchedSeqC),
+    "sched_cursors": (ctypes.c_uint32, ctypes.c_uint64),
+    "bucket_tables": (ctypes.c_uint32, BucketTableC),
+    "sched_dests": (ctypes.c_uint32, SchedDestsC),
+    "real_sched": (ctypes.c_uint32, RealSchedC),
+    "real_conns": (ctypes.c_uint32, RealConnsC),
+    "templates": (TemplateKeyC, PersistTemplateC),
 }
+
+# struct real_sched.flags
+REAL_F_AVAILABLE = 0x1
 
 # enum lb_forwarding
 FWD_NONE, FWD_MASQ, FWD_ROUTE, FWD_TUNNEL = 0, 1, 2, 3

@@ -7,8 +7,9 @@ packet in an Ethernet header addressed to the ingress interface, process(), send
 the egress interface). The policy it encodes is written down in docs/datapath.md.
 
 Like the program, the model writes to the maps in one case only: a first packet of a service XDP
-schedules itself (Maglev from `tables.rings`, hash_schedule() in lb_kern.c) creates its flow entries
-in the `Tables` it is given, so tests compare the frame, the reason and the created entries.
+decides itself (lb.rewrite.schedule, schedule_new() in lb_kern.c) creates its flow entries, moves an
+rr/wrr cursor, counts the connection and records a persistence template in the `Tables` it is given,
+so tests compare the frame, the reason and what changed.
 """
 
 from __future__ import annotations
@@ -40,20 +41,15 @@ from lb.packet import (
     tcp_opens,
 )
 from lb.rewrite.fib import Fib, FibResult, FibStatus
+from lb.rewrite.schedule import schedule_new
 from lb.rewrite.verdicts import Reason, Verdict
-from lb.sched.hashing import MH_SEED1, fold, mh_hash
 from lb.tables import (
-    RING_SIZE,
     SVC_F_DROP_MIDFLOW_MISS,
-    SVC_F_HASH_PORT,
     FlowEntry,
     RealEntry,
-    ReverseEntry,
     ServiceEntry,
     Tables,
     TcpSeen,
-    reverse_key,
-    ring_row,
 )
 
 IPIP_TTL = 64
@@ -126,7 +122,7 @@ def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int, now_ns
         # a client reusing the port of a closed connection: scheduled anew (IPVS conn_reuse_mode=1),
         # by XDP itself for a service it schedules (its closed entries go first), else by Python
         service = tables.services.get(ServiceKey(parsed.key.proto, parsed.key.daddr, parsed.key.dport))
-        if service is None or ring_row(service.flags) is None:
+        if service is None or not service.in_xdp:
             return Result(Verdict.PASS, frame, Reason.PASS_FLOW_REUSE)
         tables.remove_flow(parsed.key)  # forget_flow() in lb_kern.c
         return _schedule(frame, parsed, service, tables, fib, ingress_ifindex, now_ns)
@@ -136,42 +132,18 @@ def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int, now_ns
 def _schedule(frame: bytes, parsed: _Packet, service: ServiceEntry, tables: Tables, fib: Fib, ingress_ifindex: int,
               now_ns: int) -> Result:
     """The `schedule:` label of lb_kern.c: XDP schedules the first packet itself or passes it up."""
-    scheduled = _hash_schedule(parsed, service, tables, now_ns)
+    if not service.in_xdp or not (parsed.opens or parsed.key.proto is Protocol.UDP):
+        return Result(Verdict.PASS, frame, Reason.PASS_FLOW_MISS)
+    # What touch_flow() ORs in when the flow's first packet continues as a hit (never ESTABLISHED:
+    # an opening segment has no ACK).
+    seen = (TcpSeen.FIN if parsed.tcp_flags & _FIN else TcpSeen.NONE) | (
+        TcpSeen.RST if parsed.tcp_flags & _RST else TcpSeen.NONE
+    )
+    scheduled = schedule_new(parsed.key, service, tables, now_ns, seen)
     if isinstance(scheduled, Reason):
         return Result(Verdict.PASS, frame, scheduled)
     result = _forward(frame, parsed, tables.flows[parsed.key], tables, fib, ingress_ifindex)
     return Result(result.verdict, result.frame_out, result.reason, result.egress_ifindex, result.counted, scheduled)
-
-
-def _hash_schedule(p: _Packet, service: ServiceEntry, tables: Tables, now_ns: int) -> int | Reason:
-    """hash_schedule() in lb_kern.c: the real a first packet of an in-kernel Maglev service gets,
-    its flow (and reverse) entry created in `tables`; or the reason it goes up to the first-packet
-    path. A ring the tables lack reads as zeros, as an unwritten row of hash_rings does."""
-    row = ring_row(service.flags)
-    if row is None or not (p.opens or p.key.proto is Protocol.UDP):
-        return Reason.PASS_FLOW_MISS
-    v = fold(p.key.saddr, p.key.sport if service.flags & SVC_F_HASH_PORT else 0)
-    ring = tables.rings.get(row)
-    real_id = ring[mh_hash(v, MH_SEED1) % RING_SIZE] if ring is not None else 0
-    real = tables.reals.get(real_id)
-    if real_id == 0 or real is None:
-        return Reason.PASS_HASH_EMPTY
-    if tables.hash_budget is not None and tables.hash_budget <= 0:
-        return Reason.PASS_HASH_BUDGET  # the room the daemon granted is spent
-    # What touch_flow() ORs in when the flow's first packet continues as a hit (never ESTABLISHED:
-    # an opening segment has no ACK).
-    seen = (TcpSeen.FIN if p.tcp_flags & _FIN else TcpSeen.NONE) | (
-        TcpSeen.RST if p.tcp_flags & _RST else TcpSeen.NONE
-    )
-    if real.forwarding is Forwarding.MASQ:
-        rkey = reverse_key(p.key, real)
-        if rkey in tables.reverse:
-            return Reason.PASS_FLOW_MISS  # BPF_NOEXIST: an existing way back is not overwritten
-        tables.reverse[rkey] = ReverseEntry(p.key.daddr, p.key.dport, real_id, service.service_id, now_ns)
-    tables.flows[p.key] = FlowEntry(real_id, service.service_id, now_ns, seen)
-    if tables.hash_budget is not None:
-        tables.hash_budget -= 1
-    return real_id
 
 
 def _forward(frame: bytes, parsed: _Packet, flow: FlowEntry, tables: Tables, fib: Fib, ingress_ifindex: int) -> Result:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from lb.model import FlowKey, RealKey
+from lb.sched.xdpkind import XdpKind
 
 
 @dataclass(eq=False)
@@ -48,7 +49,7 @@ class Scheduler(ABC):
     """
 
     # What a scheduler is, stated on its class and nowhere else: ipvsadm's flag names and aliases, the
-    # CLI's help, lb.tables' service flags and lb.daemon.kernelhash read these. A test checks that every
+    # CLI's help, lb.tables' service flags and lb.daemon.kernelsched read these. A test checks that every
     # built-in states them (tests/unit/test_sched_facts.py).
     name: ClassVar[str]
     flags_allowed: ClassVar[frozenset[str]] = frozenset()
@@ -62,9 +63,10 @@ class Scheduler(ABC):
     port_flag: ClassVar[str | None] = None
     # The flag that walks on to another real when the hashed one is unavailable (sh-fallback, …).
     fallback_flag: ClassVar[str | None] = None
-    # True when the XDP program can schedule this scheduler's new flows itself, from a ring the daemon
-    # writes (hash_schedule() in bpf/lb_kern.c; lb.daemon.kernelhash says when a service qualifies).
-    xdp_schedules: ClassVar[bool] = False
+    # How the XDP program decides this scheduler's first packets itself, from a map row the daemon
+    # writes with xdp_row() (lb.sched.xdpkind says which map; lb.daemon.kernelsched when a service
+    # qualifies). DAEMON: only the first-packet path (Python) can, as for every plugin by default.
+    xdp_kind: ClassVar[XdpKind] = XdpKind.DAEMON
     # True when schedule() gives an established connection's packet the real it had, from the packet
     # alone (a hash of its addresses: sh, dh, mh), so a flow entry lost to a restart or the LRU can be
     # made again from a mid-connection segment. Other schedulers' services drop such a segment, as
@@ -80,6 +82,12 @@ class Scheduler(ABC):
 
     def update(self, dests: Sequence[Destination]) -> None:  # noqa: B027 - optional hook
         """The set of destinations or their weights changed."""
+
+    def xdp_row(self, dests: Sequence[Destination], ids: Sequence[int]) -> list[int] | None:
+        """This scheduler's state as the row XDP decides from (`xdp_kind`'s map), destination i named by
+        real id ids[i]; None when it does not fit the map (the daemon decides then). Called after
+        update(), whenever the daemon rewrites the row."""
+        return None
 
     @abstractmethod
     def schedule(self, flow: FlowKey, dests: Sequence[Destination]) -> Destination | None:

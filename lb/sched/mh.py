@@ -30,6 +30,7 @@ from lb.model import FlowKey, RealKey
 from lb.sched.base import Destination, Scheduler
 from lb.sched.hashing import MH_SEED1, MH_SEED2, fold, mh_hash
 from lb.sched.registry import register
+from lb.sched.xdpkind import XdpKind
 
 DEFAULT_M = 65537
 TAB_BITS = 6  # ip_vs_mh.c: IP_VS_MH_TAB_BITS = CONFIG_IP_VS_MH_TAB_INDEX (12) / 2
@@ -139,7 +140,7 @@ class MaglevHashing(Scheduler):
     port_flag = "mh-port"
     hashes = True
     rederives_midflow = True  # the slot of a packet's client is the slot of its connection
-    xdp_schedules = True  # from its table, as a ring in hash_rings (lb.daemon.kernelhash)
+    xdp_kind = XdpKind.MH  # from its table, as a ring in hash_rings (lb.daemon.kernelsched)
 
     def __init__(self, flags: frozenset[str] = frozenset(), m: int = DEFAULT_M) -> None:
         super().__init__(flags)
@@ -160,6 +161,16 @@ class MaglevHashing(Scheduler):
         self._last_weight = last
         weights = [last[d.key] for d in dests]
         self.table = populate([permutation(d.key, self.m) for d in dests], turns_for(weights), self.m)
+
+    def xdp_row(self, dests: Sequence[Destination], ids: Sequence[int]) -> list[int] | None:
+        """The ring XDP reads: slot → the id of the real the table names there when that real is
+        available, else 0 (unavailable, or a slot nobody claimed): the daemon applies mh-fallback.
+        Only a table of the ring's size fits hash_rings."""
+        if self.m != DEFAULT_M:
+            return None
+        named = [rid if d.available else 0 for d, rid in zip(dests, ids, strict=True)]
+        named.append(0)  # table entries are -1 (EMPTY) where nobody claimed the slot: index -1 reads this 0
+        return [named[i] for i in self.table]
 
     def slot(self, flow: FlowKey, offset: int = 0) -> int:
         """The table slot a flow hashes to (ip_vs_mh_hashkey() with hash1)."""

@@ -21,16 +21,17 @@ from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.replay.compare import side_by_side
 from lb.rewrite import Reason, Route, StaticFib, Verdict
 from lb.sched.hashing import MH_SEED1, fold, mh_hash
+from lb.sched.xdpkind import XdpKind
 from lb.tables import (
     RING_SIZE,
     SVC_F_DROP_MIDFLOW_MISS,
+    SVC_F_HASH_PORT,
     FlowEntry,
     RealEntry,
     ReverseEntry,
     ServiceEntry,
     Tables,
     TcpSeen,
-    hashed_flags,
 )
 
 # --- the lab: interfaces of the balancer's namespace, their routes and neighbours -------------------
@@ -136,16 +137,21 @@ def _port_ring() -> list[int]:
     return ring(3, **{f"slot_{mh_slot(CLIENT, 40000)}": 1})
 
 
+def mh_service(service_id: int, row: int, port: bool = False) -> ServiceEntry:
+    """The entry of a service XDP decides with Maglev from ring `row` (mh-port: `port`)."""
+    return ServiceEntry(service_id, SVC_F_HASH_PORT if port else 0, XdpKind.MH, row)
+
+
 HASHED_SERVICES = {  # service → (entry, its ring)
-    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), HASH_PORT): (ServiceEntry(7, hashed_flags(0)), ring(1)),
-    ServiceKey(Protocol.TCP, IPv4Address(VIP_G), HASH_PORT): (ServiceEntry(8, hashed_flags(1)), ring(10)),
-    ServiceKey(Protocol.TCP, IPv4Address(VIP_I), HASH_PORT): (ServiceEntry(9, hashed_flags(2)), ring(23)),
-    ServiceKey(Protocol.UDP, IPv4Address(VIP_M), 8053): (ServiceEntry(10, hashed_flags(3)), ring(2)),
-    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 8001): (ServiceEntry(11, hashed_flags(4, port=True)), _port_ring()),
-    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 8002): (ServiceEntry(12, hashed_flags(5)), _port_ring()),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), HASH_PORT): (mh_service(7, 0), ring(1)),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_G), HASH_PORT): (mh_service(8, 1), ring(10)),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_I), HASH_PORT): (mh_service(9, 2), ring(23)),
+    ServiceKey(Protocol.UDP, IPv4Address(VIP_M), 8053): (mh_service(10, 3), ring(2)),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 8001): (mh_service(11, 4, port=True), _port_ring()),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 8002): (mh_service(12, 5), _port_ring()),
     ServiceKey(Protocol.TCP, IPv4Address(VIP_G), 8001): (  # CLIENT's own slot empty: Python decides
-        ServiceEntry(13, hashed_flags(6)), ring(10, **{f"slot_{mh_slot(CLIENT)}": 0})),
-    ServiceKey(Protocol.TCP, IPv4Address(VIP_G), 8002): (ServiceEntry(14, hashed_flags(7)), ring(9)),  # empty real slot
+        mh_service(13, 6), ring(10, **{f"slot_{mh_slot(CLIENT)}": 0})),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_G), 8002): (mh_service(14, 7), ring(9)),  # empty real slot
 }
 
 
@@ -153,7 +159,7 @@ def with_rings(tables: Tables) -> None:
     """A row's setup: the in-kernel mh services and their rings."""
     for key, (entry, real_ids) in HASHED_SERVICES.items():
         tables.services[key] = entry
-        tables.rings[entry.flags >> 16] = real_ids
+        tables.rings[entry.row] = real_ids
 
 
 def tables_with(*flows: tuple[FlowKey, int], tunnel: bool = True) -> Tables:

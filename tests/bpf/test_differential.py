@@ -16,7 +16,8 @@ from scapy.packet import Raw
 from lb.datapath import progrun
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.rewrite import Verdict, process
-from lb.tables import RING_SIZE, SVC_F_DROP_MIDFLOW_MISS, RealEntry, ServiceEntry, Tables, hashed_flags
+from lb.sched.xdpkind import XdpKind
+from lb.tables import RING_SIZE, SVC_F_DROP_MIDFLOW_MISS, SVC_F_HASH_PORT, RealEntry, ServiceEntry, Tables
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.slow]
 
@@ -39,13 +40,16 @@ def scenario(draw: st.DrawFn) -> tuple[Tables, bytes, int]:
     # Sometimes XDP schedules the service itself (Maglev): a ring naming the real, another id or 0
     # everywhere (a one-value ring keeps the example cheap; test_maglev_xdp.py checks the hash).
     hashed = draw(st.sampled_from([False] * 2 + [True]))
-    flags = hashed_flags(draw(st.integers(0, 3)), draw(st.booleans())) if hashed else 0
+    row = draw(st.integers(0, 3))
+    flags = SVC_F_HASH_PORT if hashed and draw(st.booleans()) else 0
     # The daemon's drop bit (rr, wlc, …: a TCP segment of no flow that opens none is dropped in XDP);
     # never set for mh by the daemon, but the program must agree with the model on any combination.
     flags |= SVC_F_DROP_MIDFLOW_MISS if draw(st.sampled_from([False, True, True])) else 0
-    tables.services[ServiceKey(proto, IPv4Address(vip), vport)] = ServiceEntry(draw(st.integers(0, 63)), flags)
+    kind = XdpKind.MH if hashed else XdpKind.DAEMON
+    tables.services[ServiceKey(proto, IPv4Address(vip), vport)] = ServiceEntry(
+        draw(st.integers(0, 63)), flags, kind, row if hashed else 0)
     if hashed:
-        tables.rings[flags >> 16] = [draw(st.sampled_from([real_id, real_id, 0, 63]))] * RING_SIZE
+        tables.rings[row] = [draw(st.sampled_from([real_id, real_id, 0, 63]))] * RING_SIZE
         tables.hash_budget = draw(st.sampled_from([None, None, None, 0, 1]))
     tables.reals[real_id] = RealEntry(IPv4Address(real_addr), rport, forwarding)
     flow = FlowKey(proto, IPv4Address(client), cport, IPv4Address(vip), vport)
@@ -134,10 +138,11 @@ def flowless(draw: st.DrawFn) -> tuple[Tables, bytes]:
     without the drop bit (and sometimes scheduled in XDP): where the program's `opens` and the
     model's must agree bit for bit, and the drop bit decides between DROP and the first-packet path."""
     hashed = draw(st.booleans())
-    flags = hashed_flags(0, draw(st.booleans())) if hashed else 0
+    flags = SVC_F_HASH_PORT if hashed and draw(st.booleans()) else 0
     flags |= SVC_F_DROP_MIDFLOW_MISS if draw(st.booleans()) else 0
     tables = Tables(tx_ports={F.A0, F.B0})
-    tables.services[ServiceKey(Protocol.TCP, IPv4Address(VIPS[0]), 80)] = ServiceEntry(1, flags)
+    tables.services[ServiceKey(Protocol.TCP, IPv4Address(VIPS[0]), 80)] = ServiceEntry(
+        1, flags, XdpKind.MH if hashed else XdpKind.DAEMON)
     tables.reals[1] = RealEntry(IPv4Address("10.1.0.20"), 8080, Forwarding.MASQ)
     if hashed:
         tables.rings[0] = [draw(st.sampled_from([0, 1]))] * RING_SIZE

@@ -20,7 +20,8 @@ from lb.model import FlowKey, Forwarding, Protocol, RealKey, ServiceKey
 from lb.rewrite import Reason
 from lb.sched.base import Destination
 from lb.sched.mh import MaglevHashing
-from lb.tables import RING_SIZE, RealEntry, ServiceEntry, Tables, hashed_flags
+from lb.sched.xdpkind import XdpKind
+from lb.tables import RING_SIZE, SVC_F_HASH_PORT, RealEntry, ServiceEntry, Tables
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 
@@ -35,8 +36,9 @@ def _ring_tables(port: bool, weights: list[int]) -> tuple[Tables, MaglevHashing,
     tables = Tables(tx_ports={F.A0, F.B0})
     for i, dest in enumerate(dests):
         tables.reals[FIRST_ID + i] = RealEntry(dest.key.address, 80, Forwarding.ROUTE)
-    tables.services[ServiceKey(Protocol.TCP, VIP, 80)] = ServiceEntry(1, hashed_flags(3, port))
-    tables.services[ServiceKey(Protocol.UDP, VIP, 53)] = ServiceEntry(2, hashed_flags(3, port))
+    flags = SVC_F_HASH_PORT if port else 0
+    tables.services[ServiceKey(Protocol.TCP, VIP, 80)] = ServiceEntry(1, flags, XdpKind.MH, 3)
+    tables.services[ServiceKey(Protocol.UDP, VIP, 53)] = ServiceEntry(2, flags, XdpKind.MH, 3)
     tables.rings[3] = [FIRST_ID + i if i >= 0 else 0 for i in sched.table]
     return tables, sched, dests
 

@@ -19,20 +19,21 @@ from lb.config.ipvsadm import (
 from lb.model import ConfigError, FlowKey, Protocol, RealKey
 from lb.sched import builtin_schedulers, register, scheduler_class, scheduler_names
 from lb.sched.base import Destination, Scheduler
+from lb.sched.xdpkind import XdpKind
 
 # What IPVS says of its schedulers (ip_vs_*.c, ipvsadm(8)); the classes must say the same.
-EXPECTED = {  # name: (flag bits, hashes, XDP schedules it)
-    "rr": ((), False, False),
-    "wrr": ((), False, False),
-    "lc": ((), False, False),
-    "wlc": ((), False, False),
-    "sed": ((), False, False),
-    "nq": ((), False, False),
-    "sh": (("sh-fallback", "sh-port"), True, False),
-    "dh": ((), True, False),
-    "mh": (("mh-fallback", "mh-port"), True, True),
-    "fo": ((), False, False),
-    "ovf": ((), False, False),
+EXPECTED = {  # name: (flag bits, hashes, how XDP decides its first packets)
+    "rr": ((), False, XdpKind.SEQ),
+    "wrr": ((), False, XdpKind.SEQ),
+    "lc": ((), False, XdpKind.DAEMON),
+    "wlc": ((), False, XdpKind.DAEMON),
+    "sed": ((), False, XdpKind.DAEMON),
+    "nq": ((), False, XdpKind.DAEMON),
+    "sh": (("sh-fallback", "sh-port"), True, XdpKind.DAEMON),
+    "dh": ((), True, XdpKind.DAEMON),
+    "mh": (("mh-fallback", "mh-port"), True, XdpKind.MH),
+    "fo": ((), False, XdpKind.DAEMON),
+    "ovf": ((), False, XdpKind.DAEMON),
 }
 
 
@@ -44,12 +45,11 @@ def test_the_builtins_in_ipvsadms_order() -> None:
 def test_every_builtin_states_its_facts(cls: type[Scheduler]) -> None:
     assert scheduler_class(cls.name) is cls
     bits, hashes, xdp = EXPECTED[cls.name]
-    assert (cls.flag_bits, cls.hashes, cls.xdp_schedules) == (bits, hashes, xdp)
+    assert (cls.flag_bits, cls.hashes, cls.xdp_kind) == (bits, hashes, xdp)
     assert cls.flags_allowed == frozenset(cls.flag_bits) and len(cls.flag_bits) <= 3
     for flag in (cls.port_flag, cls.fallback_flag):
         assert flag is None or flag in cls.flag_bits
     assert (cls.port_flag is not None) == (cls.fallback_flag is not None) == bool(cls.flag_bits)
-    assert not cls.xdp_schedules or cls.hashes  # XDP only looks a real up in a table of hashes
     assert cls.rederives_midflow == cls.hashes  # true of every built-in: a hash needs no history
 
 

@@ -1,0 +1,95 @@
+"""The model of XDP deciding a first packet itself: schedule_new() and pick_real() of bpf/lb_kern.c.
+
+For a service whose entry names an XdpKind other than DAEMON, XDP picks the real from the row the
+daemon wrote (`Tables.rings`, `seqs` and `cursors`, `buckets`, `walks`, with `real_sched`, `conns` and
+`templates`) and creates the flow; this module does the same to a `Tables`, so that tests hold the
+program to it and it to the Python schedulers in lb.sched. A 0 from a pick means "the daemon decides".
+"""
+
+from __future__ import annotations
+
+from lb.model import FlowKey, Forwarding
+from lb.rewrite.verdicts import Reason
+from lb.sched.hashing import MH_SEED1, fold, mh_hash
+from lb.sched.xdpkind import XdpKind
+from lb.tables import RING_SIZE, SVC_F_HASH_PORT, FlowEntry, ReverseEntry, ServiceEntry, Tables, TcpSeen, reverse_key
+
+
+def schedule_new(key: FlowKey, service: ServiceEntry, tables: Tables, now_ns: int, seen: TcpSeen) -> int | Reason:
+    """schedule_new() in lb_kern.c: the real a first packet of a service XDP decides gets, its flow (and
+    reverse) entry created in `tables`, stamped `now_ns` and carrying `seen` (what touch_flow() ORs in
+    when the first packet continues as a hit); or the reason it goes up to the first-packet path."""
+    if tables.hash_budget is not None and tables.hash_budget <= 0:
+        return Reason.PASS_HASH_BUDGET  # the room the daemon granted is spent; asked before any pick
+    real_id = template_real(key, service, tables, now_ns) if service.persist_timeout else 0
+    if not real_id:
+        real_id = pick_real(key, service, tables)
+    real = tables.reals.get(real_id) if real_id else None
+    if real is None:
+        return Reason.PASS_HASH_EMPTY
+    if real.forwarding is Forwarding.MASQ:
+        rkey = reverse_key(key, real)
+        if rkey in tables.reverse:
+            return Reason.PASS_FLOW_MISS  # BPF_NOEXIST: an existing way back is not overwritten
+        tables.reverse[rkey] = ReverseEntry(key.daddr, key.dport, real_id, service.service_id, now_ns)
+    tables.flows[key] = FlowEntry(real_id, service.service_id, now_ns, seen)
+    if tables.hash_budget is not None:
+        tables.hash_budget -= 1
+    active, inactive = tables.conns.get(real_id, (0, 0))
+    tables.conns[real_id] = (active, inactive + 1)  # inactive until its handshake completes
+    if service.persist_timeout:
+        record_template(key, service, tables, real_id, now_ns)
+    return real_id
+
+
+def pick_real(key: FlowKey, service: ServiceEntry, tables: Tables) -> int:
+    """pick_real(): the real by the service's kind, 0 when XDP leaves the flow to the daemon."""
+    kind = service.sched
+    if kind is XdpKind.MH:
+        return pick_mh(key, service, tables)
+    if kind is XdpKind.SEQ:
+        return pick_seq(service, tables)
+    if kind in (XdpKind.SH, XdpKind.DH):
+        return pick_bucket(key, service, tables)
+    if kind is not XdpKind.DAEMON:
+        return pick_least(service, tables)
+    return 0
+
+
+def pick_mh(key: FlowKey, service: ServiceEntry, tables: Tables) -> int:
+    """The real of the client's slot in the Maglev ring (a ring the tables lack reads as zeros, as an
+    unwritten row of hash_rings does)."""
+    ring = tables.rings.get(service.row)
+    if ring is None:
+        return 0
+    v = fold(key.saddr, key.sport if service.flags & SVC_F_HASH_PORT else 0)
+    return ring[mh_hash(v, MH_SEED1) % RING_SIZE]
+
+
+def pick_seq(service: ServiceEntry, tables: Tables) -> int:
+    """rr/wrr: the cycle's entry at the cursor, which moves on by one (XDP's atomic fetch-and-add)."""
+    seq = tables.seqs.get(service.row, [])
+    if not seq:
+        return 0
+    cursor = tables.cursors.get(service.row, 0)
+    tables.cursors[service.row] = (cursor + 1) % 2**64
+    return seq[cursor % len(seq)]
+
+
+def pick_bucket(key: FlowKey, service: ServiceEntry, tables: Tables) -> int:
+    """sh/dh: not decided in XDP yet (the daemon decides)."""
+    return 0
+
+
+def pick_least(service: ServiceEntry, tables: Tables) -> int:
+    """lc, wlc, sed, nq, fo, ovf: not decided in XDP yet (the daemon decides)."""
+    return 0
+
+
+def template_real(key: FlowKey, service: ServiceEntry, tables: Tables, now_ns: int) -> int:
+    """Persistence: not decided in XDP yet (0: the scheduler decides)."""
+    return 0
+
+
+def record_template(key: FlowKey, service: ServiceEntry, tables: Tables, real_id: int, now_ns: int) -> None:
+    """Persistence: the template of the flow's client network (nothing yet)."""
