@@ -1,7 +1,7 @@
-/* lbxdp: the hashes of the datapath, each the twin of a Python function: the value sh and mh hash
- * (lb.sched.hashing.fold), the bucket of sh and dh (hash_32), the Maglev slot of a client and of an
- * mh-fallback probe (lb.sched.mh), and the client_hops slot of an address. tests/bpf/test_hash.py
- * runs each of them in a program of its own and compares it with Python on pinned values. */
+/* lbxdp: the hashes of the datapath. The value sh and mh hash (lb.sched.hashing.fold), the bucket of
+ * sh and dh (hash_32) and the Maglev slot of a client or of an mh-fallback probe (lb.sched.mh) are
+ * each the twin of a Python function: tests/bpf/test_hash.py runs them in a program of their own
+ * and compares them with Python. The client_hops slot of an address is the datapath's own. */
 #ifndef LB_HASH_H
 #define LB_HASH_H
 
@@ -35,17 +35,9 @@ static __always_inline __u32 fmix32(__u32 h)
 	return h;
 }
 
-/* The Maglev slot of a client, as MaglevHashing.slot() computes it: mh_hash(fold(saddr, sport), MH_SEED1)
- * % M on host-order values, the port only with mh-port (pass 0 otherwise). */
-static __always_inline __u32 mh_slot(__be32 saddr, __be16 sport)
-{
-	__u32 v = hash_fold(saddr, sport);
-
-	return fmix32(v ^ MH_SEED1) % MH_RING_SIZE;
-}
-
-/* The slot an mh-fallback walk probes at `offset`, as MaglevHashing.slot(flow, offset) computes it:
- * mh_hash(v + offset, MH_SEED1) % M, v the client's hash_fold(). mh_slot() is the probe at 0. */
+/* The Maglev slot of a client, as MaglevHashing.slot(flow, offset) computes it: mh_hash(v + offset,
+ * MH_SEED1) % M on host-order values, v the client's hash_fold() (its port only with mh-port). The
+ * client's own slot is offset 0; the mh-fallback walk probes the others. */
 static __always_inline __u32 mh_probe(__u32 v, __u32 offset)
 {
 	return fmix32((v + offset) ^ MH_SEED1) % MH_RING_SIZE;
