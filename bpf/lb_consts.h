@@ -48,6 +48,9 @@
  * lb.sched.mh.DEFAULT_M, and a flow's slot is fmix32(fold ^ MH_SEED1) % MH_RING_SIZE. */
 #define MH_RING_SIZE 65537
 #define MH_SEED1 2654435761u
+/* mh-fallback in XDP: the walk past an unavailable real makes at most this many probes, then the
+ * daemon walks on (lb.rewrite.schedule.MH_FALLBACK_PROBES) */
+#define MH_FALLBACK_PROBES 64
 
 /* struct service_info.flags. SVC_F_HASH_PORT hashes the client port too (ipvsadm's sh-port, mh-port);
  * SVC_F_FALLBACK walks on to another real when the hashed one is unavailable (sh-fallback,

@@ -104,9 +104,47 @@ static __always_inline __u32 pick_least(const struct service_info *svc)
 	return 0;
 }
 
-/* sh, dh: the bucket of the client's (sh) or the VIP's (dh) address in bucket_tables[row]. */
+/* A real a scheduler in XDP may give a new flow: REAL_F_AVAILABLE in real_sched, which the daemon
+ * writes from the real's Destination.available (weight > 0, healthy, not overloaded). */
+static __always_inline int hash_real_available(__u32 real_id)
+{
+	struct real_sched *rs = real_sched.lookup(&real_id);
+
+	return rs && (rs->flags & REAL_F_AVAILABLE);
+}
+
+/* sh, dh: the real of a flow's bucket in bucket_tables[row], as lb.sched.sh.BucketScheduler picks it:
+ * bucket hash_32(fold(saddr, sport under sh-port)) for sh, hash_32(daddr) for dh. An unavailable
+ * real gives 0 (the daemon decides, and drops: "no destination available") unless SVC_F_FALLBACK
+ * (sh-fallback): then the kernel's walk (ip_vs_sh_get_fallback()) tries bucket
+ * ((ihash + i) % 256 + ihash) % 256 for i = 0 … 255. That visits every bucket once, so XDP walks it
+ * whole and leaves the daemon nothing it could decide. A 0 bucket (no reals) gives 0. */
 static __always_inline __u32 pick_bucket(const struct flow_key *key, const struct service_info *svc)
 {
+	struct bucket_table *table;
+	__u32 row = svc->row, v, ihash, bucket, real_id, i;
+
+	table = bucket_tables.lookup(&row);
+	if (!table)
+		return 0;
+	if (svc->sched == SCHED_DH)
+		v = hash_fold(key->daddr, 0);
+	else
+		v = hash_fold(key->saddr, (svc->flags & SVC_F_HASH_PORT) ? key->sport : 0);
+	ihash = lb_hash_32(v, BUCKET_BITS) & (BUCKETS - 1);
+	real_id = table->real_ids[ihash];
+	if (!real_id || hash_real_available(real_id))
+		return real_id;
+	if (!(svc->flags & SVC_F_FALLBACK))
+		return 0;
+	for (i = 0; i < BUCKETS; i++) {
+		bucket = (((ihash + i) & (BUCKETS - 1)) + ihash) & (BUCKETS - 1);
+		real_id = table->real_ids[bucket];
+		if (!real_id)
+			return 0;
+		if (hash_real_available(real_id))
+			return real_id;
+	}
 	return 0;
 }
 
@@ -116,23 +154,43 @@ static __always_inline void count_transition(__u32 real_id, __u32 before, __u32 
 {
 }
 
-/* mh: the real of the client's slot in the Maglev ring hash_rings[row] (0: the daemon decides). */
+/* mh: the real of the client's slot in the Maglev ring hash_rings[row] (0: the daemon decides).
+ * Without mh-fallback the daemon writes 0 for an unavailable real's slots. With it (SVC_F_FALLBACK)
+ * the ring names every slot's real and an unavailable one is walked past as MaglevHashing does
+ * (ip_vs_mh_get_fallback()): probe i is slot mh_probe(v, (slot + i) % M). That walk may be M long,
+ * so XDP makes at most MH_FALLBACK_PROBES probes and then leaves the flow to the daemon, whose walk
+ * goes on: the real is Python's either way. */
 static __always_inline __u32 pick_mh(const struct flow_key *key, const struct service_info *svc)
 {
 	struct mh_ring *ring;
-	__u32 row = svc->row, slot;
+	__u32 row = svc->row, slot, v, probe, real_id, i;
 
 	ring = hash_rings.lookup(&row);
 	/* a row past MAX_HASHED_SERVICES: a service entry written by hand, or a smaller map adopted */
 	if (!ring)
 		return 0;
-	slot = mh_slot(key->saddr, (svc->flags & SVC_F_HASH_PORT) ? key->sport : 0);
+	v = hash_fold(key->saddr, (svc->flags & SVC_F_HASH_PORT) ? key->sport : 0);
+	slot = mh_probe(v, 0);
 	/* A remainder is below MH_RING_SIZE, which clang knows and the verifier does not: hide the
 	 * value from clang so that the bound check the verifier needs is not optimised away. */
 	asm volatile("" : "+r"(slot));
 	if (slot >= MH_RING_SIZE)
 		return 0;
-	return ring->real_ids[slot];
+	real_id = ring->real_ids[slot];
+	if (!real_id || !(svc->flags & SVC_F_FALLBACK) || hash_real_available(real_id))
+		return real_id;
+	for (i = 0; i < MH_FALLBACK_PROBES; i++) {
+		probe = mh_probe(v, (slot + i) % MH_RING_SIZE);
+		asm volatile("" : "+r"(probe));
+		if (probe >= MH_RING_SIZE)
+			return 0;
+		real_id = ring->real_ids[probe];
+		if (!real_id)
+			return 0;
+		if (hash_real_available(real_id))
+			return real_id;
+	}
+	return 0;
 }
 
 /* rr, wrr: the next position of the service's cycle. The cursor is one counter for all CPUs, taken

@@ -12,9 +12,22 @@ from ipaddress import IPv4Address
 
 from lb.model import FlowKey, Forwarding
 from lb.rewrite.verdicts import Reason
-from lb.sched.hashing import MH_SEED1, fold, mh_hash
+from lb.sched.hashing import MH_SEED1, fold, hash_32, mh_hash
+from lb.sched.sh import TAB_BITS, TAB_SIZE
 from lb.sched.xdpkind import XdpKind
-from lb.tables import RING_SIZE, SVC_F_HASH_PORT, FlowEntry, ReverseEntry, ServiceEntry, Tables, TcpSeen, reverse_key
+from lb.tables import (
+    RING_SIZE,
+    SVC_F_FALLBACK,
+    SVC_F_HASH_PORT,
+    FlowEntry,
+    ReverseEntry,
+    ServiceEntry,
+    Tables,
+    TcpSeen,
+    reverse_key,
+)
+
+MH_FALLBACK_PROBES = 64  # bpf/lb_consts.h: the most probes XDP's mh-fallback walk makes
 
 
 def schedule_new(key: FlowKey, service: ServiceEntry, tables: Tables, now_ns: int, seen: TcpSeen) -> int | Reason:
@@ -60,12 +73,23 @@ def pick_real(key: FlowKey, service: ServiceEntry, tables: Tables) -> int:
 
 def pick_mh(key: FlowKey, service: ServiceEntry, tables: Tables) -> int:
     """The real of the client's slot in the Maglev ring (a ring the tables lack reads as zeros, as an
-    unwritten row of hash_rings does)."""
+    unwritten row of hash_rings does). With SVC_F_FALLBACK an unavailable real is walked past as
+    MaglevHashing.schedule() does, for at most MH_FALLBACK_PROBES probes (0 after: the daemon walks on)."""
     ring = tables.rings.get(service.row)
     if ring is None:
         return 0
     v = fold(key.saddr, key.sport if service.flags & SVC_F_HASH_PORT else 0)
-    return ring[mh_hash(v, MH_SEED1) % RING_SIZE]
+    slot = mh_hash(v, MH_SEED1) % RING_SIZE
+    real_id = ring[slot]
+    if not real_id or not service.flags & SVC_F_FALLBACK or _available(tables, real_id):
+        return real_id
+    for i in range(MH_FALLBACK_PROBES):
+        real_id = ring[mh_hash((v + (slot + i) % RING_SIZE) & 0xFFFFFFFF, MH_SEED1) % RING_SIZE]
+        if not real_id:
+            return 0
+        if _available(tables, real_id):
+            return real_id
+    return 0
 
 
 def pick_seq(service: ServiceEntry, tables: Tables) -> int:
@@ -79,8 +103,35 @@ def pick_seq(service: ServiceEntry, tables: Tables) -> int:
 
 
 def pick_bucket(key: FlowKey, service: ServiceEntry, tables: Tables) -> int:
-    """sh/dh: not decided in XDP yet (the daemon decides)."""
+    """sh/dh: the real of the flow's bucket (sh: the client's address, and port under SVC_F_HASH_PORT;
+    dh: the VIP's) when it is available; else, with SVC_F_FALLBACK, the first available real of the
+    kernel's walk over all the buckets; else 0. A table the tables lack reads as zeros."""
+    table = tables.buckets.get(service.row)
+    if table is None:
+        return 0
+    if service.sched is XdpKind.DH:
+        v = fold(key.daddr)
+    else:
+        v = fold(key.saddr, key.sport if service.flags & SVC_F_HASH_PORT else 0)
+    ihash = hash_32(v, TAB_BITS)
+    real_id = table[ihash]
+    if not real_id or _available(tables, real_id):
+        return real_id
+    if not service.flags & SVC_F_FALLBACK:
+        return 0
+    for i in range(TAB_SIZE):
+        real_id = table[((ihash + i) % TAB_SIZE + ihash) % TAB_SIZE]
+        if not real_id:
+            return 0
+        if _available(tables, real_id):
+            return real_id
     return 0
+
+
+def _available(tables: Tables, real_id: int) -> bool:
+    """real_sched's REAL_F_AVAILABLE (a real the tables lack reads as zeros: unavailable)."""
+    sched = tables.real_sched.get(real_id)
+    return sched is not None and sched.available
 
 
 def pick_least(service: ServiceEntry, tables: Tables) -> int:

@@ -164,11 +164,14 @@ class MaglevHashing(Scheduler):
 
     def xdp_row(self, dests: Sequence[Destination], ids: Sequence[int]) -> list[int] | None:
         """The ring XDP reads: slot → the id of the real the table names there when that real is
-        available, else 0 (unavailable, or a slot nobody claimed): the daemon applies mh-fallback.
-        Only a table of the ring's size fits hash_rings."""
+        available, else 0 (unavailable, or a slot nobody claimed: the daemon decides, and drops).
+        With mh-fallback every claimed slot names its real, whatever its availability: XDP reads that
+        from real_sched and walks on past an unavailable one (pick_mh() in bpf/lb_kern.c). Only a
+        table of the ring's size fits hash_rings."""
         if self.m != DEFAULT_M:
             return None
-        named = [rid if d.available else 0 for d, rid in zip(dests, ids, strict=True)]
+        walks = self.fallback_flag in self.flags
+        named = [rid if walks or d.available else 0 for d, rid in zip(dests, ids, strict=True)]
         named.append(0)  # table entries are -1 (EMPTY) where nobody claimed the slot: index -1 reads this 0
         return [named[i] for i in self.table]
 

@@ -11,6 +11,10 @@ Follows net/netfilter/ipvs/ip_vs_sh.c:
   `sh-fallback` is set: then the buckets are tried in the kernel's order, for i = 0, 1, …, 255
   bucket `(((ihash + i) mod 256) + ihash) mod 256` (ip_vs_sh_get_fallback() adds the rotated
   offset to the hash once more), and the first available real wins.
+
+The XDP program decides sh and dh first packets itself from the table (`xdp_row()`: the bucket's
+real id, whatever that real's availability, which XDP reads from real_sched), with the same hash
+and the same walk (pick_bucket() in bpf/lb_kern.c).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from lb.model import FlowKey
 from lb.sched.base import Destination, Scheduler
 from lb.sched.hashing import fold, hash_32
 from lb.sched.registry import register
+from lb.sched.xdpkind import XdpKind
 
 TAB_BITS = 8
 TAB_SIZE = 1 << TAB_BITS
@@ -55,6 +60,12 @@ class BucketScheduler(Scheduler):
     def bucket_key(self, flow: FlowKey) -> int:
         raise NotImplementedError
 
+    def xdp_row(self, dests: Sequence[Destination], ids: Sequence[int]) -> list[int] | None:
+        """bucket_tables' row: bucket → the id of its real whatever the real's availability (XDP reads
+        that from real_sched, so a health change rewrites no row), 0 in a table without reals."""
+        named = [*ids, 0]  # an EMPTY (-1) bucket reads this 0
+        return [named[i] for i in self.table]
+
     def schedule(self, flow: FlowKey, dests: Sequence[Destination]) -> Destination | None:
         v = self.bucket_key(flow)
         ihash = hash_32(v, TAB_BITS)
@@ -80,6 +91,7 @@ class BucketScheduler(Scheduler):
 @register
 class SourceHashing(BucketScheduler):
     name = "sh"
+    xdp_kind = XdpKind.SH
     flag_bits = ("sh-fallback", "sh-port")  # IP_VS_SVC_F_SCHED_SH_FALLBACK, _SH_PORT
     flags_allowed = frozenset(flag_bits)
     fallback_flag = "sh-fallback"

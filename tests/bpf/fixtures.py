@@ -20,14 +20,16 @@ from scapy.packet import Packet, Raw
 from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
 from lb.replay.compare import side_by_side
 from lb.rewrite import Reason, Route, StaticFib, Verdict
-from lb.sched.hashing import MH_SEED1, fold, mh_hash
+from lb.sched.hashing import MH_SEED1, fold, hash_32, mh_hash
 from lb.sched.xdpkind import XdpKind
 from lb.tables import (
     RING_SIZE,
     SVC_F_DROP_MIDFLOW_MISS,
+    SVC_F_FALLBACK,
     SVC_F_HASH_PORT,
     FlowEntry,
     RealEntry,
+    RealSched,
     ReverseEntry,
     ServiceEntry,
     Tables,
@@ -162,6 +164,65 @@ def with_rings(tables: Tables) -> None:
         tables.rings[entry.row] = real_ids
 
 
+# --- services XDP decides from bucket_tables (sh, dh) and mh-fallback's walk ------------------------
+BUCKET_PORT = 8100  # VIP_M: 8100 sh, 8101 sh-port, 8102 sh-fallback, 8103 sh; VIP_G: 8100 dh; 8104 mh-fallback
+
+
+def bucket_of(addr: str, port: int = 0) -> int:
+    """The bucket of an address (and port), as BucketScheduler hashes it: hash_32(fold, 8)."""
+    return hash_32(fold(IPv4Address(addr), port), 8)
+
+
+def sh_walk(ihash: int, i: int) -> int:
+    """Bucket i of sh-fallback's walk from bucket ihash (ip_vs_sh_get_fallback())."""
+    return ((ihash + i) % 256 + ihash) % 256
+
+
+def mh_probe_slot(client: str, i: int) -> int:
+    """Slot of probe i of mh-fallback's walk for a client (no mh-port)."""
+    v = fold(IPv4Address(client))
+    return mh_hash((v + (mh_slot(client) + i) % RING_SIZE) & 0xFFFFFFFF, MH_SEED1) % RING_SIZE
+
+
+def buckets(default: int, **at: int) -> list[int]:
+    """A bucket table naming real `default` everywhere but the buckets given as b<n>=real id."""
+    out = [default] * 256
+    for name, real_id in at.items():
+        out[int(name.removeprefix("b"))] = real_id
+    return out
+
+
+_WALKED = sh_walk(bucket_of(CLIENT), 3)  # real 2 (unavailable) everywhere but here: real 1
+assert bucket_of(CLIENT) != _WALKED and bucket_of(CLIENT, 40000) not in (bucket_of(CLIENT), bucket_of(CLIENT, 40001))
+_PROBED = mh_probe_slot(CLIENT, 2)
+assert _PROBED not in (mh_slot(CLIENT), mh_probe_slot(CLIENT, 0), mh_probe_slot(CLIENT, 1))
+BUCKET_SERVICES = {  # service → (entry, its bucket table or ring)
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 8100): (
+        ServiceEntry(15, 0, XdpKind.SH, 0), buckets(3, **{f"b{bucket_of(CLIENT)}": 1})),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 8101): (
+        ServiceEntry(16, SVC_F_HASH_PORT, XdpKind.SH, 1), buckets(3, **{f"b{bucket_of(CLIENT, 40000)}": 1})),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 8102): (
+        ServiceEntry(17, SVC_F_FALLBACK, XdpKind.SH, 2), buckets(2, **{f"b{_WALKED}": 1})),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 8103): (ServiceEntry(18, 0, XdpKind.SH, 2), []),  # 8102's table
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_G), 8100): (
+        ServiceEntry(19, 0, XdpKind.DH, 3), buckets(13, **{f"b{bucket_of(VIP_G)}": 10})),
+    ServiceKey(Protocol.TCP, IPv4Address(VIP_M), 8104): (
+        ServiceEntry(20, SVC_F_FALLBACK, XdpKind.MH, 8), ring(2, **{f"slot_{_PROBED}": 1})),
+}
+
+
+def with_buckets(tables: Tables) -> None:
+    """A row's setup: the sh, dh and mh-fallback services, their rows, and real_sched: every real
+    available but real 2."""
+    for key, (entry, real_ids) in BUCKET_SERVICES.items():
+        tables.services[key] = entry
+        if entry.sched is XdpKind.MH:
+            tables.rings[entry.row] = real_ids
+        elif real_ids:
+            tables.buckets[entry.row] = real_ids
+    tables.real_sched = {rid: RealSched(1, rid != 2) for rid in REALS}
+
+
 def tables_with(*flows: tuple[FlowKey, int], tunnel: bool = True) -> Tables:
     """The lab's services and reals, tx_ports {a0, b0}, and `flows` installed (with reverse entries)."""
     tables = Tables(dict(SERVICES), dict(REALS), tunnel_source=IPv4Address(TUNNEL_SOURCE) if tunnel else None)
@@ -283,6 +344,8 @@ SYN_TO_REAL1 = f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40
 REPLY1 = "Ether(src=MAC['10.1.0.20'], dst=A0_MAC)/IP(src='10.1.0.20', dst=CLIENT, ttl=64)"
 HASH_SYN = f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/TCP(sport=40000, dport={HASH_PORT}, flags='S', seq=7000)"
 HASH_TCP_M = flow("TCP", VIP_M, HASH_PORT)
+BUCKET_SYN = f"{IN_A}/IP(src=CLIENT, dst=VIP_M, ttl=64)/TCP(sport=40000, dport={BUCKET_PORT}, flags='S', seq=7000)"
+BUCKET_TO_REAL1 = f"{TO_REAL1}/IP(src=CLIENT, dst='10.1.0.20', ttl=63)/TCP(sport=40000, dport=8080, flags='S', seq=7000)"
 
 ROWS: tuple[Row, ...] = (
     # masquerading, client → real
@@ -551,6 +614,25 @@ ROWS: tuple[Row, ...] = (
     _row("mh in XDP: SYN reusing a closed flow, budget spent → PASS (old entries gone)", HASH_SYN, V.PASS,
          R.PASS_HASH_BUDGET, hashed=True, flows=((HASH_TCP_M, 1),),
          setup=lambda t: (seen(HASH_TCP_M, TcpSeen.FIN)(t), setattr(t, "hash_budget", 0))),
+    # sh, dh in XDP from bucket_tables, and mh-fallback's walk: availability from real_sched
+    _row("sh in XDP: the client's bucket names real 1 → flow created, DNAT, TX", BUCKET_SYN, V.TX, R.TX_FORWARD,
+         BUCKET_TO_REAL1, setup=with_buckets),
+    _row("sh in XDP: sh-port hashes the client port (its bucket → real 1, TX)",
+         BUCKET_SYN.replace("dport=8100", "dport=8101"), V.TX, R.TX_FORWARD, BUCKET_TO_REAL1, setup=with_buckets),
+    _row("sh in XDP: sh-port, another client port → another bucket (real 3, REDIRECT)",
+         BUCKET_SYN.replace("dport=8100", "dport=8101").replace("sport=40000", "sport=40001"), V.REDIRECT,
+         R.REDIRECT_FORWARD, BUCKET_TO_REAL1.replace("sport=40000", "sport=40001").replace(TO_REAL1, TO_REAL3)
+         .replace("10.1.0.20", "10.2.0.20"), setup=with_buckets, egress=B0),
+    _row("sh-fallback in XDP: the client's real is unavailable → the kernel's walk finds real 1, TX",
+         BUCKET_SYN.replace("dport=8100", "dport=8102"), V.TX, R.TX_FORWARD, BUCKET_TO_REAL1, setup=with_buckets),
+    _row("sh in XDP without sh-fallback: the client's real is unavailable → PASS, the daemon decides",
+         BUCKET_SYN.replace("dport=8100", "dport=8103"), V.PASS, R.PASS_HASH_EMPTY, setup=with_buckets),
+    _row("dh in XDP: the VIP's bucket names real 10 → routed, MACs only, TX",
+         BUCKET_SYN.replace("VIP_M", "VIP_G"), V.TX, R.TX_FORWARD,
+         "Ether(src=A0_MAC, dst=MAC['10.1.0.21'])/IP(src=CLIENT, dst=VIP_G, ttl=64)/TCP(sport=40000, dport=8100, flags='S', seq=7000)",
+         setup=with_buckets),
+    _row("mh-fallback in XDP: the client's slot's real is unavailable → the walk's third probe, real 1, TX",
+         BUCKET_SYN.replace("dport=8100", "dport=8104"), V.TX, R.TX_FORWARD, BUCKET_TO_REAL1, setup=with_buckets),
     # malformed IPv4: dropped (ip_rcv_core drops these too)
     _row("ihl 4", f"patch({TCP_IN}, 14, b'\\x44')", V.DROP, R.DROP_BAD_IPV4, flows=((TCP_M, 1),)),
     _row("ihl*4 past the frame", f"patch({IN_A}/IP(src=CLIENT, dst=VIP_M)/TCP(sport=40000, dport=80), 14, b'\\x4f\\x00\\x00\\x3c')",

@@ -1,7 +1,7 @@
 """Maglev in XDP, end to end: an mh service's new connections are scheduled by the XDP program from
 the ring the daemon wrote, without a round trip through NFQUEUE, and land where Python's
-MaglevHashing would send them; a quiesced real's slots go back to the daemon, whose mh-fallback
-walk sends those flows elsewhere.
+MaglevHashing would send them; with mh-fallback a quiesced real's slots keep naming it, and XDP
+walks on from them (real_sched says it is unavailable) to where Python's walk goes.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _python_picks(topo: Topology, weights: list[int]) -> dict[str, str | None]:
     return picks
 
 
-def test_mh_flows_are_scheduled_in_xdp_then_a_quiesced_real_goes_through_python(
+def test_mh_flows_are_scheduled_in_xdp_and_walk_past_a_quiesced_real_there(
         topo: Topology, lbxdp: Lbxdp) -> None:
     service = f"{topo.vip}:{VPORT}"
     reals = [(f"{r.ip}:{HTTP_PORT}", "-m", "-w", "1") for r in topo.reals]
@@ -77,17 +77,17 @@ def test_mh_flows_are_scheduled_in_xdp_then_a_quiesced_real_goes_through_python(
     stats = lbxdp.stats(service)
     assert stats[f"TCP {service}"][0] == ALIASES, stats  # Conns counts what XDP scheduled
 
-    # 2. r2 quiesced: its slots go to 0, so its clients go through the daemon, which falls back
+    # 2. r2 quiesced: its slots still name it; XDP reads it unavailable and walks on (mh-fallback)
     r2 = topo.real("r2")
     lbxdp("-e", "-t", service, "-r", f"{r2.ip}:{HTTP_PORT}", "-m", "-w", "0")
     moved = _python_picks(topo, [1, 0, 1])
-    to_python = [s for s in topo.client_aliases if expected[s] == "r2"]
-    assert to_python and all(moved[s] not in (None, "r2") for s in to_python), moved
+    walked = [s for s in topo.client_aliases if expected[s] == "r2"]
+    assert walked and all(moved[s] not in (None, "r2") for s in walked), moved
     before, in_xdp = lbxdp.status(), _scheduled_in_xdp(lbxdp)
     answers = {source: topo.curl(1, port=VPORT, source=source)[0] for source in topo.client_aliases}
     after = lbxdp.status()
     assert answers == moved
-    first = after.first_packets - before.first_packets
-    assert len(to_python) <= first <= len(to_python) + 2, (first, to_python, after.text)
-    assert _scheduled_in_xdp(lbxdp) - in_xdp >= ALIASES - len(to_python) - 2, after.text
-    assert after.reasons.get("pass_hash_empty", 0) - before.reasons.get("pass_hash_empty", 0) >= len(to_python)
+    # a walk of three reals with one down ends within XDP's 64 probes (about 3^-64 it would not)
+    assert after.first_packets - before.first_packets <= 2, after.text
+    assert _scheduled_in_xdp(lbxdp) - in_xdp >= ALIASES - 2, after.text
+    assert after.reasons.get("pass_hash_empty", 0) == before.reasons.get("pass_hash_empty", 0), after.text

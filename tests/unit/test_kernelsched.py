@@ -20,8 +20,8 @@ from lb.daemon.kernelsched import (
 from lb.model import FlowKey, Forwarding, Protocol, RealKey, RealServer, Service, ServiceKey, VirtualService
 from lb.sched.base import Scheduler
 from lb.sched.registry import register
-from lb.sched.xdpkind import XdpKind
-from lb.tables import RING_SIZE, SVC_F_DROP_MIDFLOW_MISS, SVC_F_HASH_PORT, RealSched, ServiceEntry
+from lb.sched.xdpkind import BUCKETS, XdpKind
+from lb.tables import RING_SIZE, SVC_F_DROP_MIDFLOW_MISS, SVC_F_FALLBACK, SVC_F_HASH_PORT, RealSched, ServiceEntry
 
 
 class FakeMaps:
@@ -35,6 +35,8 @@ class FakeMaps:
         self.services: dict[ServiceKey, ServiceEntry] = {}
         self.real_sched: dict[int, RealSched] = {}
         self.ring_writes = 0
+        self.buckets: dict[int, list[int]] = {}
+        self.bucket_writes = 0
 
     def set_ring(self, row: int, ids: list[int]) -> None:
         assert len(ids) == RING_SIZE
@@ -52,6 +54,11 @@ class FakeMaps:
 
     def read_cursor(self, row: int) -> int:
         return self.cursors.get(row, 0)
+
+    def set_buckets(self, row: int, ids: list[int]) -> None:
+        assert len(ids) == BUCKETS
+        self.buckets[row] = list(ids)
+        self.bucket_writes += 1
 
     def set_real_sched(self, real_id: int, sched: RealSched) -> None:
         self.real_sched[real_id] = sched
@@ -242,3 +249,34 @@ def test_the_drop_bit_is_the_services_whoever_decides() -> None:
     balancer.sync([_vs(80), _vs(82, sched="rr")])
     sched.sync(balancer.services, rewrite=True)
     assert maps.services[mh].flags == 0 and maps.services[mh].sched is XdpKind.MH
+
+
+def test_sh_and_dh_get_a_bucket_table_and_health_changes_only_real_sched() -> None:
+    balancer, maps, sched = _setup(_vs(80, sched="sh", flags=frozenset({"sh-fallback", "sh-port"}), weights=(1, 2, 0)),
+                                   _vs(81, sched="dh"))
+    sh, dh = maps.services[_key(80)], maps.services[_key(81)]
+    assert (sh.sched, dh.sched) == (XdpKind.SH, XdpKind.DH) and sh.row != dh.row
+    assert sh.flags & SVC_F_HASH_PORT and sh.flags & SVC_F_FALLBACK and not dh.flags & (SVC_F_HASH_PORT | SVC_F_FALLBACK)
+    state = balancer.services[_key(80)]
+    ids = [r.real_id for r in state.reals.values()]
+    assert maps.buckets[sh.row] == [ids[i] for i in state.scheduler.table]  # type: ignore[attr-defined]
+    assert maps.buckets[sh.row][:4] == [ids[0], ids[1], ids[1], ids[2]]  # the quiescent real keeps a bucket
+    assert maps.real_sched[ids[2]] == RealSched(0, False)
+    writes = maps.bucket_writes
+    down = next(iter(state.reals))
+    balancer.set_health(_key(80), down, False)
+    sched.sync(balancer.services)
+    assert maps.bucket_writes == writes  # the row names the real still: XDP reads availability
+    assert maps.real_sched[ids[0]] == RealSched(1, False)
+
+
+def test_an_mh_fallback_ring_keeps_an_unavailable_real() -> None:
+    balancer, maps, sched = _setup(_vs(80, flags=frozenset({"mh-fallback"})))
+    state = balancer.services[_key(80)]
+    row = sched.rows[_key(80)][1]
+    writes = maps.ring_writes
+    down = list(state.reals)[1]
+    balancer.set_health(_key(80), down, False)
+    sched.sync(balancer.services)
+    assert maps.ring_writes == writes and state.reals[down].real_id in maps.rings[row]
+    assert maps.services[_key(80)].flags & SVC_F_FALLBACK

@@ -77,7 +77,7 @@ def test_rows_that_schedule_in_xdp_create_exactly_their_entries() -> None:
         expect_reverse = {reverse_key(key, real)} if real.forwarding is Forwarding.MASQ else set()
         assert new_reverse == expect_reverse, row.name
         assert result.counted is not None and result.counted.real_id == entry.real_id, row.name
-    assert scheduled == 9
+    assert scheduled == 9 + 6  # the mh rows, and the sh, dh and mh-fallback rows
 
 
 def test_a_reused_closed_flow_loses_its_old_entries_before_xdp_schedules_it() -> None:
