@@ -35,7 +35,7 @@ def lab() -> Iterator[tuple[Topology, Lbxdp]]:
 
 
 def _scheduled_in_xdp(lbxdp: Lbxdp) -> int:
-    m = re.search(r"flows scheduled in XDP \(mh\): (\d+)", lbxdp.status().text)
+    m = re.search(r"flows scheduled in XDP: (\d+)", lbxdp.status().text)
     assert m, lbxdp.status().text
     return int(m[1])
 
