@@ -3,12 +3,13 @@ picks what lb.sched's schedulers pick from the same weights, availability and co
 XDP keeps `real_conns` as the daemon counts (a new flow inactive, the client's ACK making it active,
 its FIN or RST inactive again: lb.balancer.lifetime; docs/schedulers.md says how close that is to IPVS).
 
-The rows of XDP against the model are in fixtures.py ("lc in XDP", ...); here random states go through
-the program and through the Python schedulers, which must agree on every one.
+Random states go through the program, the model (lb.rewrite) and the Python schedulers, which must agree
+on every one; every fixture row (fixtures.py) must leave real_conns as the model says.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 
@@ -21,7 +22,7 @@ from scapy.layers.l2 import Ether
 from lb.balancer.lifetime import phase_of
 from lb.datapath import progrun
 from lb.model import FlowKey, Forwarding, Protocol, RealKey, ServiceKey
-from lb.rewrite import Reason
+from lb.rewrite import Reason, Verdict, process
 from lb.sched import get_scheduler
 from lb.sched.base import Destination, Scheduler
 from lb.tables import FlowEntry, RealEntry, RealSched, ServiceEntry, Tables, TcpSeen, service_flags
@@ -209,3 +210,49 @@ def test_a_reused_port_moves_the_count_to_the_new_connection(walks) -> None:
     _send(walks.prog_fd, client, "S")
     assert walks.maps.read_conns(ids)[ids[0]] == (0, 1)
     walks.maps.delete_flow(FlowKey(Protocol.TCP, client, 41000, VIP, PORT["lc"]))
+
+
+def _random_state(rng: random.Random, n: int) -> list[tuple[int, int, int, bool]]:
+    """(weight, active, inactive, available) of n reals: small numbers, so that ties are common."""
+    return [(rng.choice([0, 1, 1, 2, 3, 50]), rng.choice([-1, 0, 0, 1, 2, 3]), rng.choice([0, 0, 1, 5, 300]),
+             rng.random() < 0.85) for _ in range(n)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_xdp_and_the_model_agree_on_random_states(walks, name: str) -> None:
+    """Frame, verdict, the real chosen and the counts after it: the program's are the model's."""
+    rng = random.Random(NAMES.index(name))
+    row = NAMES.index(name)
+    for step in range(25):
+        state = _random_state(rng, rng.randint(1, MAX_DESTS))
+        tables = _service_tables()
+        ids = [FIRST_ID + i for i in range(len(state))]
+        tables.walks[row] = ids
+        tables.real_sched = {rid: RealSched(w, up) for rid, (w, _, _, up) in zip(ids, state, strict=True)}
+        tables.conns = {rid: (a, n) for rid, (_, a, n, _) in zip(ids, state, strict=True) if (a, n) != (0, 0)}
+        walks.maps.write(tables)
+        client = _new_client()
+        frame = _syn(client, 40000, PORT[name])
+        model = tables.copy()
+        predicted = process(frame, model, F.LAB_FIB, F.A0)
+        retval, out, _ = progrun.run(walks.prog_fd, frame, ingress_ifindex=F.A0)
+        entry = walks.maps.get_flow(FlowKey(Protocol.TCP, client, 40000, VIP, PORT[name]))
+        assert (Verdict(retval), out) == (predicted.verdict, predicted.frame_out), step
+        assert (entry.real_id if entry else None) == predicted.scheduled, (step, state)
+        assert walks.maps.conns_table() == {k: v for k, v in model.conns.items() if v != (0, 0)}, step
+    walks.maps.write(_service_tables())
+
+
+@pytest.mark.parametrize("row", F.ROWS, ids=[r.name for r in F.ROWS])
+def test_every_fixture_row_counts_as_the_model_counts(datapath, row: F.Row) -> None:
+    """A flow hit whose segment changes the TCP bits moves a connection, a created flow counts
+    inactive, a reused closed flow leaves its real: XDP's real_conns and the model's agree (every
+    real starts at 5 and 5, so a move either way shows)."""
+    tables = row.tables.copy()
+    tables.conns = {rid: (5, 5) for rid in tables.reals}
+    datapath.maps.write(tables)
+    frame = row.input_frame()
+    progrun.run(datapath.prog_fd, frame, ingress_ifindex=row.ingress)
+    model = tables.copy()
+    process(frame, model, F.LAB_FIB, row.ingress)
+    assert datapath.maps.conns_table() == {k: v for k, v in model.conns.items() if v != (0, 0)}
