@@ -37,8 +37,8 @@ static __always_inline void count_traffic(struct traffic_counter *c, int outboun
 }
 
 /* A flow counts as an active connection (IPVS's ESTABLISHED) from the client's ACK that completes
- * the handshake until a FIN or RST; before and after, inactive. lb.balancer.lifetime's phases say the
- * same of the same bits, and the daemon's sweep counts by them. */
+ * the handshake until a FIN or RST; before and after, inactive. lb.balancer.lifetime's phases say
+ * the same of the same bits, and the daemon's sweep counts by them. */
 static __always_inline int flow_active(__u32 seen)
 {
 	return (seen & (SEEN_ESTABLISHED | SEEN_FIN | SEEN_RST)) == SEEN_ESTABLISHED;

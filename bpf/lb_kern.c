@@ -74,13 +74,13 @@ static __always_inline void record_template(const struct flow_key *key,
 /* lc, wlc, sed, nq, fo, ovf (ip_vs_lc.c … ip_vs_ovf.c): one walk over the service's reals in the
  * daemon's order (sched_dests[row], at most WALK_MAX), each with its weight and availability
  * (real_sched) and its connections (real_conns; a count a racing decrement left negative reads as
- * 0). Every kind is the kernel's "a real replaces the choice when loh * dw > doh * lw" with its own
- * overhead and weight: lc weighs every real 1 (so: a strictly smaller overhead), fo and ovf cost
- * every real 1 (so: a strictly higher weight), nq takes the first idle real at once, ovf passes over
- * a real with more active connections than its weight. Ties keep the earlier real. Products in 64
- * bits, as the kernel's (__s64) casts: overheads stay below 2^40 and weights at most 65535
- * (MAX_WEIGHT), so none overflows. 0 when no real is available: the daemon decides (and drops, as
- * IPVS does). */
+ * 0). Every kind is the kernel's "a real replaces the choice when loh * dw > doh * lw" with its
+ * own overhead and weight: lc weighs every real 1 (so: a strictly smaller overhead), fo and ovf
+ * cost every real 1 (so: a strictly higher weight), nq takes the first idle real at once, ovf
+ * passes over a real with more active connections than its weight. Ties keep the earlier real.
+ * Products in 64 bits, as the kernel's (__s64) casts: overheads stay below 2^40 and weights at
+ * most 65535 (MAX_WEIGHT), so none overflows. 0 when no real is available: the daemon decides
+ * (and drops, as IPVS does). */
 static __always_inline __u32 pick_least(const struct service_info *svc)
 {
 	struct sched_dests *walk;
@@ -146,8 +146,9 @@ static __always_inline __u32 pick_bucket(const struct flow_key *key, const struc
 
 /* Connection counting, as IPVS's set_tcp_state() moves a connection between its real's activeconns
  * and inactconns: a flow is active while its TCP bits say ESTABLISHED without FIN or RST
- * (flow_active(), the phase lb.balancer.lifetime gives the same bits). Only the client's segments
- * are seen here; the daemon's sweep rewrites real_conns from the whole flow table (docs/schedulers.md). */
+ * (flow_active(), the phase lb.balancer.lifetime gives the same bits). Only the client's
+ * segments are seen here; the daemon's sweep rewrites real_conns from the whole flow table
+ * (docs/schedulers.md). */
 static __always_inline void count_transition(__u32 real_id, __u32 before, __u32 after)
 {
 	struct real_conns *conns;
