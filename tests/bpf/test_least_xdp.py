@@ -10,6 +10,7 @@ on every one; every fixture row (fixtures.py) must leave real_conns as the model
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from ipaddress import IPv4Address
 
@@ -297,3 +298,25 @@ def test_every_fixture_row_counts_as_the_model_counts(datapath, row: F.Row) -> N
     model = tables.copy()
     process(frame, model, F.LAB_FIB, row.ingress)
     assert datapath.maps.conns_table() == {k: v for k, v in model.conns.items() if v != (0, 0)}
+
+
+def test_a_sweep_writes_the_flow_tables_counts_into_real_conns(walks) -> None:
+    """The daemon's reconciliation: after FlowBook.sweep(), real_conns holds the table's count per real
+    (active: ESTABLISHED without FIN or RST), and a real no flow names any more is back at 0."""
+    from lb.balancer.lifetime import Timeouts
+    from lb.daemon.flows import FlowBook
+
+    maps = walks.maps
+    maps.write(_service_tables())
+    now = time.monotonic_ns()  # bpf_ktime_get_ns()'s clock: the flows are fresh
+    seen = [TcpSeen.ESTABLISHED, TcpSeen.NONE, TcpSeen.ESTABLISHED | TcpSeen.FIN, TcpSeen.ESTABLISHED]
+    for i, bits in enumerate(seen):
+        flow = FlowKey(Protocol.TCP, _new_client(), 40000, VIP, PORT["lc"])
+        maps.set_flow(flow, FlowEntry(FIRST_ID + (i == 3), 1, now, bits))
+    maps.set_flow(FlowKey(Protocol.UDP, _new_client(), 5000, VIP, UDP_PORT), FlowEntry(FIRST_ID + 1, 7, now))
+    maps.set_conns(FIRST_ID, 9, -2)  # whatever XDP left
+    maps.set_conns(FIRST_ID + 2, 3, 1)  # a real whose flows are all gone
+    counts, _ = FlowBook(maps, 4096, lambda rid: None).sweep(Timeouts())
+    assert counts == {FIRST_ID: (1, 2), FIRST_ID + 1: (1, 1)}
+    assert maps.conns_table() == counts
+    maps.write(_service_tables())
