@@ -36,6 +36,14 @@ static __always_inline void count_traffic(struct traffic_counter *c, int outboun
 	}
 }
 
+/* A flow counts as an active connection (IPVS's ESTABLISHED) from the client's ACK that completes
+ * the handshake until a FIN or RST; before and after, inactive. lb.balancer.lifetime's phases say
+ * the same of the same bits, and the daemon's sweep counts by them. */
+static __always_inline int flow_active(__u32 seen)
+{
+	return (seen & (SEEN_ESTABLISHED | SEEN_FIN | SEEN_RST)) == SEEN_ESTABLISHED;
+}
+
 /* Stamp a flow entry, writing only what changed: last_seen once it is LAST_SEEN_SLACK_TICKS behind
  * (the sweeper's timeouts are seconds), the TCP bits when a new one shows up. An established flow's
  * entry is then read on every packet but written a few times a second, so its cache line stays

@@ -98,10 +98,71 @@ static __always_inline void record_template(const struct flow_key *key,
 	templates.update(&tkey, &tpl);
 }
 
-/* lc, wlc, sed, nq, fo, ovf: a walk over sched_dests[row] with IPVS's overhead formulas. */
+/* lc, wlc, sed, nq, fo, ovf (ip_vs_lc.c … ip_vs_ovf.c): one walk over the service's reals in the
+ * daemon's order (sched_dests[row], at most WALK_MAX), each with its weight and availability
+ * (real_sched) and its connections (real_conns; a count a racing decrement left negative reads as
+ * 0). Every kind is the kernel's "a real replaces the choice when loh * dw > doh * lw" with its
+ * own overhead and weight: lc weighs every real 1 (so: a strictly smaller overhead), fo and ovf
+ * cost every real 1 (so: a strictly higher weight), nq takes the first idle real at once, ovf
+ * passes over a real with more active connections than its weight. Ties keep the earlier real.
+ * Products in 64 bits, as the kernel's (__s64) casts: overheads stay below 2^40 and weights at
+ * most 65535 (MAX_WEIGHT), so none overflows. 0 when no real is available: the daemon decides
+ * (and drops, as IPVS does). */
 static __always_inline __u32 pick_least(const struct service_info *svc)
 {
-	return 0;
+	struct sched_dests *walk;
+	struct real_sched *rs;
+	struct real_conns *rc;
+	__u32 row = svc->row, count, i, id, best = 0;
+	__s64 loh = 0, lw = 0, doh, dw, active, inactive;
+
+	walk = sched_dests.lookup(&row);
+	if (!walk)
+		return 0;
+	count = walk->count;
+	for (i = 0; i < WALK_MAX; i++) {
+		if (i >= count)
+			break;
+		id = walk->real_ids[i];
+		rs = real_sched.lookup(&id);
+		/* a weight of 0 is never available; asked anyway, since lw = 0 would let any real win */
+		if (!rs || !(rs->flags & REAL_F_AVAILABLE) || !rs->weight)
+			continue;
+		rc = real_conns.lookup(&id);
+		active = rc && rc->active > 0 ? rc->active : 0;
+		inactive = rc && rc->inactive > 0 ? rc->inactive : 0;
+		dw = rs->weight;
+		switch (svc->sched) {
+		case SCHED_LC: /* ip_vs_dest_conn_overhead(), every real weighing 1 */
+			doh = (active << 8) + inactive;
+			dw = 1;
+			break;
+		case SCHED_WLC:
+			doh = (active << 8) + inactive;
+			break;
+		case SCHED_NQ:
+			if (!active)
+				return id;
+			doh = active + 1;
+			break;
+		case SCHED_SED:
+			doh = active + 1;
+			break;
+		case SCHED_OVF:
+			if (active > dw)
+				continue;
+			doh = 1;
+			break;
+		default: /* SCHED_FO */
+			doh = 1;
+		}
+		if (!best || loh * dw > doh * lw) {
+			best = id;
+			loh = doh;
+			lw = dw;
+		}
+	}
+	return best;
 }
 
 /* A real a scheduler in XDP may give a new flow: REAL_F_AVAILABLE in real_sched, which the daemon
@@ -148,10 +209,36 @@ static __always_inline __u32 pick_bucket(const struct flow_key *key, const struc
 	return 0;
 }
 
-/* Connection counting: a flow's TCP bits went from `before` to `after`; move it between real_conns'
- * active and inactive as IPVS does when a connection enters or leaves ESTABLISHED. */
+/* Connection counting, as IPVS's set_tcp_state() moves a connection between its real's activeconns
+ * and inactconns: a flow is active while its TCP bits say ESTABLISHED without FIN or RST
+ * (flow_active(), the phase lb.balancer.lifetime gives the same bits). Only the client's
+ * segments are seen here; the daemon's sweep rewrites real_conns from the whole flow table
+ * (docs/schedulers.md). */
 static __always_inline void count_transition(__u32 real_id, __u32 before, __u32 after)
 {
+	struct real_conns *conns;
+	int was = flow_active(before), is = flow_active(after);
+
+	if (was == is)
+		return;
+	conns = real_conns.lookup(&real_id);
+	if (!conns)
+		return;
+	__sync_fetch_and_add(&conns->active, is ? 1 : -1);
+	__sync_fetch_and_add(&conns->inactive, is ? -1 : 1);
+}
+
+/* A flow forgotten here (a SYN reusing a closed connection's 5-tuple) leaves its real's counts. */
+static __always_inline void count_gone(__u32 real_id, __u32 seen)
+{
+	struct real_conns *conns = real_conns.lookup(&real_id);
+
+	if (!conns)
+		return;
+	if (flow_active(seen))
+		__sync_fetch_and_add(&conns->active, -1);
+	else
+		__sync_fetch_and_add(&conns->inactive, -1);
 }
 
 /* mh: the real of the client's slot in the Maglev ring hash_rings[row] (0: the daemon decides).
@@ -317,7 +404,7 @@ static __always_inline int schedule_new(struct flow_key *key, const struct servi
 /* A closed connection's entries (the flow, and the way back of a masqueraded one), removed when a
  * SYN reuses its 5-tuple and XDP schedules the new connection itself: schedule_new() creates
  * entries only where none exist. */
-static __always_inline void forget_flow(struct flow_key *key, __u32 real_id)
+static __always_inline void forget_flow(struct flow_key *key, __u32 real_id, __u32 seen)
 {
 	struct flow_key rkey = {};
 	struct real_info *real = reals.lookup(&real_id);
@@ -326,7 +413,9 @@ static __always_inline void forget_flow(struct flow_key *key, __u32 real_id)
 		reverse_key_of(&rkey, key, real);
 		reverse.delete(&rkey);
 	}
-	flows.delete(key);
+	/* only the CPU that removed it takes the connection off its real's counts */
+	if (flows.delete(key) == 0)
+		count_gone(real_id, seen);
 }
 
 /* Step 4 (schedule) for a service XDP decides itself: the flow entry schedule_new() created (or
@@ -363,7 +452,7 @@ static __always_inline struct flow_state *reopen_flow(struct packet *pkt, struct
 	svc = services.lookup(&skey);
 	if (!svc || svc->sched == SCHED_DAEMON)
 		return NULL;
-	forget_flow(&pkt->key, flow->real_id);
+	forget_flow(&pkt->key, flow->real_id, flow->tcp_seen);
 	return schedule_flow(&pkt->key, svc, v);
 }
 

@@ -18,6 +18,7 @@ from typing import Any
 from lb.balancer.decide import Fate, decide, fate, flow_tables
 from lb.balancer.engine import Balancer, Placement
 from lb.balancer.firstpacket import read_packet, wrap_in_frame
+from lb.balancer.lifetime import phase_of
 from lb.daemon.flows import FlowBook
 from lb.datapath.interfaces import LinkFacts, link_facts
 from lb.datapath.maps import DatapathMaps
@@ -111,12 +112,15 @@ class FirstPacketPath:
         if decision.new_flow:
             if existing is not None:
                 self.flows.remove(queued.flow, existing.real_id)  # the closed connection it replaces
+                gone = phase_of(queued.flow.proto, int(existing.tcp_seen)).active  # it leaves real_conns
+                self.maps.add_conns(existing.real_id, -int(gone), int(gone) - 1)
             self._install(queued.flow, decision.placement, tables)
         self.counters.bump(decision.note)
         self._forward(pkt, l3, decision.placement, tables)
 
     def _install(self, flow: FlowKey, placement: Placement, tables: Tables) -> None:
         self.maps.install_flow(tables, flow)
+        self.maps.add_conns(placement.real_id, 0, 1)  # as XDP counts the flows it creates (real_conns)
         self.flows.count += 1
         self.conns[placement.real_id] = self.conns.get(placement.real_id, 0) + 1
         self.dirty = True

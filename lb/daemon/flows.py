@@ -1,8 +1,10 @@
 """The daemon's view of the flow table XDP forwards from: expiry, counts, removal, and its size limit.
 
 XDP stamps flows; this module reads them back once a tick, expires the idle ones by IPVS's timeouts,
-counts active and inactive connections per real, removes the flows of reals that went away, lists the
-connection table for `-L -c`, and keeps new flows from crowding established ones out of the LRU.
+counts active and inactive connections per real (and writes the counts into `real_conns`, which XDP
+keeps between sweeps for the least-connection schedulers it runs), removes the flows of reals that went
+away, lists the connection table for `-L -c`, and keeps new flows from crowding established ones out
+of the LRU.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from lb.balancer.lifetime import REPLY_BITS, Timeouts, phase_of
-from lb.daemon.sweep import plan_sweep
+from lb.daemon.sweep import conns_to_write, plan_sweep
 from lb.datapath.maps import DatapathMaps
 from lb.model import FlowKey, Forwarding, Protocol, RealServer
 from lb.tables import FlowEntry, ReverseEntry
@@ -66,6 +68,10 @@ class FlowBook:
         self.maps.delete_records("reverse", plan.expired_reverse)
         self.maps.delete_records("flows", plan.expired_flows)
         self.count = plan.open_count
+        # XDP counted what it saw since the last sweep; the table says what it could not (expiries, a
+        # real's FIN on a masqueraded reply, flows removed here or evicted): the count is the truth.
+        for real_id, (active, inactive) in conns_to_write(plan.counts, self.maps.conns_table()).items():
+            self.maps.set_conns(real_id, active, inactive)
         return plan.counts, plan.open_flows
 
     def remove(self, flow: FlowKey, real_id: int) -> None:

@@ -132,6 +132,24 @@ def plan_sweep(records: FlowRecords, now_ns: int, timeouts: Timeouts,
     return SweepPlan(fk[expired], expired_reverse, counts, open_flows, int(alive.sum()))
 
 
+def conns_to_write(counts: dict[int, tuple[int, int]],
+                   current: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    """The `real_conns` entries a sweep rewrites: (active, inactive) per real id as this sweep
+    counted them, for every real whose entry differs from it now, and (0, 0) for a real no flow
+    names any more (its last flow expired, or XDP counted one the LRU evicted before any sweep saw
+    it). `current` is the map as read after the count (entries other than (0, 0)); an entry that
+    already holds the count is left alone, so an atomic add XDP made meanwhile is not overwritten
+    for nothing. Counts are clamped to the map's __s32."""
+    top = 2**31 - 1
+    out: dict[int, tuple[int, int]] = {}
+    for rid in counts.keys() | current.keys():
+        active, inactive = counts.get(rid, (0, 0))
+        want = (min(active, top), min(inactive, top))
+        if current.get(rid, (0, 0)) != want:
+            out[rid] = want
+    return out
+
+
 def flow_key_of(row: np.void) -> FlowKey:
     return FlowKey(Protocol(int(row["proto"])), IPv4Address(int(row["saddr"])), int(row["sport"]),
                    IPv4Address(int(row["daddr"])), int(row["dport"]))

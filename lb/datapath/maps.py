@@ -14,6 +14,7 @@ field cost more than the bpf(2) call itself. Whole flow tables are read in batch
 
 from __future__ import annotations
 
+import array
 import ctypes
 import errno
 import os
@@ -201,6 +202,14 @@ class DatapathMaps(ServiceMaps, RingMaps, SchedMaps, CounterMaps):
         if flows_raw is None or reverse_raw is None:
             flows_raw, reverse_raw = self._walk_raw("flows"), self._walk_raw("reverse")
         return FlowRecords.from_raw(*flows_raw, *reverse_raw)
+
+    def conns_table(self) -> dict[int, tuple[int, int]]:
+        """Every real_conns entry other than (0, 0), as stored (below 0 stays below 0), in one batched
+        read: what the sweep compares its counts with (lb.daemon.sweep.conns_to_write)."""
+        raw = self._batch_raw("real_conns") or self._walk_raw("real_conns")
+        ids, counts = array.array("I", raw[0]), array.array("i", raw[1])  # struct real_conns: two __s32
+        pairs = zip(ids, zip(counts[0::2], counts[1::2], strict=True), strict=True)
+        return {rid: pair for rid, pair in pairs if pair != (0, 0)}
 
     def delete_records(self, name: str, keys: Any) -> int:
         """Delete the entries of hash map `name` whose raw keys are the records `keys` (a numpy

@@ -101,6 +101,17 @@ class SchedMaps(MapAccess):
         self.reals_written.add(real_id)
         self._update("real_conns", ctypes.c_uint32(real_id), S.RealConnsC(active, inactive))
 
+    def add_conns(self, real_id: int, active: int, inactive: int) -> None:
+        """Add to a real's counts from user space (a flow the first-packet path installed or replaced).
+        A read and a write, not XDP's atomic add: an add XDP makes in between is lost, until the next
+        sweep rewrites the entry (docs/schedulers.md, "Counting")."""
+        value = self._lookup("real_conns", ctypes.c_uint32(real_id))
+        if value is None:  # a real id past the map: nothing XDP could read either
+            return
+        self.reals_written.add(real_id)
+        self._update("real_conns", ctypes.c_uint32(real_id),
+                     S.RealConnsC(value.active + active, value.inactive + inactive))
+
     def read_conns(self, real_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
         """(active, inactive) per real id as XDP and the sweep left them (negative read as 0)."""
         out = {}

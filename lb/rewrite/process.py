@@ -40,6 +40,7 @@ from lb.packet import (
     pack_ipv4,
     tcp_opens,
 )
+from lb.rewrite.counting import count_gone, count_transition
 from lb.rewrite.fib import Fib, FibResult, FibStatus
 from lb.rewrite.schedule import schedule_new
 from lb.rewrite.verdicts import Reason, Verdict
@@ -55,6 +56,7 @@ from lb.tables import (
 IPIP_TTL = 64
 # plain ints: the first-packet path runs this model for every new flow, and an enum member costs more
 _FIN, _RST = int(TcpFlags.FIN), int(TcpFlags.RST)
+_SYN, _ACK = int(TcpFlags.SYN), int(TcpFlags.ACK)
 _TCP, _UDP, _ICMP = int(IpProto.TCP), int(IpProto.UDP), int(IpProto.ICMP)
 
 _U16 = struct.Struct("!H")
@@ -125,6 +127,7 @@ def process(frame: bytes, tables: Tables, fib: Fib, ingress_ifindex: int, now_ns
         if service is None or not service.in_xdp:
             return Result(Verdict.PASS, frame, Reason.PASS_FLOW_REUSE)
         tables.remove_flow(parsed.key)  # forget_flow() in lb_kern.c
+        count_gone(tables, flow.real_id, flow.tcp_seen)
         return _schedule(frame, parsed, service, tables, fib, ingress_ifindex, now_ns)
     return _forward(frame, parsed, flow, tables, fib, ingress_ifindex)
 
@@ -148,6 +151,9 @@ def _schedule(frame: bytes, parsed: _Packet, service: ServiceEntry, tables: Tabl
 
 def _forward(frame: bytes, parsed: _Packet, flow: FlowEntry, tables: Tables, fib: Fib, ingress_ifindex: int) -> Result:
     """A client → VIP packet of a flow: the `forward:` label of lb_kern.c."""
+    seen = flow.tcp_seen | _seen_bits(parsed.tcp_flags)
+    if seen != flow.tcp_seen:  # touch_flow() changed the bits (the model does not store them)
+        count_transition(tables, flow.real_id, flow.tcp_seen, TcpSeen(seen))
     real = tables.reals.get(flow.real_id)
     if real is None:
         return Result(Verdict.PASS, frame, Reason.PASS_NO_REAL)
@@ -157,6 +163,12 @@ def _forward(frame: bytes, parsed: _Packet, flow: FlowEntry, tables: Tables, fib
     if real.forwarding is Forwarding.ROUTE:
         return _route(frame, parsed, real, fib, ingress_ifindex, tables.tx_ports, counted)
     return _tunnel(frame, parsed, real, tables.tunnel_source, fib, ingress_ifindex, tables.tx_ports, counted)
+
+
+def _seen_bits(tcp_flags: int) -> int:
+    """tcp_seen_bits() in lb_parse.h: the TcpSeen bits a segment carries (none for UDP)."""
+    established = TcpSeen.ESTABLISHED if tcp_flags & _ACK and not tcp_flags & _SYN else 0
+    return established | (TcpSeen.FIN if tcp_flags & _FIN else 0) | (TcpSeen.RST if tcp_flags & _RST else 0)
 
 
 def _parse(frame: bytes) -> _Packet | Reason:

@@ -14,7 +14,7 @@ from lb.model import FlowKey, Forwarding
 from lb.rewrite.verdicts import Reason
 from lb.sched.hashing import MH_SEED1, fold, hash_32, mh_hash
 from lb.sched.sh import TAB_BITS, TAB_SIZE
-from lb.sched.xdpkind import XdpKind
+from lb.sched.xdpkind import WALK_MAX, XdpKind
 from lb.tables import (
     RING_SIZE,
     SVC_F_FALLBACK,
@@ -135,8 +135,38 @@ def _available(tables: Tables, real_id: int) -> bool:
 
 
 def pick_least(service: ServiceEntry, tables: Tables) -> int:
-    """lc, wlc, sed, nq, fo, ovf: not decided in XDP yet (the daemon decides)."""
-    return 0
+    """lc, wlc, sed, nq, fo, ovf: pick_least()'s walk over the reals of `walks[row]` (at most WALK_MAX),
+    each with its weight and availability (`real_sched`; a real without one is unavailable) and counts
+    (`conns`, a negative count read as 0). A real replaces the choice when loh × dw > doh × lw, with the
+    kind's overhead and weight (walk_cost()); nq takes the first idle real at once, ovf passes over a
+    real with more active connections than its weight. 0 when no real is available."""
+    best, loh, lw = 0, 0, 0
+    for rid in tables.walks.get(service.row, [])[:WALK_MAX]:
+        real = tables.real_sched.get(rid)
+        if real is None or not real.available or not real.weight:
+            continue
+        active, inactive = (max(0, n) for n in tables.conns.get(rid, (0, 0)))
+        if service.sched is XdpKind.NQ and not active:
+            return rid
+        if service.sched is XdpKind.OVF and active > real.weight:
+            continue
+        doh, dw = walk_cost(service.sched, active, inactive, real.weight)
+        if not best or loh * dw > doh * lw:
+            best, loh, lw = rid, doh, dw
+    return best
+
+
+def walk_cost(kind: XdpKind, active: int, inactive: int, weight: int) -> tuple[int, int]:
+    """(overhead, weight) that pick_least()'s `switch` compares a real by: lc is wlc with every weight
+    1 (a strictly smaller overhead wins), fo and ovf cost every real 1 (a strictly higher weight wins),
+    sed and nq are (active + 1)/weight (ip_vs_lc.c, _wlc.c, _sed.c, _nq.c, _fo.c, _ovf.c)."""
+    if kind is XdpKind.LC:
+        return (active << 8) + inactive, 1
+    if kind is XdpKind.WLC:
+        return (active << 8) + inactive, weight
+    if kind in (XdpKind.SED, XdpKind.NQ):
+        return active + 1, weight
+    return 1, weight
 
 
 # -- persistence: the template rules, stated once (lb.balancer.persistence applies them in Python) --

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lb.model import FlowKey
-from lb.sched.base import Destination, Scheduler
+from lb.sched.base import Destination
 from lb.sched.registry import register
+from lb.sched.walk import WalkScheduler
+from lb.sched.xdpkind import XdpKind
 
 
 def conn_overhead(dest: Destination) -> int:
@@ -21,8 +23,9 @@ def conn_overhead(dest: Destination) -> int:
 
 
 @register
-class LeastConnection(Scheduler):
+class LeastConnection(WalkScheduler):
     name = "lc"
+    xdp_kind = XdpKind.LC  # a walk over its reals (lb.sched.walk)
 
     def schedule(self, flow: FlowKey, dests: Sequence[Destination]) -> Destination | None:
         least: Destination | None = None

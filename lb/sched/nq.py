@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lb.model import FlowKey
-from lb.sched.base import Destination, Scheduler
+from lb.sched.base import Destination
 from lb.sched.registry import register
 from lb.sched.sed import sed_overhead
+from lb.sched.walk import WalkScheduler
 from lb.sched.wlc import least_weighted
+from lb.sched.xdpkind import XdpKind
 
 
 @register
-class NeverQueue(Scheduler):
+class NeverQueue(WalkScheduler):
     name = "nq"
+    xdp_kind = XdpKind.NQ  # a walk over its reals (lb.sched.walk)
 
     def schedule(self, flow: FlowKey, dests: Sequence[Destination]) -> Destination | None:
         # An idle real is taken at once (the first in order); otherwise sed's choice.

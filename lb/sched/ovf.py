@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lb.model import FlowKey
-from lb.sched.base import Destination, Scheduler
+from lb.sched.base import Destination
 from lb.sched.registry import register
+from lb.sched.walk import WalkScheduler
+from lb.sched.xdpkind import XdpKind
 
 
 @register
-class Overflow(Scheduler):
+class Overflow(WalkScheduler):
     name = "ovf"
+    xdp_kind = XdpKind.OVF  # a walk over its reals (lb.sched.walk)
 
     def schedule(self, flow: FlowKey, dests: Sequence[Destination]) -> Destination | None:
         best: Destination | None = None

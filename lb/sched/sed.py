@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lb.model import FlowKey
-from lb.sched.base import Destination, Scheduler
+from lb.sched.base import Destination
 from lb.sched.registry import register
+from lb.sched.walk import WalkScheduler
 from lb.sched.wlc import least_weighted
+from lb.sched.xdpkind import XdpKind
 
 
 def sed_overhead(dest: Destination) -> int:
@@ -20,8 +22,9 @@ def sed_overhead(dest: Destination) -> int:
 
 
 @register
-class ShortestExpectedDelay(Scheduler):
+class ShortestExpectedDelay(WalkScheduler):
     name = "sed"
+    xdp_kind = XdpKind.SED  # a walk over its reals (lb.sched.walk)
 
     def schedule(self, flow: FlowKey, dests: Sequence[Destination]) -> Destination | None:
         return least_weighted(dests, sed_overhead)

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from lb.model import FlowKey
-from lb.sched.base import Destination, Scheduler
+from lb.sched.base import Destination
 from lb.sched.lc import conn_overhead
 from lb.sched.registry import register
+from lb.sched.walk import WalkScheduler
+from lb.sched.xdpkind import XdpKind
 
 
 def least_weighted(dests: Sequence[Destination], overhead: Callable[[Destination], int]) -> Destination | None:
@@ -30,8 +32,9 @@ def least_weighted(dests: Sequence[Destination], overhead: Callable[[Destination
 
 
 @register
-class WeightedLeastConnection(Scheduler):
+class WeightedLeastConnection(WalkScheduler):
     name = "wlc"
+    xdp_kind = XdpKind.WLC  # a walk over its reals (lb.sched.walk)
 
     def schedule(self, flow: FlowKey, dests: Sequence[Destination]) -> Destination | None:
         return least_weighted(dests, conn_overhead)

@@ -25,15 +25,15 @@ from lb.sched.xdpkind import XdpKind
 EXPECTED = {  # name: (flag bits, hashes, how XDP decides its first packets)
     "rr": ((), False, XdpKind.SEQ),
     "wrr": ((), False, XdpKind.SEQ),
-    "lc": ((), False, XdpKind.DAEMON),
-    "wlc": ((), False, XdpKind.DAEMON),
-    "sed": ((), False, XdpKind.DAEMON),
-    "nq": ((), False, XdpKind.DAEMON),
+    "lc": ((), False, XdpKind.LC),
+    "wlc": ((), False, XdpKind.WLC),
+    "sed": ((), False, XdpKind.SED),
+    "nq": ((), False, XdpKind.NQ),
     "sh": (("sh-fallback", "sh-port"), True, XdpKind.SH),
     "dh": ((), True, XdpKind.DH),
     "mh": (("mh-fallback", "mh-port"), True, XdpKind.MH),
-    "fo": ((), False, XdpKind.DAEMON),
-    "ovf": ((), False, XdpKind.DAEMON),
+    "fo": ((), False, XdpKind.FO),
+    "ovf": ((), False, XdpKind.OVF),
 }
 
 
