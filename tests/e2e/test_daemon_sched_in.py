@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.root, pytest.mark.e2e]
 HTTP_PORT = 8080
 UDP_PORT = 5353
 ALIASES = 21
-IN_XDP = frozenset({"mh", "rr", "wrr", "persistence", "sh"})  # kinds whose first packets XDP decides in this branch
+IN_XDP = frozenset({"mh", "rr", "wrr", "persistence", "sh", "wlc"})  # kinds whose first packets XDP decides in this branch
 
 
 def both(kind: str) -> pytest.MarkDecorator:
