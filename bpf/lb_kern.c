@@ -16,6 +16,13 @@
 #include "lb_csum.h"
 #include "lb_rewrite.h"
 
+/* What steps 2 to 4 decided: go on with the flow found, schedule the packet's flow, or stop. */
+enum step_kind {
+	STEP_KEEP,
+	STEP_SCHEDULE,
+	STEP_OUT, /* the verdict and its reason are set */
+};
+
 enum hop_kind {
 	HOP_NONE,     /* no usable route: leave the packet alone */
 	HOP_KERNEL,   /* routable, but not by XDP (neighbour unresolved, egress not in tx_ports) */
@@ -437,23 +444,23 @@ schedule_flow(struct flow_key *key, const struct service_info *svc, struct verdi
  * FIN or RST (its entry lingers for the tcpfin/close timeouts) is a client reusing its port: a new
  * connection, scheduled afresh (IPVS's conn_reuse_mode=1 in ip_vs_in()) by the first-packet path, or
  * here for a service XDP schedules itself (a busy client reuses ports within the tcpfin timeout, so
- * most of its connections would go up otherwise). A SYN on a live flow is a retransmission and stays
- * with its real: `flow` is returned as it is. NULL sends the packet up, the reason in `v`. */
-static __always_inline struct flow_state *reopen_flow(struct packet *pkt, struct flow_state *flow,
-						      struct verdict *v)
+ * most of its connections would go up otherwise): its old entries go, and STEP_SCHEDULE names the
+ * service in *svc. A SYN on a live flow is a retransmission and stays with its real (STEP_KEEP).
+ * STEP_OUT sends the packet up, the reason in `v`. */
+static __always_inline int reopen_flow(struct packet *pkt, struct flow_state *flow,
+				       struct verdict *v, struct service_info **svc)
 {
 	struct service_key skey = {};
-	struct service_info *svc;
 
 	if (!pkt->opens || !(flow->tcp_seen & (SEEN_FIN | SEEN_RST)))
-		return flow;
+		return STEP_KEEP;
 	v->reason = REASON_PASS_FLOW_REUSE;
 	service_key_of(&skey, &pkt->key);
-	svc = services.lookup(&skey);
-	if (!svc || svc->sched == SCHED_DAEMON)
-		return NULL;
+	*svc = services.lookup(&skey);
+	if (!*svc || (*svc)->sched == SCHED_DAEMON)
+		return STEP_OUT;
 	forget_flow(&pkt->key, flow->real_id, flow->tcp_seen);
-	return schedule_flow(&pkt->key, svc, v);
+	return STEP_SCHEDULE;
 }
 
 /* Steps 3 and 4 for a packet with neither flow nor reverse entry: a VIP's first packet goes up to the
@@ -461,28 +468,29 @@ static __always_inline struct flow_state *reopen_flow(struct packet *pkt, struct
  * TCP segment that opens no flow (no SYN, or SYN-ACK: the model's `opens`) is dropped here for a
  * service whose scheduler cannot re-derive its real (SVC_F_DROP_MIDFLOW_MISS), as the daemon and IPVS
  * would drop it: an ACK flood costs an XDP_DROP, not a trip through NFQUEUE. For the others (sh, dh,
- * mh) it goes up, and Python re-derives the real. Returns the new flow, or NULL with the verdict in `v`. */
-static __always_inline struct flow_state *new_flow(struct packet *pkt, struct verdict *v)
+ * mh) it goes up, and Python re-derives the real. Returns STEP_SCHEDULE with the service in *svc
+ * when XDP decides this first packet, else STEP_OUT with the verdict in `v`. */
+static __always_inline int new_flow(struct packet *pkt, struct verdict *v,
+				    struct service_info **svc)
 {
 	struct service_key skey = {};
-	struct service_info *svc;
 
 	service_key_of(&skey, &pkt->key);
-	svc = services.lookup(&skey);
-	if (!svc) {
+	*svc = services.lookup(&skey);
+	if (!*svc) {
 		v->reason = REASON_PASS_NOT_VIP;
-		return NULL;
+		return STEP_OUT;
 	}
 	if (pkt->key.proto == IPPROTO_TCP && !pkt->opens &&
-	    (svc->flags & SVC_F_DROP_MIDFLOW_MISS)) {
+	    ((*svc)->flags & SVC_F_DROP_MIDFLOW_MISS)) {
 		v->action = XDP_DROP;
 		v->reason = REASON_DROP_NO_FLOW_NOT_SYN;
-		return NULL;
+		return STEP_OUT;
 	}
 	v->reason = REASON_PASS_FLOW_MISS;
-	if (!pkt->first || svc->sched == SCHED_DAEMON)
-		return NULL;
-	return schedule_flow(&pkt->key, svc, v);
+	if (!pkt->first || (*svc)->sched == SCHED_DAEMON)
+		return STEP_OUT;
+	return STEP_SCHEDULE;
 }
 
 /* Step 5 for a masqueraded reply from a real: SNAT back to VIP:vport, towards the client. Returns the
@@ -608,6 +616,8 @@ int xdp_lb(struct xdp_md *ctx)
 	struct verdict v = { .action = XDP_PASS, .hop = HOP_NONE };
 	struct flow_state *flow;
 	struct reverse_state *rev = NULL;
+	struct service_info *svc = NULL;
+	int step;
 	__u64 *counted;
 	__u32 real_id = NO_ID; /* whose traffic counters count this packet: set once, by step 5 */
 
@@ -620,18 +630,21 @@ int xdp_lb(struct xdp_md *ctx)
 	 * a flow outlives its service's entry until the sweeper ends it. */
 	flow = flows.lookup(&pkt.key);
 	if (flow) {
-		flow = reopen_flow(&pkt, flow, &v);
-		if (!flow)
-			goto out;
+		step = reopen_flow(&pkt, flow, &v, &svc);
 	} else {
 		/* 3. reverse lookup: a masqueraded reply from a real goes back to its client; else
-		 * 4. service lookup, and schedule when XDP schedules the service itself */
+		 * 4. service lookup, and schedule when XDP decides the service itself */
 		rev = reverse.lookup(&pkt.key);
-		if (!rev) {
-			flow = new_flow(&pkt, &v);
-			if (!flow)
-				goto out;
-		}
+		step = rev ? STEP_KEEP : new_flow(&pkt, &v, &svc);
+	}
+	if (step == STEP_OUT)
+		goto out;
+	/* one place schedules (a reused 5-tuple or a first packet): the scheduler code is inlined, and
+	 * so verified, once */
+	if (step == STEP_SCHEDULE) {
+		flow = schedule_flow(&pkt.key, svc, &v);
+		if (!flow)
+			goto out;
 	}
 
 	/* 5. rewrite: towards the flow's real, or back to the client */
