@@ -35,8 +35,8 @@ from lb.balancer.engine import ServiceState
 from lb.datapath.maps import DatapathMaps
 from lb.model import ServiceKey
 from lb.sched.cycle import CycleScheduler
-from lb.sched.xdpkind import XdpKind
-from lb.tables import SVC_F_FALLBACK, SVC_F_HASH_PORT, RealSched, ServiceEntry, service_flags
+from lb.sched.xdpkind import SEQ_MAX, WALK_MAX, XdpKind
+from lb.tables import RING_SIZE, SVC_F_FALLBACK, SVC_F_HASH_PORT, RealSched, ServiceEntry, service_flags
 
 log = logging.getLogger("lbxdp")
 
@@ -48,6 +48,12 @@ NOT_IN_XDP_PLUGIN = "scheduler has no XDP form"
 NOT_IN_XDP_PORT0 = "port-0 service"
 NOT_IN_XDP_THRESHOLDS = "connection thresholds set"
 NOT_IN_XDP_BOUND = "past XDP's bound"
+# ... and which bound, by the map the scheduler's row would go to
+BOUNDS = {
+    XdpKind.SEQ: f"cycle longer than {SEQ_MAX} (SEQ_MAX)",
+    XdpKind.MH: f"Maglev table not of {RING_SIZE} slots",
+    XdpKind.LC: f"more than {WALK_MAX} reals (WALK_MAX)",
+}
 NOT_IN_XDP_ROWS = "no free row"
 NOT_IN_XDP_FULL = "flow table full"
 
@@ -126,7 +132,9 @@ class KernelSched:
             reason = self._reason(state)
             row = row_of(state) if reason is None else None
             if reason is None and row is None:
-                reason = NOT_IN_XDP_BOUND
+                kind = state.scheduler.xdp_kind
+                bound = BOUNDS.get(XdpKind.LC if kind.map_name == "sched_dests" else kind)
+                reason = f"{NOT_IN_XDP_BOUND}: {bound}" if bound else NOT_IN_XDP_BOUND
             if reason is None and row is not None:
                 wanted[key] = row
             else:

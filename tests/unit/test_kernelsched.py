@@ -20,7 +20,7 @@ from lb.daemon.kernelsched import (
 from lb.model import FlowKey, Forwarding, Protocol, RealKey, RealServer, Service, ServiceKey, VirtualService
 from lb.sched.base import Scheduler
 from lb.sched.registry import register
-from lb.sched.xdpkind import BUCKETS, XdpKind
+from lb.sched.xdpkind import BUCKETS, WALK_MAX, XdpKind
 from lb.tables import RING_SIZE, SVC_F_DROP_MIDFLOW_MISS, SVC_F_FALLBACK, SVC_F_HASH_PORT, RealSched, ServiceEntry
 
 
@@ -31,6 +31,7 @@ class FakeMaps:
     def __init__(self) -> None:
         self.rings: dict[int, list[int]] = {}
         self.seqs: dict[int, list[int]] = {}
+        self.walks: dict[int, list[int]] = {}
         self.cursors: dict[int, int] = {}
         self.services: dict[ServiceKey, ServiceEntry] = {}
         self.real_sched: dict[int, RealSched] = {}
@@ -54,6 +55,10 @@ class FakeMaps:
 
     def read_cursor(self, row: int) -> int:
         return self.cursors.get(row, 0)
+
+    def set_walk(self, row: int, ids: list[int]) -> None:
+        assert len(ids) <= WALK_MAX
+        self.walks[row] = list(ids)
 
     def set_buckets(self, row: int, ids: list[int]) -> None:
         assert len(ids) == BUCKETS
@@ -280,3 +285,14 @@ def test_an_mh_fallback_ring_keeps_an_unavailable_real() -> None:
     sched.sync(balancer.services)
     assert maps.ring_writes == writes and state.reals[down].real_id in maps.rings[row]
     assert maps.services[_key(80)].flags & SVC_F_FALLBACK
+
+
+def test_a_service_past_a_maps_bound_says_which_bound_and_stays_with_the_daemon() -> None:
+    weights = (4096, 1)  # wrr's cycle is Σ weight / gcd = 4097 positions: one more than SEQ_MAX
+    balancer, maps, sched = _setup(_vs(82, sched="wrr", weights=weights), _vs(83, sched="wlc", weights=(1,) * 65))
+    assert sched.reasons == {_key(82): "past XDP's bound: cycle longer than 4096 (SEQ_MAX)",
+                             _key(83): "past XDP's bound: more than 64 reals (WALK_MAX)"}
+    assert not maps.services[_key(82)].in_xdp and not maps.services[_key(83)].in_xdp
+    balancer.sync([_vs(82, sched="wrr", weights=(4095, 1)), _vs(83, sched="wlc", weights=(1,) * 64)])
+    sched.sync(balancer.services)
+    assert sched.reasons == {} and maps.services[_key(82)].in_xdp and maps.services[_key(83)].in_xdp
