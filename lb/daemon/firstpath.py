@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
-from lb.balancer.decide import Fate, decide, fate, flow_tables
+from lb.balancer.decide import Fate, decide, fate
 from lb.balancer.engine import Balancer, Placement
 from lb.balancer.firstpacket import read_packet, wrap_in_frame
 from lb.daemon.flows import FlowBook
@@ -23,11 +23,11 @@ from lb.datapath.interfaces import LinkFacts, link_facts
 from lb.datapath.maps import DatapathMaps
 from lb.datapath.neighbours import NeighbourResolver
 from lb.datapath.sender import FrameSender
-from lb.model import FlowKey
-from lb.rewrite import process
+from lb.model import FlowKey, RealServer
+from lb.rewrite import forward_placed
 from lb.rewrite.fib import FibResult, FibStatus
 from lb.rewrite.verdicts import Reason
-from lb.tables import Tables, TcpSeen
+from lb.tables import RealEntry, TcpSeen
 
 log = logging.getLogger("lbxdp")
 
@@ -69,6 +69,7 @@ class FirstPacketPath:
         self.dirty = False  # counts changed since the daemon last saved its state
         self.tunnel_source: IPv4Address | None = None  # what the daemon wrote into the config map
         self._links: dict[int, LinkFacts] = {}
+        self._real_entries: dict[int, tuple[RealServer, RealEntry]] = {}
         self._fib_cache: dict[IPv4Address, tuple[FibResult, float]] = {}
 
     def close(self) -> None:
@@ -104,21 +105,30 @@ class FirstPacketPath:
         decision = decide(
             queued, self.balancer, existing.real_id if existing else None, self.flows.full, time.monotonic(), closing
         )
-        if decision.placement is None:
+        placement = decision.placement
+        if placement is None:
             return self._refuse(pkt, decision.note)
         assert queued is not None
-        tables = flow_tables(
-            queued.flow, decision.placement, self.tx_ifindexes, self.tunnel_source, time.monotonic_ns()
-        )
+        real = self._real_entry(placement)
         if decision.new_flow:
             if existing is not None:
                 self.flows.remove(queued.flow, existing.real_id)  # the closed connection it replaces
-            self._install(queued.flow, decision.placement, tables)
+            self._install(queued.flow, placement, real)
         self.counters.bump(decision.note)
-        self._forward(pkt, l3, decision.placement, tables)
+        self._forward(pkt, l3, placement, real)
 
-    def _install(self, flow: FlowKey, placement: Placement, tables: Tables) -> None:
-        self.maps.install_flow(tables, flow)
+    def _real_entry(self, placement: Placement) -> RealEntry:
+        """The reals-map value of the placement's real (what flow_tables() would hold), cached per
+        real id for as long as the daemon keeps the same RealServer (an edit replaces it)."""
+        cached = self._real_entries.get(placement.real_id)
+        if cached is None or cached[0] is not placement.real:
+            real = placement.real
+            cached = self._real_entries[placement.real_id] = (real, RealEntry(real.address, real.port, real.forwarding))
+        return cached[1]
+
+    def _install(self, flow: FlowKey, placement: Placement, real: RealEntry) -> None:
+        # The entries flow_tables() describes, stamped with the clock bpf_ktime_get_ns() reads.
+        self.maps.install_new_flow(flow, placement.real_id, placement.service_id, real, time.monotonic_ns())
         self.flows.count += 1
         self.conns[placement.real_id] = self.conns.get(placement.real_id, 0) + 1
         self.dirty = True
@@ -130,12 +140,14 @@ class FirstPacketPath:
 
     # -- forwarding ------------------------------------------------------------------------------
 
-    def _forward(self, pkt: Any, l3: bytes, placement: Placement, tables: Tables) -> None:
+    def _forward(self, pkt: Any, l3: bytes, placement: Placement, real: RealEntry) -> None:
         ingress = pkt.indev
         facts = self._link(ingress)
         hw = pkt.get_hw()
         frame = wrap_in_frame(l3, facts.mac if facts else bytes(6), bytes(hw[:6]) if hw else bytes(6))
-        result = process(frame, tables, self._fib, ingress)
+        # What process() makes of the frame with flow_tables() of this placement, without the Tables.
+        result = forward_placed(frame, real, placement.service_id, placement.real_id, self.tx_ifindexes,
+                                self.tunnel_source, self._fib, ingress)
         where = fate(result, placement.real.forwarding)
         if where is Fate.SENT:
             assert result.egress_ifindex is not None
