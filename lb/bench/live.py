@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lb.sched.registry import ENV_VAR
+
 if TYPE_CHECKING:
     from lb.datapath.testbed import Topology
 
@@ -32,6 +34,12 @@ PORT = 80
 OTHER_PORT = 8080  # the reals' port for every variant of case 4 but lbxdp
 IPTABLES_PORT = 8081  # the VIP port of the kube-proxy DNAT chain (cases 3 and 4) → reals:OTHER_PORT
 MH_PORT = 81  # the in-kernel mh service's VIP port (reals:80, as the rr service's; cases 3 and 4)
+PLUGIN_PORT = 82  # the plugin round-robin service's VIP port (reals:80; case 3)
+# A round robin written as a researcher's plugin (examples/plugin_scheduler/pyrr.py): XDP cannot run
+# it, so every first packet of its service is decided by the daemon through NFQUEUE. The daemon
+# and the CLI load it from the environment (lb.sched.registry.ENV_VAR).
+PLUGIN_SCHED = "pyrr"
+PLUGIN_SPEC = f"{Path(__file__).resolve().parents[2] / 'examples' / 'plugin_scheduler' / 'pyrr.py'}:PyRoundRobin"
 MAX_FLOWS = 1_048_576
 CLIENT_ALIASES = 8  # bpf/bench_syn.c's SYN_ADDRS: the SYN generator's source addresses
 BPF_MAP_TYPE_LRU_HASH = 9  # include/uapi/linux/bpf.h
@@ -43,11 +51,13 @@ class LiveBalancer:
     topo: Topology
     port: int = PORT
     mh_service: bool = False  # ensure_mh_service() added it
+    plugin_service: bool = False  # ensure_plugin_service() added it
     iptables_dnat: bool = False  # ensure_iptables() installed it
 
     def lbxdp(self, *words: str, stdin: str | None = None, timeout: float = 90.0
               ) -> subprocess.CompletedProcess[str]:
-        done = self.topo.run("lb", [LBXDP, *words], input=stdin, timeout=timeout, check=False)
+        done = self.topo.run("lb", [LBXDP, *words], input=stdin, timeout=timeout, check=False,
+                             env={ENV_VAR: PLUGIN_SPEC})
         if done.returncode != 0:
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(f"lbxdp {' '.join(words[:3])} failed: {tail}")
@@ -144,6 +154,18 @@ def ensure_mh_service(live: Any) -> str:
         for real in live.topo.reals:
             live.lbxdp("-a", "-t", vip, "-r", f"{real.ip}:80", "-m", "-w", "1")
         live.mh_service = True
+    return vip
+
+
+def ensure_plugin_service(live: Any) -> str:
+    """The plugin round-robin service VIP:PLUGIN_PORT → reals:80 (masquerading) on the live daemon,
+    added once; its VIP:port. Takes what ensure_mh_service() takes."""
+    vip = f"{live.topo.vip}:{PLUGIN_PORT}"
+    if not getattr(live, "plugin_service", False):
+        live.lbxdp("-A", "-t", vip, "-s", PLUGIN_SCHED)
+        for real in live.topo.reals:
+            live.lbxdp("-a", "-t", vip, "-r", f"{real.ip}:80", "-m", "-w", "1")
+        live.plugin_service = True
     return vip
 
 

@@ -16,7 +16,12 @@ Offered: a burst of a fixed number of SYNs (fewer than the queue holds, so none 
 want of room) at a rate above the target (issue 7: ≥ 25k new flows/s), in 10 ms slices; the
 figure is the answered flows divided by the time from the first SYN to the last answer.
 
-Second row, "lbxdp in-kernel mh": the same bursts against a masquerading mh service (`-b mh-port`,
+"lbxdp NFQUEUE (plugin rr)": the same bursts against a masquerading service on VIP:82 whose
+scheduler is a plugin round robin written in Python (examples/plugin_scheduler/pyrr.py, loaded
+through LBXDP_SCHEDULERS, lb.bench.live): XDP cannot run a plugin, so every first packet is
+decided by the daemon, whatever the datapath decides for built-in schedulers.
+
+Next row, "lbxdp in-kernel mh": the same bursts against a masquerading mh service (`-b mh-port`,
 so the generator's source ports spread over the ring) on VIP:81 → reals:80, which XDP schedules
 itself (lb.daemon.kernelhash); no SYN goes to the daemon, so the burst is larger and offered at
 MH_OFFERED. The check is the daemon's count of flows XDP scheduled (`xdp_scheduled`) and its
@@ -38,12 +43,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lb.bench.live import IPTABLES_PORT, MH_PORT, OTHER_PORT, ensure_iptables, ensure_mh_service
+from lb.bench.live import (
+    IPTABLES_PORT,
+    MH_PORT,
+    OTHER_PORT,
+    PLUGIN_PORT,
+    ensure_iptables,
+    ensure_mh_service,
+    ensure_plugin_service,
+)
 from lb.bench.programs import Registry
 from lb.bench.results import Row, measured, not_measured
 from lb.bench.syn import SPORT_BASE, await_answers, paced_send, syn_frame
 
 NAME, UNIT = "lbxdp NFQUEUE", "flows/s"
+PLUGIN_NAME = "lbxdp NFQUEUE (plugin rr)"
 MH_NAME = "lbxdp in-kernel mh"
 IPTABLES_NAME = "iptables DNAT"
 ROUTED_NAME = "routed to one real, no NAT"
@@ -160,6 +174,8 @@ class Variant:
 
 VARIANTS = (
     Variant(NAME, OFFERED, 1, lambda live: (live.topo.vip, live.port), daemon=True),
+    Variant(PLUGIN_NAME, OFFERED, 1, lambda live: (live.topo.vip, PLUGIN_PORT), ensure_plugin_service,
+            daemon=True),
     Variant(MH_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, MH_PORT), ensure_mh_service),
     Variant(IPTABLES_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, IPTABLES_PORT), ensure_iptables),
     Variant(ROUTED_NAME, MH_OFFERED, 2, lambda live: (live.topo.reals[0].ip, OTHER_PORT)),
@@ -219,6 +235,8 @@ def _check(v: Variant, facts: list[dict[str, float]], runs: int, count: int, liv
             f"{total['sent']:.0f} sent, {total['answered']:.0f} answered, median {took:.2f} s a burst")
     if v.daemon:
         flows = live.status().get("flows", 0)
+        if v.name == PLUGIN_NAME:
+            head += f"; VIP:{PLUGIN_PORT}, scheduler pyrr (examples/plugin_scheduler/pyrr.py, a plugin)"
         return (f"{head}; {total['scheduled']:.0f} scheduled by the daemon, {total['dropped']:.0f} dropped by "
                 f"NFQUEUE; {flows} flows in the table after; {cpu_split(facts)}")
     where = {
