@@ -27,7 +27,7 @@ from lb.datapath.mapaccess import MapError
 from lb.datapath.records import FlowRecords
 from lb.datapath.ringmaps import NO_LIMIT, RingMaps
 from lb.datapath.servicemaps import ServiceMaps
-from lb.model import FlowKey, Forwarding, Protocol
+from lb.model import FlowKey, Forwarding, Protocol, flow_key
 from lb.tables import FlowEntry, RealEntry, ReverseEntry, Tables, TcpSeen, ring_row
 
 FLOW_BATCH = 8192  # entries per BPF_MAP_LOOKUP_BATCH call
@@ -287,7 +287,7 @@ def _decode_keys(raw: bytes) -> list[FlowKey]:
         dst = addresses.get(daddr)
         if dst is None:
             dst = addresses[daddr] = IPv4Address(daddr)
-        keys.append(FlowKey(protocols.get(proto) or Protocol(proto), src, sport, dst, dport))
+        keys.append(flow_key(protocols.get(proto) or Protocol(proto), src, sport, dst, dport))
     return keys
 
 

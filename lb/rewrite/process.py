@@ -19,7 +19,7 @@ from ipaddress import IPv4Address
 from typing import NamedTuple
 
 import lb.rewrite.checksum as checksum
-from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
+from lb.model import FlowKey, Forwarding, Protocol, ServiceKey, flow_key
 from lb.packet import (
     ETH_HLEN,
     IP_CHECK,
@@ -228,7 +228,7 @@ def _parse(frame: bytes) -> _Packet | Reason:
     # parse_tcphdr(): the data offset must cover the fixed header and end within the packet
     if l4 is None or (proto == _TCP and (l4.hlen < TCP_HLEN or l4.at + l4.hlen > end)):
         return Reason.PASS_BAD_L4
-    key = FlowKey(_PROTOCOLS[proto], ip.saddr, l4.sport, ip.daddr, l4.dport)
+    key = flow_key(_PROTOCOLS[proto], ip.saddr, l4.sport, ip.daddr, l4.dport)
     return _tuple(_Packet, (key, ip.ttl, ip.tos, ip.tot_len, l4.at, l4.check, proto == _TCP and tcp_opens(l4.flags),
                             l4.flags))
 
