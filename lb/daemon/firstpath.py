@@ -22,6 +22,7 @@ from lb.daemon.flows import FlowBook
 from lb.datapath.interfaces import LinkFacts, link_facts
 from lb.datapath.maps import DatapathMaps
 from lb.datapath.neighbours import NeighbourResolver
+from lb.datapath.nfqverdict import DropBatch
 from lb.datapath.sender import FrameSender
 from lb.model import FlowKey, RealServer
 from lb.rewrite import forward_placed
@@ -70,11 +71,23 @@ class FirstPacketPath:
         self.tunnel_source: IPv4Address | None = None  # what the daemon wrote into the config map
         self._links: dict[int, LinkFacts] = {}
         self._real_entries: dict[int, tuple[RealServer, RealEntry]] = {}
+        # Drops of originals sent as one verdict message per drained queue (the daemon sets it once
+        # NFQUEUE is bound); None: each packet gets its own verdict.
+        self.drops: DropBatch | None = None
         self._fib_cache: dict[IPv4Address, tuple[FibResult, float]] = {}
 
     def close(self) -> None:
-        self.sender.close()
-        self.resolver.close()
+        try:
+            if self.drops is not None:
+                self.drops.close()
+        finally:
+            self.sender.close()
+            self.resolver.close()
+
+    def flush_drops(self) -> None:
+        """The queue is drained: drop the originals noted since the last flush, in one message."""
+        if self.drops is not None:
+            self.drops.flush()
 
     def forget_links(self) -> None:
         """Interfaces changed (attach/detach): cached facts may be stale."""
@@ -94,7 +107,13 @@ class FirstPacketPath:
 
     def _refuse(self, pkt: Any, why: str) -> None:
         self.counters.bump(why)
-        pkt.drop()
+        self._drop(pkt)
+
+    def _drop(self, pkt: Any) -> None:
+        if self.drops is None:
+            pkt.drop()
+        else:
+            self.drops.note(pkt.id)
 
     def _handle(self, pkt: Any) -> None:
         self.counters.packets += 1
@@ -152,14 +171,14 @@ class FirstPacketPath:
         if where is Fate.SENT:
             assert result.egress_ifindex is not None
             self.sender.send(result.frame_out, result.egress_ifindex)
-            pkt.drop()
+            self._drop(pkt)
         elif where is Fate.KERNEL:
             pkt.set_payload(result.frame_out[14:])
             pkt.accept()
         elif where is Fate.KERNEL_AS_IS:
             pkt.accept()
         else:
-            pkt.drop()
+            self._drop(pkt)
         if result.reason is Reason.PASS_NO_NEIGH:
             self.resolver.resolve(placement.real.address)  # so that the next packets find it
         if where in (Fate.SENT, Fate.KERNEL):

@@ -16,7 +16,7 @@ import pytest
 from lbxdp_helpers import Lbxdp, assert_torn_down, attached, tally
 
 from lb.bench.live import PLUGIN_SCHED, PLUGIN_SPEC
-from lb.datapath.testbed import Topology, two_arm
+from lb.datapath.testbed import Topology, two_arm, wait_until
 from lb.sched.registry import ENV_VAR
 
 pytestmark = [pytest.mark.root, pytest.mark.e2e]
@@ -53,6 +53,13 @@ def _first_path(lbxdp: Lbxdp) -> tuple[int, int]:
     return int(data["first_path_packets"]), int(data["first_path_events"].get("scheduled", 0))
 
 
+def _queue_left(lbxdp: Lbxdp) -> int:
+    """Packets NFQUEUE still holds for the daemon. The daemon sends each original it dropped (it
+    transmitted the rewritten copy) in a batch verdict: a lost batch would leave them here, while
+    the clients, answered through the copies, would never notice."""
+    return int(json.loads(lbxdp("status", "--json").stdout)["first_path_queue"]["waiting"])
+
+
 def test_plugin_round_robin_gives_exact_rotation_through_nfqueue(topo: Topology, lbxdp: Lbxdp) -> None:
     service = f"{topo.vip}:80"
     lbxdp.service(service, PLUGIN_SCHED, [(f"{r.ip}:{HTTP_PORT}", "-m") for r in topo.reals])
@@ -64,6 +71,7 @@ def test_plugin_round_robin_gives_exact_rotation_through_nfqueue(topo: Topology,
     packets, scheduled = _first_path(lbxdp)
     assert scheduled - scheduled0 == 30  # every connection scheduled by the daemon, once
     assert packets - packets0 >= 30  # its first packet came up through NFQUEUE
+    wait_until(lambda: _queue_left(lbxdp) == 0, timeout=3, what="NFQUEUE empty: every original dropped")
 
 
 def test_plugin_sees_edits_and_skips_a_quiescent_real(topo: Topology, lbxdp: Lbxdp) -> None:
@@ -83,3 +91,4 @@ def test_plugin_round_robin_over_udp(topo: Topology, lbxdp: Lbxdp) -> None:
     assert answers == ["r1", "r2", "r3"] * 3, answers
     assert tally(answers) == {"r1": 3, "r2": 3, "r3": 3}
     assert _first_path(lbxdp)[1] - scheduled0 == 9
+    wait_until(lambda: _queue_left(lbxdp) == 0, timeout=3, what="NFQUEUE empty: every original dropped")
