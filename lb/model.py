@@ -58,6 +58,14 @@ class ServiceKey:
         # Port 0 means "every port", which ipvsadm(8) allows only for persistent services (Service checks).
         _check_port(self.port, "service port", allow_zero=True)
 
+    def __hash__(self) -> int:
+        # Cached as FlowKey's is: the first-packet path finds a flow's service by this key, and
+        # hashing the IPv4Address field each time costs more than the lookup.
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = self.__dict__["_hash"] = hash((self.proto, int(self.vip), self.port))
+        return cached
+
     def __str__(self) -> str:
         return f"{self.proto.label} {self.vip}:{self.port}"
 
@@ -175,6 +183,23 @@ class FlowKey:
         if cached is None:
             cached = self.__dict__["_service_key"] = ServiceKey(self.proto, self.daddr, self.dport)
         return cached
+
+
+_object_new = object.__new__
+
+
+def flow_key(proto: Protocol, saddr: IPv4Address, sport: int, daddr: IPv4Address, dport: int) -> FlowKey:
+    """FlowKey(proto, saddr, sport, daddr, dport), made without the frozen dataclass's __init__ (one
+    object.__setattr__ per field): readers of packets and of the flow maps make one per packet or
+    entry. The same object in every respect."""
+    key = _object_new(FlowKey)
+    fields = key.__dict__
+    fields["proto"] = proto
+    fields["saddr"] = saddr
+    fields["sport"] = sport
+    fields["daddr"] = daddr
+    fields["dport"] = dport
+    return key
 
 
 @dataclass

@@ -65,7 +65,7 @@ def decide(
         # refuse it, as IPVS's drop_entry does under memory pressure. The client retries.
         return Decision("refused_table_full")
     try:
-        placement = balancer.place(queued.flow, now_ns)
+        placement = balancer.place(queued.flow, now_ns, state)
     except NoDestination:
         return Decision("no_destination")
     return Decision("rescheduled_reused_port" if reused else "scheduled", placement, new_flow=True)

@@ -26,6 +26,7 @@ class RealState:
     real: RealServer
     real_id: int
     dest: Destination
+    placement: Placement | None = None  # the last Placement made for it (Balancer.place)
 
 
 @dataclass
@@ -37,6 +38,9 @@ class ServiceState:
     # The reals' destinations in order, kept by Balancer._sync_reals (which replaces `reals`):
     # schedulers get this list for every new flow, so it is not rebuilt per packet. Read-only.
     dests: list[Destination] = field(default_factory=list)
+    # Destination → its real, kept with `dests`: a Destination hashes by identity (eq=False), so
+    # finding the chosen real costs no RealKey hash per new flow.
+    by_dest: dict[Destination, RealState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -229,6 +233,7 @@ class Balancer:
             reordered[rkey] = current
         state.reals = reordered
         state.dests = [r.dest for r in reordered.values()]
+        state.by_dest = {r.dest: r for r in reordered.values()}
         return gone
 
     @staticmethod
@@ -244,10 +249,12 @@ class Balancer:
             state = self.services.get(ServiceKey(flow.proto, flow.daddr, 0))
         return state
 
-    def place(self, flow: FlowKey, now_ns: int) -> Placement:
+    def place(self, flow: FlowKey, now_ns: int, state: ServiceState | None = None) -> Placement:
         """Choose the real for a new flow; raises NoDestination when none can take it. `now_ns` is
-        on the clock of the templates' expiry (CLOCK_MONOTONIC, as bpf_ktime_get_ns())."""
-        state = self.service_for(flow)
+        on the clock of the templates' expiry (CLOCK_MONOTONIC, as bpf_ktime_get_ns()). `state`:
+        the flow's service, when the caller has looked it up already (service_for(flow))."""
+        if state is None:
+            state = self.service_for(flow)
         if state is None:
             raise LookupError(f"no virtual service for {flow.proto.name} {flow.daddr}:{flow.dport}")
         service = state.service
@@ -268,10 +275,16 @@ class Balancer:
                 self.hooks.after(state)
             if dest is None:
                 raise NoDestination(f"no destination available for {service.key}")
-            chosen = state.reals[dest.key]
+            chosen = state.by_dest.get(dest) or state.reals[dest.key]
         if key is not None and service.persistence is not None:
             self.templates.record(key, chosen.real_id, now_ns, service.persistence)
-        return Placement(service, state.service_id, chosen.real, chosen.real_id)
+        placed = chosen.placement
+        # One Placement per real for as long as its service and server stay the same objects (an
+        # edit replaces them): the first-packet path places every new flow, a new one costs.
+        if placed is None or placed.service is not service or placed.real is not chosen.real \
+                or placed.service_id != state.service_id:
+            placed = chosen.placement = Placement(service, state.service_id, chosen.real, chosen.real_id)
+        return placed
 
     @staticmethod
     def _template_key(state: ServiceState, client: IPv4Address) -> TemplateKey | None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lb.model import FlowKey, Protocol
+from lb.model import FlowKey, Protocol, flow_key
 from lb.packet import ETH_HLEN, ETH_P_IP_BYTES, ipv4_at, l4_at, tcp_opens
+
+_PROTOCOLS = {int(p): p for p in Protocol}  # l4_at() found TCP or UDP: both are here
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def read_packet(l3: bytes) -> QueuedPacket | None:
     l4 = l4_at(l3, ip, len(l3))  # the kernel checked tot_len before NFQUEUE: only the copy's length counts
     if l4 is None:
         return None
-    return QueuedPacket(FlowKey(Protocol(ip.proto), ip.saddr, l4.sport, ip.daddr, l4.dport), l4.flags)
+    return QueuedPacket(flow_key(_PROTOCOLS[ip.proto], ip.saddr, l4.sport, ip.daddr, l4.dport), l4.flags)
 
 
 def wrap_in_frame(l3: bytes, dst_mac: bytes, src_mac: bytes) -> bytes:

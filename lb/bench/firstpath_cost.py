@@ -86,20 +86,25 @@ def syns(vip: str, count: int, start: int) -> list[bytes]:
     return out
 
 
-def _measure(topo: Any, runs: int, count: int) -> tuple[list[float], dict[str, float]]:
-    """In the balancer's namespace (the caller's thread is there): load, configure, feed, time."""
+def _measure(topo: Any, runs: int, count: int, scheduler: str = "rr") -> tuple[list[float], dict[str, float]]:
+    """In the balancer's namespace (the caller's thread is there): load, configure, feed, time.
+    `scheduler`: the service's, a built-in or the bench's plugin round robin (lb.bench.live)."""
     from lb.balancer.engine import Balancer
+    from lb.bench.live import PLUGIN_SCHED, PLUGIN_SPEC
     from lb.config.ipvsadm import parse_command
     from lb.config.table import ServiceTable
     from lb.daemon.firstpath import FirstPacketPath
     from lb.daemon.flows import FlowBook
     from lb.datapath import loader
+    from lb.sched import load_plugin
 
+    if scheduler == PLUGIN_SCHED:
+        load_plugin(PLUGIN_SPEC)
     dp = loader.load(loader.Tunables(max_flows=max(65536, 2 * runs * count)), pin=False)
     fp = None
     try:
         table = ServiceTable()
-        table.apply(parse_command(["-A", "-t", f"{topo.vip}:{PORT}", "-s", "rr"]))
+        table.apply(parse_command(["-A", "-t", f"{topo.vip}:{PORT}", "-s", scheduler]))
         for real in topo.reals:
             table.apply(parse_command(["-a", "-t", f"{topo.vip}:{PORT}", "-r", f"{real.ip}:{PORT}", "-m"]))
         balancer = Balancer()
@@ -158,3 +163,31 @@ def run(live: Any | None, runs: int, count: int, tick: Callable[[str], None], wh
              f"flow {facts['user']:.0f} µs user + {facts['system']:.0f} µs system; median "
              f"{statistics.median(samples):.0f} µs")
     return measured("newflows", NAME, UNIT, samples, check=check)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lb.bench.firstpath_cost [--sched NAME] [--runs N] [--count N]`: the in-process
+    row alone, on a topology of its own (no daemon, no generator): each run's µs per flow and the
+    median. For comparing the path's cost before and after a change; quiet machines only."""
+    import argparse
+
+    from lb.bench.live import PLUGIN_SCHED
+    from lb.datapath.testbed import in_netns_call, two_arm
+
+    p = argparse.ArgumentParser(prog="python -m lb.bench.firstpath_cost", description=main.__doc__)
+    p.add_argument("--sched", default=PLUGIN_SCHED, help=f"the service's scheduler (default {PLUGIN_SCHED}, "
+                                                         "the bench's plugin round robin)")
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--count", type=int, default=2000, help="SYNs a run")
+    args = p.parse_args(argv)
+    with two_arm(reals=3, xdp_peers="pass") as topo:
+        samples, facts = in_netns_call(topo.lb.netns, lambda: _measure(topo, args.runs, args.count, args.sched),
+                                       timeout=600)
+    print(f"{NAME} ({args.sched}): runs {' '.join(f'{s:.1f}' for s in samples)} {UNIT}; median "
+          f"{statistics.median(samples):.1f} {UNIT} (user {facts['user']:.1f} + system {facts['system']:.1f}); "
+          f"{facts['scheduled']:.0f} scheduled, {facts['frames']:.0f} frames")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

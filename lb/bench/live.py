@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lb.sched.registry import ENV_VAR
+
 if TYPE_CHECKING:
     from lb.datapath.testbed import Topology
 
@@ -38,6 +40,12 @@ THRESHOLD = 1_000_000_000  # VIP:80's reals' -x: never reached, it keeps the ser
 UDP_REAL_PORT = 5353  # the UDP services' port on the reals: nothing listens (lb.bench.newflows: why)
 UDP_OTHER_PORT = 5354  # the same for the UDP iptables DNAT chain
 UDP_IPTABLES_PORT = 8053  # the VIP port of the UDP kube-proxy DNAT chain → reals:UDP_OTHER_PORT
+PLUGIN_PORT = 82  # the plugin round-robin service's VIP port (reals:80; case 3)
+# A round robin written as a researcher's plugin (examples/plugin_scheduler/pyrr.py): XDP cannot run
+# it, so every first packet of its service is decided by the daemon through NFQUEUE. The daemon
+# and the CLI load it from the environment (lb.sched.registry.ENV_VAR).
+PLUGIN_SCHED = "pyrr"
+PLUGIN_SPEC = f"{Path(__file__).resolve().parents[2] / 'examples' / 'plugin_scheduler' / 'pyrr.py'}:PyRoundRobin"
 MAX_FLOWS = 1_048_576
 CLIENT_ALIASES = 8  # bpf/bench_syn.c's SYN_ADDRS: the SYN generator's source addresses
 BPF_MAP_TYPE_LRU_HASH = 9  # include/uapi/linux/bpf.h
@@ -80,11 +88,13 @@ class LiveBalancer:
     topo: Topology
     port: int = PORT
     services: set[str] = field(default_factory=set)  # labels of the XDP_SERVICES ensure_service() added
+    plugin_service: bool = False  # ensure_plugin_service() added it
     iptables_dnat: bool = False  # ensure_iptables() installed it
 
     def lbxdp(self, *words: str, stdin: str | None = None, timeout: float = 90.0
               ) -> subprocess.CompletedProcess[str]:
-        done = self.topo.run("lb", [LBXDP, *words], input=stdin, timeout=timeout, check=False)
+        done = self.topo.run("lb", [LBXDP, *words], input=stdin, timeout=timeout, check=False,
+                             env={ENV_VAR: PLUGIN_SPEC})
         if done.returncode != 0:
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(f"lbxdp {' '.join(words[:3])} failed: {tail}")
@@ -190,6 +200,18 @@ def first_packets_decided(status: dict[str, Any], proto: str, vip: str) -> str:
     """Where `lbxdp status --json` says the service's first packets are decided ("xdp", or
     "daemon (why)"); "?" from a daemon that does not say."""
     return str(status.get("first_packets_decided", {}).get(f"{proto} {vip}", "?"))
+
+
+def ensure_plugin_service(live: Any) -> str:
+    """The plugin round-robin service VIP:PLUGIN_PORT → reals:80 (masquerading) on the live daemon,
+    added once; its VIP:port. Takes what ensure_service() takes."""
+    vip = f"{live.topo.vip}:{PLUGIN_PORT}"
+    if not getattr(live, "plugin_service", False):
+        live.lbxdp("-A", "-t", vip, "-s", PLUGIN_SCHED)
+        for real in live.topo.reals:
+            live.lbxdp("-a", "-t", vip, "-r", f"{real.ip}:80", "-m", "-w", "1")
+        live.plugin_service = True
+    return vip
 
 
 def ensure_iptables(live: Any) -> None:

@@ -17,6 +17,11 @@ Offered: a burst of a fixed number of SYNs (fewer than the queue holds, so none 
 want of room) at a rate above the target (issue 7: ≥ 25k new flows/s), in 10 ms slices; the
 figure is the answered flows divided by the time from the first SYN to the last answer.
 
+"lbxdp NFQUEUE (plugin rr)": the same bursts against a masquerading service on VIP:82 whose
+scheduler is a plugin round robin written in Python (examples/plugin_scheduler/pyrr.py, loaded
+through LBXDP_SCHEDULERS, lb.bench.live): XDP cannot run a plugin, so every first packet is
+decided by the daemon, whatever the datapath decides for built-in schedulers.
+
 "lbxdp in-kernel KIND" rows, one per service of lb.bench.live.XDP_SERVICES (mh, rr, wlc, sh,
 rr -p, udp rr; issue 13): the same bursts against a masquerading service of that scheduler, which
 XDP decides itself (the daemon writes the scheduler's state into maps); no first packet goes to
@@ -52,11 +57,13 @@ from typing import Any
 from lb.bench.live import (
     IPTABLES_PORT,
     OTHER_PORT,
+    PLUGIN_PORT,
     UDP_IPTABLES_PORT,
     UDP_OTHER_PORT,
     XDP_SERVICES,
     XdpService,
     ensure_iptables,
+    ensure_plugin_service,
     ensure_service,
     first_packets_decided,
 )
@@ -65,6 +72,7 @@ from lb.bench.results import Row, measured, not_measured
 from lb.bench.syn import SPORT_BASE, await_answers, paced_send, syn_frame, udp_frame
 
 NAME, UNIT = "lbxdp NFQUEUE", "flows/s"
+PLUGIN_NAME = "lbxdp NFQUEUE (plugin rr)"
 IPTABLES_NAME = "iptables DNAT"
 IPTABLES_UDP_NAME = "iptables DNAT (udp)"
 ROUTED_NAME = "routed to one real, no NAT"
@@ -213,6 +221,8 @@ def in_kernel(service: XdpService) -> Variant:
 
 VARIANTS = (
     Variant(NAME, OFFERED, 1, lambda live: (live.topo.vip, live.port), daemon=True),
+    Variant(PLUGIN_NAME, OFFERED, 1, lambda live: (live.topo.vip, PLUGIN_PORT), ensure_plugin_service,
+            daemon=True),
     *(in_kernel(s) for s in XDP_SERVICES),
     Variant(IPTABLES_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, IPTABLES_PORT), ensure_iptables),
     Variant(IPTABLES_UDP_NAME, MH_OFFERED, 2, lambda live: (live.topo.vip, UDP_IPTABLES_PORT), ensure_iptables,
@@ -285,6 +295,8 @@ def _check(v: Variant, facts: list[dict[str, float]], runs: int, count: int, liv
                 f"{total['sent']:.0f} sent, {total['answered']:.0f} answered, median {took:.2f} s a burst")
     if v.daemon:
         flows = live.status().get("flows", 0)
+        if v.name == PLUGIN_NAME:
+            head += f"; VIP:{PLUGIN_PORT}, scheduler pyrr (examples/plugin_scheduler/pyrr.py, a plugin)"
         return (f"{head}; {total['scheduled']:.0f} scheduled by the daemon, {total['dropped']:.0f} dropped by "
                 f"NFQUEUE; {flows} flows in the table after; {cpu_split(facts)}")
     if v.xdp is not None:

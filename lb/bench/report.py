@@ -136,6 +136,13 @@ METHOD = """\
   kernel accounts by tick (no IRQ time accounting), so softirq work run in the daemon's context,
   such as the delivery its sends trigger, is charged to its system time.
   A last burst runs under py-spy for the hot-spot table.
+  "lbxdp NFQUEUE (plugin rr)": the same bursts at the same rate against VIP:82 → reals:80, whose
+  scheduler is a round robin written as a plugin (examples/plugin_scheduler/pyrr.py, loaded through
+  LBXDP_SCHEDULERS): XDP cannot run Python, so every first packet is the daemon's, whatever XDP
+  decides for the built-in schedulers. The generator's own BPF_PROG_RUN carries each SYN through
+  the balancer's XDP, netfilter and NFQUEUE on the generator's CPU: on a loaded machine it took
+  100-140 ms to send a 1500-SYN burst offered at 40k/s (about 12k/s), a ceiling for both NFQUEUE
+  rows once the daemon is faster.
   "lbxdp in-kernel KIND" (mh, rr, wlc, sh, rr -p, udp rr; issue 13): the same generator, bursts
   twice as large at 200k/s, against a service of the daemon per scheduler (lb.bench.live's
   XDP_SERVICES: VIP:81, 83…86 → reals:8181, 8183…8186, masquerading; mh with `-b mh-port`, sh with

@@ -134,6 +134,8 @@ TARGETS: tuple[Target, ...] = (
            "fastpath/minimal DNAT program"),
     Target("new flows/s through NFQUEUE", "newflows/lbxdp NFQUEUE", ">=", 25_000, unit="flows/s",
            reference=ROUTED),
+    Target("new flows/s through NFQUEUE (plugin rr)", "newflows/lbxdp NFQUEUE (plugin rr)", ">=", 10_000,
+           unit="flows/s", reference=ROUTED),
     Target("new flows/s through in-kernel hash scheduling (mh)", "newflows/lbxdp in-kernel mh", ">=", 25_000,
            unit="flows/s", reference=ROUTED),
     Target("TCP connections/s vs iptables DNAT (rr: first packets through NFQUEUE)", "tcp/lbxdp conn/s", ">=", 1.0,

@@ -27,7 +27,7 @@ from lb.config.ipvsadm import Command, Verb
 from lb.config.table import ServiceTable
 from lb.daemon import instance, statefile
 from lb.daemon.control import ControlServer
-from lb.daemon.firstpath import FirstPacketPath
+from lb.daemon.firstpath import QUEUE_NUM, FirstPacketPath
 from lb.daemon.flows import FlowBook
 from lb.daemon.healthmon import HealthMonitor
 from lb.daemon.kernelsched import KernelSched, base_entry
@@ -38,6 +38,7 @@ from lb.daemon.schedin import XDP
 from lb.daemon.startup import bind_queue, load_checked, remove_stale_instances
 from lb.daemon.status import Rates, first_packets_decided, health_rows, numbers, sample_rates
 from lb.datapath import loader
+from lb.datapath.nfqverdict import DropBatch
 from lb.datapath.templatemaps import MapTemplateStore
 from lb.model import ConfigError, Forwarding, RealKey, RealServer, ServiceKey
 from lb.render import render_command, render_first_packets, render_health
@@ -80,12 +81,12 @@ class Daemon(Links):
         self.flows = FlowBook(self.maps, tunables.max_flows, self._real)
         self._next_sweep = 0.0  # monotonic time the next sweep is due (SWEEP_DUTY)
         self.first = FirstPacketPath(self.balancer, self.maps, self.flows, self.tx_ifindexes)
-        # first packets decided in XDP (lb.daemon.kernelsched); --sched-in daemon sends every one to NFQUEUE
-        self.sched_in = sched_in  # lb.daemon.schedin
+        self.sched_in = sched_in  # lb.daemon.schedin: XDP decides first packets, or the daemon decides all
         self.kernel_sched = KernelSched(self.maps, sched_in == XDP)
         self.balancer.hooks = self.kernel_sched  # rr/wrr's cursor is shared with XDP
         self.health = HealthMonitor()
         self.nfq = bind_queue(_trampoline)
+        self.first.drops = DropBatch(self.nfq.get_fd(), QUEUE_NUM)
 
     # -- start-up and shutdown (the steps before the loop: lb.daemon.startup) --------------------
 
@@ -129,7 +130,8 @@ class Daemon(Links):
         self.first.dirty = False
 
     def close(self) -> None:
-        for closer in (self.nfq.unbind, self.control.close, self.first.close, self.health.stop):
+        # the first-packet path's noted drops go before the queue is unbound
+        for closer in (self.first.close, self.nfq.unbind, self.control.close, self.health.stop):
             try:
                 closer()
             except Exception as exc:  # noqa: BLE001 - keep closing the rest
@@ -260,16 +262,16 @@ class Daemon(Links):
         """Expire idle flows and recount connections per real from the flow table."""
         now = time.monotonic()
         try:
-            self._sweep_now(now)
+            self._sweep_now()
         finally:
             took = time.monotonic() - now
             self._next_sweep = now + max(TICK_SECONDS, took / SWEEP_DUTY)
 
-    def _sweep_now(self, now: float) -> None:
+    def _sweep_now(self) -> None:
         persistent = [s.service_id for s in self.balancer.services.values() if s.service.persistence is not None]
         counts, open_flows = self.flows.sweep(self.timeouts, persistent)
-        now_ns = time.monotonic_ns()  # the templates' clock (bpf_ktime_get_ns())
-        self.balancer.note_open_flows(open_flows, now_ns)  # open flows keep their templates alive
+        now_ns = time.monotonic_ns()  # the templates' clock (bpf_ktime_get_ns()); open flows keep theirs alive
+        self.balancer.note_open_flows(open_flows, now_ns)
         self.balancer.set_counts(counts)
         self.balancer.templates.sweep(now_ns)
         for real_id in [r for r in self.draining if r not in counts]:
@@ -363,6 +365,10 @@ class Daemon(Links):
             for key, _ in sel.select(max(0.0, next_tick - time.monotonic())):
                 if key.data == "nfq":
                     self.nfq.run(block=False)
+                    try:
+                        self.first.flush_drops()
+                    except OSError as exc:  # kept: the next flush covers them
+                        log.warning("first-packet path: drop verdicts not sent: %s", exc)
                 elif key.data == "control":
                     self.control.serve_pending(self.handle)  # requests the control threads read
                 else:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
 
-from lb.balancer.decide import Fate, decide, fate, flow_tables
+from lb.balancer.decide import Fate, decide, fate
 from lb.balancer.engine import Balancer, Placement
 from lb.balancer.firstpacket import read_packet, wrap_in_frame
 from lb.balancer.lifetime import phase_of
@@ -23,12 +23,13 @@ from lb.daemon.flows import FlowBook
 from lb.datapath.interfaces import LinkFacts, link_facts
 from lb.datapath.maps import DatapathMaps
 from lb.datapath.neighbours import NeighbourResolver
+from lb.datapath.nfqverdict import DropBatch
 from lb.datapath.sender import FrameSender
-from lb.model import FlowKey
-from lb.rewrite import process
+from lb.model import FlowKey, RealServer
+from lb.rewrite import forward_placed
 from lb.rewrite.fib import FibResult, FibStatus
 from lb.rewrite.verdicts import Reason
-from lb.tables import Tables, TcpSeen
+from lb.tables import RealEntry, TcpSeen
 
 log = logging.getLogger("lbxdp")
 
@@ -70,11 +71,24 @@ class FirstPacketPath:
         self.dirty = False  # counts changed since the daemon last saved its state
         self.tunnel_source: IPv4Address | None = None  # what the daemon wrote into the config map
         self._links: dict[int, LinkFacts] = {}
+        self._real_entries: dict[int, tuple[RealServer, RealEntry]] = {}
+        # Drops of originals sent as one verdict message per drained queue (the daemon sets it once
+        # NFQUEUE is bound); None: each packet gets its own verdict.
+        self.drops: DropBatch | None = None
         self._fib_cache: dict[IPv4Address, tuple[FibResult, float]] = {}
 
     def close(self) -> None:
-        self.sender.close()
-        self.resolver.close()
+        try:
+            if self.drops is not None:
+                self.drops.close()
+        finally:
+            self.sender.close()
+            self.resolver.close()
+
+    def flush_drops(self) -> None:
+        """The queue is drained: drop the originals noted since the last flush, in one message."""
+        if self.drops is not None:
+            self.drops.flush()
 
     def forget_links(self) -> None:
         """Interfaces changed (attach/detach): cached facts may be stale."""
@@ -94,7 +108,13 @@ class FirstPacketPath:
 
     def _refuse(self, pkt: Any, why: str) -> None:
         self.counters.bump(why)
-        pkt.drop()
+        self._drop(pkt)
+
+    def _drop(self, pkt: Any) -> None:
+        if self.drops is None:
+            pkt.drop()
+        else:
+            self.drops.note(pkt.id)
 
     def _handle(self, pkt: Any) -> None:
         self.counters.packets += 1
@@ -105,21 +125,32 @@ class FirstPacketPath:
         now_ns = time.monotonic_ns()  # bpf_ktime_get_ns()'s clock: flow stamps and templates
         existing_id = existing.real_id if existing else None
         decision = decide(queued, self.balancer, existing_id, self.flows.full, now_ns, closing)
-        if decision.placement is None:
+        placement = decision.placement
+        if placement is None:
             return self._refuse(pkt, decision.note)
         assert queued is not None
-        tables = flow_tables(queued.flow, decision.placement, self.tx_ifindexes, self.tunnel_source, now_ns)
+        real = self._real_entry(placement)
         if decision.new_flow:
             if existing is not None:
                 self.flows.remove(queued.flow, existing.real_id)  # the closed connection it replaces
                 gone = phase_of(queued.flow.proto, int(existing.tcp_seen)).active  # it leaves real_conns
                 self.maps.add_conns(existing.real_id, -int(gone), int(gone) - 1)
-            self._install(queued.flow, decision.placement, tables)
+            self._install(queued.flow, placement, real, now_ns)
         self.counters.bump(decision.note)
-        self._forward(pkt, l3, decision.placement, tables)
+        self._forward(pkt, l3, placement, real)
 
-    def _install(self, flow: FlowKey, placement: Placement, tables: Tables) -> None:
-        self.maps.install_flow(tables, flow)
+    def _real_entry(self, placement: Placement) -> RealEntry:
+        """The reals-map value of the placement's real (what flow_tables() would hold), cached per
+        real id for as long as the daemon keeps the same RealServer (an edit replaces it)."""
+        cached = self._real_entries.get(placement.real_id)
+        if cached is None or cached[0] is not placement.real:
+            real = placement.real
+            cached = self._real_entries[placement.real_id] = (real, RealEntry(real.address, real.port, real.forwarding))
+        return cached[1]
+
+    def _install(self, flow: FlowKey, placement: Placement, real: RealEntry, now_ns: int) -> None:
+        # The entries flow_tables() describes, stamped with the clock bpf_ktime_get_ns() reads.
+        self.maps.install_new_flow(flow, placement.real_id, placement.service_id, real, now_ns)
         self.maps.add_conns(placement.real_id, 0, 1)  # as XDP counts the flows it creates (real_conns)
         self.flows.count += 1
         self.conns[placement.real_id] = self.conns.get(placement.real_id, 0) + 1
@@ -132,24 +163,26 @@ class FirstPacketPath:
 
     # -- forwarding ------------------------------------------------------------------------------
 
-    def _forward(self, pkt: Any, l3: bytes, placement: Placement, tables: Tables) -> None:
+    def _forward(self, pkt: Any, l3: bytes, placement: Placement, real: RealEntry) -> None:
         ingress = pkt.indev
         facts = self._link(ingress)
         hw = pkt.get_hw()
         frame = wrap_in_frame(l3, facts.mac if facts else bytes(6), bytes(hw[:6]) if hw else bytes(6))
-        result = process(frame, tables, self._fib, ingress)
+        # What process() makes of the frame with flow_tables() of this placement, without the Tables.
+        result = forward_placed(frame, real, placement.service_id, placement.real_id, self.tx_ifindexes,
+                                self.tunnel_source, self._fib, ingress)
         where = fate(result, placement.real.forwarding)
         if where is Fate.SENT:
             assert result.egress_ifindex is not None
             self.sender.send(result.frame_out, result.egress_ifindex)
-            pkt.drop()
+            self._drop(pkt)
         elif where is Fate.KERNEL:
             pkt.set_payload(result.frame_out[14:])
             pkt.accept()
         elif where is Fate.KERNEL_AS_IS:
             pkt.accept()
         else:
-            pkt.drop()
+            self._drop(pkt)
         if result.reason is Reason.PASS_NO_NEIGH:
             self.resolver.resolve(placement.real.address)  # so that the next packets find it
         if where in (Fate.SENT, Fate.KERNEL):

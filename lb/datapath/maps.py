@@ -30,9 +30,9 @@ from lb.datapath.records import FlowRecords
 from lb.datapath.ringmaps import NO_LIMIT, RingMaps
 from lb.datapath.schedmaps import SchedMaps
 from lb.datapath.servicemaps import ServiceMaps
-from lb.model import FlowKey, Forwarding, Protocol
+from lb.model import FlowKey, Forwarding, Protocol, flow_key
 from lb.sched.xdpkind import XdpKind
-from lb.tables import FlowEntry, RealSched, ReverseEntry, Tables, TcpSeen
+from lb.tables import FlowEntry, RealEntry, RealSched, ReverseEntry, Tables, TcpSeen
 
 FLOW_BATCH = 8192  # entries per BPF_MAP_LOOKUP_BATCH call
 # EINVAL: the map type has no batch ops (or the kernel predates them); ENOTSUPP (524, kernel-internal)
@@ -168,6 +168,18 @@ class DatapathMaps(ServiceMaps, RingMaps, SchedMaps, CounterMaps):
             rkey = FlowKey(flow.proto, real.address, real.port, flow.saddr, flow.sport)
             self.set_reverse(rkey, tables.reverse[rkey])
         self.set_flow(flow, entry)
+
+    def install_new_flow(self, flow: FlowKey, real_id: int, service_id: int, real: RealEntry, stamp_ns: int) -> None:
+        """install_flow() of the entries Tables.install_flow(flow, real_id, stamp_ns) makes (nothing seen
+        yet), packed straight from their fields: the first-packet path installs every flow it schedules
+        this way, and building a Tables for one flow cost more than both bpf(2) calls. Same order: the
+        reverse entry first."""
+        if real.forwarding is Forwarding.MASQ:
+            # reverse_key(flow, real): real address:port → client address:port
+            rkey = _FLOW_KEY.pack(int(real.address), int(flow.saddr), real.port, flow.sport, flow.proto)
+            self._update_raw("reverse", rkey, _REVERSE_STATE.pack(
+                stamp_ns, flow.daddr.packed, flow.dport.to_bytes(2, "big"), real_id, service_id, 0, 0))
+        self._update_raw("flows", _flow_key(flow), _FLOW_STATE.pack(stamp_ns, real_id, service_id, 0, 0))
 
     def get_flow(self, flow: FlowKey) -> FlowEntry | None:
         """One flow's entry, or None (the first-packet path asks before scheduling)."""
@@ -323,7 +335,7 @@ def _decode_keys(raw: bytes) -> list[FlowKey]:
         dst = addresses.get(daddr)
         if dst is None:
             dst = addresses[daddr] = IPv4Address(daddr)
-        keys.append(FlowKey(protocols.get(proto) or Protocol(proto), src, sport, dst, dport))
+        keys.append(flow_key(protocols.get(proto) or Protocol(proto), src, sport, dst, dport))
     return keys
 
 

@@ -2,7 +2,7 @@
 first-packet path. `process(frame, tables, fib, ingress_ifindex)` → `Result`."""
 
 from lb.rewrite.fib import Fib, FibResult, FibStatus, Route, StaticFib
-from lb.rewrite.process import Counted, Result, process
+from lb.rewrite.process import Counted, Result, forward_placed, process
 from lb.rewrite.verdicts import Reason, Verdict
 
 __all__ = [
@@ -15,5 +15,6 @@ __all__ = [
     "Route",
     "StaticFib",
     "Verdict",
+    "forward_placed",
     "process",
 ]

@@ -17,9 +17,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+from typing import NamedTuple
 
 import lb.rewrite.checksum as checksum
-from lb.model import FlowKey, Forwarding, Protocol, ServiceKey
+from lb.model import FlowKey, Forwarding, Protocol, ServiceKey, flow_key
 from lb.packet import (
     ETH_HLEN,
     IP_CHECK,
@@ -62,6 +63,7 @@ _TCP, _UDP, _ICMP = int(IpProto.TCP), int(IpProto.UDP), int(IpProto.ICMP)
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _PROTOCOLS = {int(p): p for p in Protocol}
+_tuple = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,10 @@ class Result:
     scheduled: int | None = None  # the real XDP scheduled this first packet to (a hash_conns count)
 
 
-@dataclass(frozen=True)
-class _Packet:
-    """Offsets and fields of a frame that passed parsing (plain IPv4, no options, TCP or UDP)."""
+class _Packet(NamedTuple):
+    """Offsets and fields of a frame that passed parsing (plain IPv4, no options, TCP or UDP). A
+    tuple, made without NamedTuple's Python-level __new__ (_parse): the first-packet path parses
+    every new flow's frame."""
 
     key: FlowKey
     ttl: int
@@ -157,12 +160,30 @@ def _forward(frame: bytes, parsed: _Packet, flow: FlowEntry, tables: Tables, fib
     real = tables.reals.get(flow.real_id)
     if real is None:
         return Result(Verdict.PASS, frame, Reason.PASS_NO_REAL)
-    counted = Counted(flow.service_id, flow.real_id, False, parsed.tot_len)
+    return _forward_to(frame, parsed, real, flow.service_id, flow.real_id, tables.tx_ports, tables.tunnel_source,
+                       fib, ingress_ifindex)
+
+
+def forward_placed(frame: bytes, real: RealEntry, service_id: int, real_id: int, tx_ports: set[int],
+                   tunnel_source: IPv4Address | None, fib: Fib, ingress_ifindex: int) -> Result:
+    """process() of a frame whose flow was just sent to `real` (real `real_id` of service `service_id`):
+    exactly what process(frame, tables, …) returns when `tables` holds that flow's fresh entry (no FIN
+    or RST seen), the real and the service, without building the Tables. The first-packet path
+    forwards every packet it placed this way (lb.daemon.firstpath)."""
+    parsed = _parse(frame)
+    if isinstance(parsed, Reason):
+        return Result(parsed.verdict, frame, parsed)
+    return _forward_to(frame, parsed, real, service_id, real_id, tx_ports, tunnel_source, fib, ingress_ifindex)
+
+
+def _forward_to(frame: bytes, parsed: _Packet, real: RealEntry, service_id: int, real_id: int, tx_ports: set[int],
+                tunnel_source: IPv4Address | None, fib: Fib, ingress_ifindex: int) -> Result:
+    counted = Counted(service_id, real_id, False, parsed.tot_len)
     if real.forwarding is Forwarding.MASQ:
-        return _masq_forward(frame, parsed, real, fib, ingress_ifindex, tables.tx_ports, counted)
+        return _masq_forward(frame, parsed, real, fib, ingress_ifindex, tx_ports, counted)
     if real.forwarding is Forwarding.ROUTE:
-        return _route(frame, parsed, real, fib, ingress_ifindex, tables.tx_ports, counted)
-    return _tunnel(frame, parsed, real, tables.tunnel_source, fib, ingress_ifindex, tables.tx_ports, counted)
+        return _route(frame, parsed, real, fib, ingress_ifindex, tx_ports, counted)
+    return _tunnel(frame, parsed, real, tunnel_source, fib, ingress_ifindex, tx_ports, counted)
 
 
 def _seen_bits(tcp_flags: int) -> int:
@@ -191,8 +212,9 @@ def _parse(frame: bytes) -> _Packet | Reason:
     # parse_tcphdr(): the data offset must cover the fixed header and end within the packet
     if l4 is None or (proto == _TCP and (l4.hlen < TCP_HLEN or l4.at + l4.hlen > end)):
         return Reason.PASS_BAD_L4
-    key = FlowKey(_PROTOCOLS[proto], ip.saddr, l4.sport, ip.daddr, l4.dport)
-    return _Packet(key, ip.ttl, ip.tos, ip.tot_len, l4.at, l4.check, proto == _TCP and tcp_opens(l4.flags), l4.flags)
+    key = flow_key(_PROTOCOLS[proto], ip.saddr, l4.sport, ip.daddr, l4.dport)
+    return _tuple(_Packet, (key, ip.ttl, ip.tos, ip.tot_len, l4.at, l4.check, proto == _TCP and tcp_opens(l4.flags),
+                            l4.flags))
 
 
 def _next_hop(result: FibResult, tot_len: int, ingress: int, tx_ports: set[int], outbound: bool) -> tuple[str, Reason]:

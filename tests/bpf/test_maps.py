@@ -10,9 +10,11 @@ from types import SimpleNamespace
 import fixtures as F
 import pytest
 
+from lb.balancer.decide import flow_tables
+from lb.balancer.engine import Placement
 from lb.datapath import maps as M
-from lb.model import FlowKey, Protocol
-from lb.tables import FlowEntry, ReverseEntry, TcpSeen
+from lb.model import FlowKey, Forwarding, Protocol, RealServer, Service
+from lb.tables import FlowEntry, RealEntry, ReverseEntry, TcpSeen
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf]
 
@@ -127,3 +129,24 @@ def test_reason_counts_of_an_older_smaller_map_read_zero_past_its_end(datapath) 
         assert counts == dict.fromkeys(Reason, 0)
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("forwarding", [Forwarding.MASQ, Forwarding.ROUTE, Forwarding.TUNNEL])
+@pytest.mark.parametrize("proto", [Protocol.TCP, Protocol.UDP])
+def test_install_new_flow_writes_what_install_flow_writes(datapath, forwarding: Forwarding, proto: Protocol) -> None:
+    """The first-packet path's install (no Tables) leaves the maps as install_flow() of the flow's
+    flow_tables() does: the same forward entry and, for masquerading, the same reverse entry."""
+    maps = datapath.maps
+    maps.write(F.tables_with())
+    flow = FlowKey(proto, IPv4Address("10.3.0.7"), 40001, IPv4Address(F.VIP_M), 80)
+    real = RealServer(IPv4Address("10.1.0.20"), 8080 if forwarding is Forwarding.MASQ else 80, forwarding)
+    placement = Placement(Service(flow.service_key, "rr"), 5, real, 17)
+    tables = flow_tables(flow, placement, set(), None, 987654321)
+    maps.install_flow(tables, flow)
+    expected = maps.read_flows()
+    assert expected == (tables.flows, tables.reverse)  # what the Tables hold, read back
+    assert len(expected[1]) == (1 if forwarding is Forwarding.MASQ else 0)
+    maps.write(F.tables_with())
+    assert maps.read_flows() == ({}, {})
+    maps.install_new_flow(flow, 17, 5, RealEntry(real.address, real.port, forwarding), 987654321)
+    assert maps.read_flows() == expected

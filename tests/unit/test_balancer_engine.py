@@ -123,3 +123,21 @@ def test_real_by_id_and_destinations_follow_every_sync():
     assert [d.key for d in state.dests] == list(state.reals) and len(state.dests) == 2
     b.sync([])
     assert all(b.real_by_id(rid) is None for rid in ids.values())
+
+
+def test_a_placement_names_the_service_and_real_as_they_are_now():
+    """Placements are reused per real while nothing changes, and never outlive an edit: after the
+    real's weight or the service's persistence changes, a new flow's placement carries the new ones."""
+    b = Balancer()
+    b.sync([vs(weights=(1, 1, 1))])
+    first = b.place(flow(0), 0)
+    b.place(flow(1), 0)
+    b.place(flow(2), 0)
+    again = b.place(flow(3), 0)
+    assert again == first and (again.real.weight, again.service.persistence) == (1, None)
+    b.sync([vs(weights=(4, 1, 1), persistence=60)])
+    edited = [b.place(flow(10 + i, client=f"10.0.1.{10 + i}"), 0) for i in range(3)]
+    assert first.real.key in {p.real.key for p in edited}
+    assert all(p.service.persistence == 60 for p in edited)
+    assert {p.real.key: p.real.weight for p in edited}[first.real.key] == 4
+    assert {p.real_id for p in edited} == {r.real_id for r in b.services[KEY].reals.values()}
