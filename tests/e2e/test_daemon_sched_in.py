@@ -9,8 +9,6 @@ and one with `--sched-in daemon` (two attaches for the module: bcc compiles for 
 owns a VIP port and its own client source address, so no test's flows or reverse entries (real:port
 → client:port, which XDP never overwrites) meet another's.
 
-A kind XDP does not decide in this branch yet is marked xfail for the xdp lab only: IN_XDP lists
-those merged; the lead adds a kind to it when its branch is merged (issue 13).
 """
 
 from __future__ import annotations
@@ -31,15 +29,7 @@ pytestmark = [pytest.mark.root, pytest.mark.e2e]
 HTTP_PORT = 8080
 UDP_PORT = 5353
 ALIASES = 21
-IN_XDP = frozenset({"mh", "rr", "wrr", "persistence", "sh", "wlc"})  # kinds whose first packets XDP decides in this branch
-
-
-def both(kind: str) -> pytest.MarkDecorator:
-    """Run the test in the xdp lab and in the daemon lab; in the xdp lab, expect a failure while
-    `kind` is not decided in XDP in this branch."""
-    xdp = pytest.param("xdp", marks=() if kind in IN_XDP else pytest.mark.xfail(
-        strict=False, reason=f"needs {kind} in XDP (issue 13)"))
-    return pytest.mark.parametrize("lab", [xdp, "daemon"], indirect=True)
+BOTH = pytest.mark.parametrize("lab", ["xdp", "daemon"], indirect=True)  # run in the xdp lab and the daemon lab
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +94,7 @@ def check_decided(lbxdp: Lbxdp, through: Through, proto: str, service: str, flow
         assert through.packets >= flows, lbxdp.status().text
 
 
-@both("rr")
+@BOTH
 def test_rr_gives_exact_thirds(topo: Topology, lbxdp: Lbxdp) -> None:
     service = f"{topo.vip}:80"
     lbxdp.service(service, "rr", masq_reals(topo))
@@ -115,7 +105,7 @@ def test_rr_gives_exact_thirds(topo: Topology, lbxdp: Lbxdp) -> None:
     check_decided(lbxdp, through, "TCP", service, 30)
 
 
-@both("wrr")
+@BOTH
 def test_wrr_gives_exact_3_2_1_over_whole_cycles(topo: Topology, lbxdp: Lbxdp) -> None:
     service = f"{topo.vip}:81"
     lbxdp.service(service, "wrr", masq_reals(topo, weights=(3, 2, 1)))
@@ -126,7 +116,7 @@ def test_wrr_gives_exact_3_2_1_over_whole_cycles(topo: Topology, lbxdp: Lbxdp) -
     check_decided(lbxdp, through, "TCP", service, 24)
 
 
-@both("wlc")
+@BOTH
 def test_wlc_carries_real_traffic(topo: Topology, lbxdp: Lbxdp) -> None:
     service = f"{topo.vip}:82"
     lbxdp.service(service, "wlc", masq_reals(topo, weights=(2, 1, 1)))
@@ -136,7 +126,7 @@ def test_wlc_carries_real_traffic(topo: Topology, lbxdp: Lbxdp) -> None:
     check_decided(lbxdp, through, "TCP", service, 24)
 
 
-@both("sh")
+@BOTH
 def test_sh_keeps_each_client_address_on_one_real(topo: Topology, lbxdp: Lbxdp) -> None:
     service = f"{topo.vip}:83"
     lbxdp.service(service, "sh", masq_reals(topo))
@@ -148,7 +138,7 @@ def test_sh_keeps_each_client_address_on_one_real(topo: Topology, lbxdp: Lbxdp) 
     check_decided(lbxdp, through, "TCP", service, 36)
 
 
-@both("persistence")
+@BOTH
 def test_persistence_keeps_a_client_on_its_real(topo: Topology, lbxdp: Lbxdp) -> None:
     service = f"{topo.vip}:84"
     lbxdp.service(service, "rr", masq_reals(topo), extra=("-p", "60"))
@@ -160,7 +150,7 @@ def test_persistence_keeps_a_client_on_its_real(topo: Topology, lbxdp: Lbxdp) ->
     check_decided(lbxdp, through, "TCP", service, 18)
 
 
-@both("rr")
+@BOTH
 def test_udp_rr_gives_exact_thirds(topo: Topology, lbxdp: Lbxdp) -> None:
     service = f"{topo.vip}:53"
     lbxdp.service(service, "rr", masq_reals(topo, UDP_PORT), udp=True)
