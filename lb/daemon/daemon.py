@@ -163,7 +163,7 @@ class Daemon(Links):
                 real = rstate.real
                 self.maps.set_real(rstate.real_id, RealEntry(real.address, real.port, real.forwarding))
         self.kernel_sched.sync(self.balancer.services, rewrite=True)  # rows, then the entries naming them
-        self.kernel_sched.grant(self.flows.limit - self.flows.count)
+        self.kernel_sched.grant(self.flows.limit - self.flows.count, self.flows)
         self._update_tunnel_source()
         for key in [k for k in self.health_checks if k not in wanted]:
             del self.health_checks[key]
@@ -256,7 +256,7 @@ class Daemon(Links):
         self._apply_health()
         # Table pressure: new flows of in-kernel services go to NFQUEUE and its refusal policy.
         self.kernel_sched.set_paused(self.flows.count >= self.flows.limit, self.balancer.services)
-        self.kernel_sched.grant(self.flows.limit - self.flows.count)  # room XDP may fill until the next sweep
+        self.kernel_sched.grant(self.flows.limit - self.flows.count, self.flows)  # XDP's room until the next sweep
 
     def _sweep(self) -> None:
         """Expire idle flows and recount connections per real from the flow table."""

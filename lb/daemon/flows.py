@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import typing
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -27,6 +28,14 @@ HALF_OPEN_GRACE_NS = 1_000_000_000  # a half-open flow younger than this is not 
 PRUNE_INTERVAL = 1.0  # seconds between whole-table prunes while the table is full
 
 
+class XdpCreations(typing.Protocol):
+    """What XDP created since the book last counted the table (lb.daemon.kernelsched)."""
+
+    def created_since_count(self) -> int: ...
+
+    def note_sweep(self) -> None: ...
+
+
 class FlowBook:
     def __init__(self, maps: DatapathMaps, max_flows: int, real_of: Callable[[int], RealServer | None]) -> None:
         self.maps = maps
@@ -38,6 +47,11 @@ class FlowBook:
         # BPF's LRU keeps part of its free list per CPU and starts evicting before max_entries,
         # so the daemon lets the table hold less, by a margin.
         self.limit = max(1, min(int(max_flows * 0.9), max_flows - 256 * (os.cpu_count() or 1)))
+        # XDP creates flows too, between two counts, up to the room granted it (xdp_room): near the
+        # limit the book asks how many it did, or it would fill the table past it and the LRU would
+        # evict established flows (a SYN flood against a service XDP decides).
+        self.xdp: XdpCreations | None = None
+        self.xdp_room = 0
 
     def reverse_key(self, flow: FlowKey, real_id: int) -> FlowKey | None:
         real = self.real_of(real_id)
@@ -94,13 +108,17 @@ class FlowBook:
         """True when a new flow must be refused; prunes old half-open flows first, at most once a
         second: a prune reads the whole table, and a SYN flood against a full table must cost each
         refused SYN nothing more than this comparison."""
-        if self.count < self.limit:
+        if self.count + self.xdp_room < self.limit or self._counted() < self.limit:
             return False
         now = time.monotonic()
         if now - self._last_prune >= PRUNE_INTERVAL:
             self._last_prune = now
             self._prune_half_open()
-        return self.count >= self.limit
+        return self._counted() >= self.limit
+
+    def _counted(self) -> int:
+        """The flows in the table now: the book's count and what XDP created since it."""
+        return self.count + (self.xdp.created_since_count() if self.xdp is not None else 0)
 
     def _prune_half_open(self) -> int:
         """Under pressure, half-open flows (no handshake seen) older than a second go first."""
@@ -112,6 +130,8 @@ class FlowBook:
                 self.remove(flow, entry.real_id)
                 pruned += 1
         self.count = len(flows) - pruned
+        if self.xdp is not None:
+            self.xdp.note_sweep()  # XDP's flows are in this count
         self.pruned += pruned
         return pruned
 

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from lb.balancer.engine import ServiceState
+from lb.daemon.flows import FlowBook
 from lb.datapath.maps import DatapathMaps
 from lb.model import ServiceKey
 from lb.sched.cycle import CycleScheduler
@@ -207,7 +208,13 @@ class KernelSched:
         """The flow table was just counted: flows XDP creates from now on are not in that count."""
         self._base = [created for created, _ in self.maps.read_hash_budget()]
 
-    def grant(self, room: int) -> None:
+    def created_since_count(self) -> int:
+        """Flows XDP created since the table was last counted (note_sweep())."""
+        if self._base is None:
+            return 0
+        return max(0, sum(created for created, _ in self.maps.read_hash_budget()) - sum(self._base))
+
+    def grant(self, room: int, book: FlowBook | None = None) -> None:
         """Let XDP create up to `room` flows (the table's limit minus its count at the last sweep,
         less what the daemon installed since) beyond what it had created at that sweep, split
         evenly over the CPUs (each CPU counts its own: no atomics on the packet path)."""
@@ -218,6 +225,8 @@ class KernelSched:
         if 0 < room < len(self._base):
             share = 1  # a little over the room: the limit keeps a margin below MAX_FLOWS
         self.maps.grant_hash_budget([created + share for created in self._base])
+        if book is not None:  # the book keeps this room for XDP, and asks what it used near its limit
+            book.xdp, book.xdp_room = self, share * len(self._base)
 
     # -- writing ---------------------------------------------------------------------------------
 
