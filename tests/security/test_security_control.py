@@ -342,8 +342,9 @@ def test_listing_thousands_of_connections_streams_every_line(lab, before) -> Non
 
 
 def _scheduled(lbxdp: Lbxdp) -> int:
+    """Flows scheduled so far, by the daemon or by XDP (rr's first packets are decided in XDP)."""
     data = json.loads(lbxdp("status", "--json").stdout)
-    return int(data["first_path_events"].get("scheduled", 0))
+    return int(data["first_path_events"].get("scheduled", 0)) + int(data["xdp_scheduled"])
 
 
 # -- squatting: a user takes the name before any daemon runs -----------------------------------------
